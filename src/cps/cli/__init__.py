@@ -1,0 +1,39 @@
+"""The `cps` command line: a click group whose commands are thin adapters over the library.
+
+Each command parses its arguments, calls one library function and renders the result through
+`output`. Library errors (`CPSError`) become a message, a hint and the error's exit status here, in
+one place; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from ..errors import CPSError
+from . import output
+from .store import store
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cps")
+def cps() -> None:
+    """CPS: continuous protection for mail stores."""
+
+
+cps.add_command(store)
+
+
+def main() -> None:
+    try:
+        cps.main(standalone_mode=False)
+    except CPSError as error:
+        output.fail(error)
+    except click.exceptions.Abort:
+        output.note("aborted")
+        raise SystemExit(130) from None
+    except click.ClickException as error:
+        error.show()
+        raise SystemExit(error.exit_code) from None
+    except click.exceptions.Exit as done:
+        raise SystemExit(done.exit_code) from None

@@ -1,0 +1,54 @@
+"""The one place that makes a file durable: temp file, write, fsync, rename, fsync of the folder.
+
+A reader of `path` sees either the old file, no file, or the complete new one, never a part; after
+`atomic_write` returns, the new file survives a power cut. On any failure the temp file is removed and
+nothing at `path` has changed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def atomic_write(path: Path, data: bytes | Iterable[bytes], *, mtime: float | None = None) -> None:
+    """Write `data` (bytes, or chunks of bytes) to `path` atomically and durably; `mtime`, if
+    given, is set on the file before it appears under its name."""
+    folder = path.parent
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mtime is not None:
+            os.utime(temp_name, (mtime, mtime))
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    fsync_folder(folder)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names in `folder` (new files, renames) durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_folders(path: Path) -> None:
+    """Create `path` and its missing parents, making each new name durable in its parent."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        folder.mkdir()
+        fsync_folder(folder.parent)

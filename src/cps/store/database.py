@@ -1,0 +1,235 @@
+"""`MailDatabase`: the Python API of one mail database, the surface every other part of CPS uses.
+
+Each method that changes something is one short write transaction. Mailboxes are named by address,
+folders by their path of names (a tuple, or "A/B" text), messages by their id (stable for the life of
+the message in this database, across moves) or by folder and UID. An instance is one connection:
+use one per thread; any number of processes may open the same file at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import InvalidMessage
+from . import folders as _folders
+from . import messages as _messages
+from . import queries as _queries
+from .connection import (
+    BUSY_TIMEOUT_SECONDS,
+    create_database,
+    open_database,
+    snapshot,
+    transaction,
+)
+from .models import Delivery, Folder, Mailbox, Message, Stats
+from .names import split_path
+from .parse import content_hash, parse_envelope
+
+FolderPath = tuple[str, ...] | str
+
+
+def parse_message(raw: bytes) -> _messages.ParsedMessage:
+    """Parse a raw message for storing; refuses only an empty one."""
+    if not raw.strip():
+        raise InvalidMessage("empty message", hint="A message needs at least one header line.")
+    return _messages.ParsedMessage(raw, content_hash(raw), parse_envelope(raw))
+
+
+class MailDatabase:
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self.connection = connection
+
+    @classmethod
+    def create(cls, path: str | Path) -> MailDatabase:
+        path = Path(path)
+        return cls(path, create_database(path))
+
+    @classmethod
+    def open(
+        cls, path: str | Path, *, readonly: bool = False, busy_timeout: float = BUSY_TIMEOUT_SECONDS
+    ) -> MailDatabase:
+        """Open an existing database. A writer waits up to `busy_timeout` seconds for another
+        process's write transaction before giving up with StoreBusy."""
+        path = Path(path)
+        return cls(path, open_database(path, readonly=readonly, busy_timeout=busy_timeout))
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> MailDatabase:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def database_id(self) -> str:
+        row = self.connection.execute("SELECT value FROM meta WHERE key = 'database_id'").fetchone()
+        return str(row[0])
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction for several operations that must commit together."""
+        with transaction(self.connection) as connection:
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read of several queries."""
+        with snapshot(self.connection) as connection:
+            yield connection
+
+    # Mailboxes
+
+    def create_mailbox(self, address: str, display_name: str = "") -> Mailbox:
+        with self.write() as c:
+            return _folders.create_mailbox(c, address, display_name)
+
+    def delete_mailbox(self, address: str, *, purge: bool = False) -> None:
+        """Mark a mailbox deleted (its address becomes free); `purge` also removes its mail."""
+        with self.write() as c:
+            _messages.collect_bodies(c, _folders.delete_mailbox(c, address, purge=purge))
+
+    def mailbox(self, address: str) -> Mailbox:
+        return _folders.live_mailbox(self.connection, address)
+
+    def mailboxes(self, *, include_deleted: bool = False) -> list[Mailbox]:
+        return _folders.list_mailboxes(self.connection, include_deleted=include_deleted)
+
+    # Folders
+
+    def folders(self, address: str) -> list[Folder]:
+        with self.read() as c:
+            return _folders.list_folders(c, _folders.live_mailbox(c, address))
+
+    def folder(self, address: str, path: FolderPath) -> Folder:
+        c = self.connection
+        return _folders.find_folder(c, _folders.live_mailbox(c, address), _path(path))
+
+    def create_folder(self, address: str, path: FolderPath, *, parents: bool = False) -> Folder:
+        with self.write() as c:
+            mailbox = _folders.live_mailbox(c, address)
+            return _folders.create_folder(c, mailbox, _path(path), parents=parents)
+
+    def rename_folder(self, address: str, path: FolderPath, new_path: FolderPath) -> Folder:
+        with self.write() as c:
+            mailbox = _folders.live_mailbox(c, address)
+            return _folders.rename_folder(c, mailbox, _path(path), _path(new_path))
+
+    def delete_folder(self, address: str, path: FolderPath) -> None:
+        """Delete a folder, its subfolders and every message in them, for good."""
+        with self.write() as c:
+            mailbox = _folders.live_mailbox(c, address)
+            _messages.collect_bodies(c, _folders.delete_folder(c, mailbox, _path(path)))
+
+    # Messages
+
+    def deliver(
+        self,
+        raw: bytes,
+        recipients: Sequence[str],
+        *,
+        folder: FolderPath | None = None,
+        internal_date: int | None = None,
+        flags: Iterable[str] = (),
+    ) -> list[Delivery]:
+        """Deliver one message to every recipient's Inbox (or `folder`), in one transaction:
+        all recipients get it, or none does."""
+        parsed = parse_message(raw)
+        when = int(time.time()) if internal_date is None else internal_date
+        flag_list = tuple(flags)
+        deliveries = []
+        with self.write() as c:
+            body_id = _messages.store_body(c, parsed)
+            for recipient in recipients:
+                mailbox = _folders.live_mailbox(c, recipient)
+                target = (
+                    _folders.role_folder(c, mailbox, "inbox")
+                    if folder is None
+                    else _folders.find_folder(c, mailbox, _path(folder))
+                )
+                message_id, uid = _messages.place(c, target.id, body_id, when, flag_list)
+                deliveries.append(Delivery(message_id, mailbox.address, target.path, uid))
+        return deliveries
+
+    def messages(
+        self, address: str, path: FolderPath, *, limit: int | None = None, offset: int = 0
+    ) -> list[Message]:
+        with self.read() as c:
+            folder = _folders.find_folder(c, _folders.live_mailbox(c, address), _path(path))
+            return _queries.list_messages(c, folder.id, limit=limit, offset=offset)
+
+    def message(self, message_id: int) -> Message:
+        return _queries.get_message(self.connection, message_id)
+
+    def message_by_uid(self, address: str, path: FolderPath, uid: int) -> Message:
+        with self.read() as c:
+            folder = _folders.find_folder(c, _folders.live_mailbox(c, address), _path(path))
+            return _queries.message_by_uid(c, folder.id, uid)
+
+    def fetch_raw(self, message_id: int) -> bytes:
+        return _queries.fetch_raw(self.connection, message_id)
+
+    def attachments(self, message_id: int) -> list[tuple[str, str, int]]:
+        """(filename, content type, decoded size) of each attachment, in MIME order."""
+        return _queries.attachments_of(self.connection, message_id)
+
+    def folder_of(self, message_id: int) -> Folder:
+        c = self.connection
+        return _folders.folder_by_id(c, _messages.folder_of(c, message_id))
+
+    def move(self, message_ids: Sequence[int], address: str, path: FolderPath) -> list[int]:
+        """Move messages to a folder of `address`; returns their new UIDs."""
+        with self.write() as c:
+            folder = _folders.find_folder(c, _folders.live_mailbox(c, address), _path(path))
+            return _messages.move(c, message_ids, folder.id)
+
+    def copy(self, message_ids: Sequence[int], address: str, path: FolderPath) -> list[int]:
+        """Copy messages to a folder of `address`; returns the copies' message ids."""
+        with self.write() as c:
+            folder = _folders.find_folder(c, _folders.live_mailbox(c, address), _path(path))
+            return _messages.copy(c, message_ids, folder.id)
+
+    def set_flags(
+        self, message_ids: Sequence[int], *, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> None:
+        with self.write() as c:
+            _messages.change_flags(c, message_ids, add, remove)
+
+    def delete(self, message_ids: Sequence[int]) -> None:
+        """Delete as a mail client does: to the mailbox's Deleted Items, or for good from there."""
+        with self.write() as c:
+            for message_id in message_ids:
+                folder = _folders.folder_by_id(c, _messages.folder_of(c, message_id))
+                if folder.role == "trash":
+                    _messages.expunge(c, [message_id])
+                    continue
+                mailbox = c.execute(
+                    "SELECT address FROM mailboxes WHERE id = ?", (folder.mailbox_id,)).fetchone()
+                trash = _folders.role_folder(c, _folders.live_mailbox(c, mailbox[0]), "trash")
+                _messages.move(c, [message_id], trash.id)
+
+    def expunge(self, message_ids: Sequence[int]) -> None:
+        """Remove messages for good, wherever they are."""
+        with self.write() as c:
+            _messages.expunge(c, message_ids)
+
+    def search(self, query: _queries.SearchQuery) -> list[Message]:
+        with self.read() as c:
+            return _queries.search(c, query)
+
+    def stats(self) -> Stats:
+        with self.read() as c:
+            return _queries.stats(c, self.path)
+
+
+def _path(path: FolderPath) -> tuple[str, ...]:
+    return split_path(path) if isinstance(path, str) else split_path("/".join(path))

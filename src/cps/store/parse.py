@@ -1,0 +1,169 @@
+"""Reading what the store indexes out of a raw RFC 5322 message, without ever refusing one.
+
+The raw bytes are the message; everything here is derived from them and may be recomputed. Real mail
+is often malformed (8-bit headers, unknown charsets, broken MIME boundaries, RFC 822 group syntax
+that trips `email.policy.default`), so parsing uses the lenient `compat32` policy, decodes every header
+by hand with replacement characters, and turns every problem into a defect name in
+`Envelope.defects` instead of an exception. Only an empty message is refused, by the caller.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.utils
+import hashlib
+import re
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
+
+# Full-text indexing stops after this much decoded text per message: search finds words in the
+# first megabyte of a message's text, and a 30 MB attachment-free message cannot bloat the index.
+MAX_INDEXED_TEXT = 1 << 20
+
+_PARSER = BytesParser(policy=compat32)
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The parsed view of one message: header fields, text for the index, attachments, defects."""
+
+    message_id: str
+    subject: str
+    from_: str
+    to: str
+    cc: str
+    date: int | None  # seconds since the epoch, from the Date header, when it parses
+    in_reply_to: str
+    references: str
+    attachments: tuple[Attachment, ...]
+    text: str
+    defects: tuple[str, ...]
+
+
+def content_hash(raw: bytes) -> bytes:
+    """The single-instance key of a body: SHA-256 of the raw bytes."""
+    return hashlib.sha256(raw).digest()
+
+
+def parse_envelope(raw: bytes) -> Envelope:
+    message = _PARSER.parsebytes(raw)
+    defects: list[str] = [type(d).__name__ for d in message.defects]
+    texts: list[str] = []
+    attachments: list[Attachment] = []
+    for part in message.walk():
+        defects.extend(type(d).__name__ for d in part.defects if part is not message)
+        if part.is_multipart():
+            continue
+        _collect_part(part, texts, attachments, defects)
+    text = " ".join(texts)[:MAX_INDEXED_TEXT]
+    return Envelope(
+        message_id=_header(message, "Message-ID", defects).strip(),
+        subject=_header(message, "Subject", defects),
+        from_=_header(message, "From", defects),
+        to=_header(message, "To", defects),
+        cc=_header(message, "Cc", defects),
+        date=_date(message, defects),
+        in_reply_to=_header(message, "In-Reply-To", defects).strip(),
+        references=_SPACE.sub(" ", _header(message, "References", defects)).strip(),
+        attachments=tuple(attachments),
+        text=text,
+        defects=tuple(dict.fromkeys(defects)),
+    )
+
+
+def decode_header_value(value: str | email.header.Header) -> str:
+    """A header value as text: RFC 2047 words decoded, raw 8-bit bytes read as UTF-8 or else
+    Windows-1252, anything undecodable replaced, folding removed."""
+    try:
+        pieces = email.header.decode_header(value)
+    except Exception:  # the email package raises several unrelated types on bad encoded words
+        return _unfold(str(value))
+    out = [
+        chunk if isinstance(chunk, str) else _decode_bytes(chunk, charset)
+        for chunk, charset in pieces
+    ]
+    return _unfold("".join(out))
+
+
+def _header(message: Message, name: str, defects: list[str]) -> str:
+    values = message.get_all(name)
+    if not values:
+        return ""
+    if len(values) > 1:
+        defects.append(f"Duplicate{name.replace('-', '')}Header")
+    value = values[0]
+    if isinstance(value, email.header.Header):  # compat32 hands back raw 8-bit headers this way
+        defects.append("NonAsciiHeader")
+    return decode_header_value(value)
+
+
+def _unfold(value: str) -> str:
+    return value.replace("\r", "").replace("\n", "")
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    if charset is None or charset == "unknown-8bit":
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data.decode("cp1252", errors="replace")
+    try:
+        return data.decode(charset, errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
+
+
+def _date(message: Message, defects: list[str]) -> int | None:
+    raw = message.get("Date")
+    if raw is None:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(str(raw))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        defects.append("InvalidDateHeader")
+        return None
+    try:
+        return int(parsed.timestamp())
+    except (OverflowError, ValueError, OSError):
+        defects.append("InvalidDateHeader")
+        return None
+
+
+def _collect_part(
+    part: Message, texts: list[str], attachments: list[Attachment], defects: list[str]
+) -> None:
+    content_type = part.get_content_type()
+    filename = _filename(part)
+    disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # malformed transfer encodings raise assorted errors
+        defects.append("UndecodablePayload")
+        payload = None
+    data = payload if isinstance(payload, bytes) else b""
+    if filename or disposition == "attachment" or not content_type.startswith("text/"):
+        attachments.append(Attachment(filename, content_type, len(data)))
+        return
+    text = _decode_bytes(data, part.get_content_charset())
+    if content_type == "text/html":
+        text = _TAG.sub(" ", text)
+    texts.append(text)
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:  # bad RFC 2231 parameters
+        return ""
+    return decode_header_value(name) if name else ""
