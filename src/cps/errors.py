@@ -3,14 +3,25 @@
 The hierarchy::
 
     CPSError                       code          exit
-    ├── UsageError                 usage         2    a request that cannot be carried out as asked
-    └── StoreError                 store         3    the mail store refused or failed an operation
-        ├── NotAStore              not-a-store   3    the file is not a CPS mail database
-        ├── StoreBusy              store-busy    4    another process held the database too long
-        ├── NotFound               not-found     5    a mailbox, folder or message does not exist
-        ├── AlreadyExists          exists        6    a mailbox or folder of that name exists
-        ├── InvalidName            invalid-name  7    a folder name or address that cannot be stored
-        └── InvalidMessage         invalid-mail  8    a message that cannot be accepted (empty, too big)
+    ├── UsageError                 usage         2   a request that cannot be carried out as asked
+    ├── StoreError                 store         3   the mail store refused or failed an operation
+    │   ├── NotAStore              not-a-store   3   the file is not a CPS mail database
+    │   ├── StoreBusy              store-busy    4   another process held the database too long
+    │   ├── NotFound               not-found     5   a mailbox, folder or message does not exist
+    │   ├── AlreadyExists          exists        6   a mailbox or folder of that name exists
+    │   ├── InvalidName            invalid-name  7   a folder name or address that cannot be stored
+    │   └── InvalidMessage         invalid-mail  8   a message that cannot be accepted (empty)
+    ├── RepositoryError            repository    10  the backup repository refused or failed
+    │   ├── NotARepository         not-a-repo    10  the folder is not a CPS repository
+    │   ├── UnsupportedFormat      format        11  a file of a format this CPS cannot read
+    │   ├── WrongPassphrase        passphrase    12  missing or wrong passphrase
+    │   ├── RepositoryLocked       locked        13  another process holds the lock needed
+    │   ├── CorruptFile            corrupt       14  a file fails its checksum or cannot be parsed
+    │   └── MissingFile            missing       15  a file the repository's records need is absent
+    ├── CaptureError               capture       20  a database cannot be protected as asked
+    │   └── NotInWalMode           not-wal       21  the database is not in WAL mode
+    └── RestoreError               restore       30  a restore cannot be carried out as asked
+        └── TargetNotCovered       not-covered   31  no restorable point matches the target
 
 `CPSError` is what a user is shown: a lowercase message without a trailing period, plus an optional
 hint written as full sentences. Anything else that escapes is a bug and is shown as one. The codes and
@@ -75,6 +86,65 @@ class InvalidMessage(StoreError):
     exit_status = 8
 
 
+class RepositoryError(CPSError):
+    code = "repository"
+    exit_status = 10
+
+    def __init__(self, message: str, *, hint: str | None = None, path: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+
+class NotARepository(RepositoryError):
+    code = "not-a-repo"
+    exit_status = 10
+
+
+class UnsupportedFormat(RepositoryError):
+    code = "format"
+    exit_status = 11
+
+
+class WrongPassphrase(RepositoryError):
+    code = "passphrase"
+    exit_status = 12
+
+
+class RepositoryLocked(RepositoryError):
+    code = "locked"
+    exit_status = 13
+
+
+class CorruptFile(RepositoryError):
+    code = "corrupt"
+    exit_status = 14
+
+
+class MissingFile(RepositoryError):
+    code = "missing"
+    exit_status = 15
+
+
+class CaptureError(CPSError):
+    code = "capture"
+    exit_status = 20
+
+
+class NotInWalMode(CaptureError):
+    code = "not-wal"
+    exit_status = 21
+
+
+class RestoreError(CPSError):
+    code = "restore"
+    exit_status = 30
+
+
+class TargetNotCovered(RestoreError):
+    code = "not-covered"
+    exit_status = 31
+
+
 ALL_ERRORS: tuple[type[CPSError], ...] = (
     CPSError,
     UsageError,
@@ -85,4 +155,15 @@ ALL_ERRORS: tuple[type[CPSError], ...] = (
     AlreadyExists,
     InvalidName,
     InvalidMessage,
+    RepositoryError,
+    NotARepository,
+    UnsupportedFormat,
+    WrongPassphrase,
+    RepositoryLocked,
+    CorruptFile,
+    MissingFile,
+    CaptureError,
+    NotInWalMode,
+    RestoreError,
+    TargetNotCovered,
 )

@@ -1,0 +1,34 @@
+"""The repository: the backup-to-disk folder and its on-disk contract (docs/repository-format.md).
+
+Owns every file in a repository: their formats, names, checksums, compression, encryption, locks,
+and the order they are written and read in. It knows SQLite pages and transactions, never mail.
+"""
+
+from .model import (
+    Chain,
+    DatabaseInfo,
+    FullBackup,
+    FullRef,
+    RecoveryPoint,
+    Segment,
+    SegmentRef,
+    Transaction,
+    WalPosition,
+)
+from .packs import PackWriter, PageLocation
+from .repository import Repository
+
+__all__ = [
+    "Chain",
+    "DatabaseInfo",
+    "FullBackup",
+    "FullRef",
+    "PackWriter",
+    "PageLocation",
+    "RecoveryPoint",
+    "Repository",
+    "Segment",
+    "SegmentRef",
+    "Transaction",
+    "WalPosition",
+]

@@ -1,0 +1,163 @@
+"""The container every repository file uses: header, records, footer. See docs/repository-format.md.
+
+All integers little-endian.
+
+    header, 16 bytes
+    offset size  type  meaning
+    0      8     bytes magic, one per file kind (KIND_MAGIC below)
+    8      2     u16   format version (FORMAT_VERSION)
+    10     2     u16   flags: bit 0 records are encrypted, bit 1 records are zstd-compressed
+    12     4     u32   reserved, 0
+
+    records, each
+    0      4     u32   stored length n
+    4      n     bytes stored record: plaintext, compressed with zstd when flag bit 1 is set, then,
+                       when flag bit 0 is set, sealed with AES-256-GCM as nonce (12) | ciphertext | tag (16)
+
+    footer, 44 bytes, at the end of the file
+    0      4     u32   number of records
+    4      8     u64   offset of the last record (packs: their index record), 0 if none
+    12     32    bytes SHA-256 of every byte of the file before this field
+
+The checksum covers stored bytes, so any file can be checked without the key (`sha256sum` of all but
+the last 32 bytes). A reader refuses a file whose magic, version, footer or checksum is wrong, and
+never returns a record of a file it has not checked whole.
+
+Changing a constant or offset here changes the on-disk format: bump FORMAT_VERSION and describe the
+change in docs/repository-format.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CorruptFile, UnsupportedFormat
+
+FORMAT_VERSION = 1
+MIN_FORMAT_VERSION = 1
+MAX_FORMAT_VERSION = 1
+
+FLAG_ENCRYPTED = 1
+FLAG_COMPRESSED = 2
+
+KIND_MAGIC: dict[str, bytes] = {
+    "config": b"CPSCONF\x00",
+    "key": b"CPSKEY\x00\x00",
+    "database": b"CPSDBASE",
+    "chain": b"CPSCHAIN",
+    "full": b"CPSFULL\x00",
+    "segment": b"CPSSEGM\x00",
+    "point": b"CPSPOINT",
+    "pack": b"CPSPACK\x00",
+    "status": b"CPSSTAT\x00",
+}
+
+HEADER = struct.Struct("<8sHHI")
+RECORD_LENGTH = struct.Struct("<I")
+FOOTER = struct.Struct("<IQ32s")
+MAX_RECORD = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class Sealing:
+    """How records are stored: `seal` turns plaintext into stored bytes, `open` the reverse."""
+
+    flags: int
+    seal: Callable[[bytes], bytes]
+    open: Callable[[bytes], bytes]
+
+
+def encode_file(kind: str, sealing: Sealing, records: Iterable[bytes]) -> Iterator[bytes]:
+    """Yield a whole file of `kind` holding `records` (plaintexts), chunk by chunk."""
+    digest = hashlib.sha256()
+    header = HEADER.pack(KIND_MAGIC[kind], FORMAT_VERSION, sealing.flags, 0)
+    digest.update(header)
+    yield header
+    offset, count, last = HEADER.size, 0, 0
+    for plaintext in records:
+        stored = sealing.seal(plaintext)
+        chunk = RECORD_LENGTH.pack(len(stored)) + stored
+        digest.update(chunk)
+        yield chunk
+        last = offset
+        offset += len(chunk)
+        count += 1
+    tail = struct.pack("<IQ", count, last)
+    digest.update(tail)
+    yield tail + digest.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFile:
+    """A checked repository file: its flags and where each record's stored bytes are."""
+
+    path: Path
+    data: bytes
+    flags: int
+    spans: tuple[tuple[int, int], ...]  # (offset of stored bytes, length) per record
+
+    def record(self, index: int, sealing: Sealing) -> bytes:
+        start, length = self.spans[index]
+        return _open_record(self.path, sealing, self.data[start : start + length])
+
+    def records(self, sealing: Sealing) -> Iterator[bytes]:
+        for index in range(len(self.spans)):
+            yield self.record(index, sealing)
+
+
+def read_file(path: Path, kind: str) -> RecordFile:
+    """Read and check a whole file of `kind`; raises CorruptFile or UnsupportedFormat."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise CorruptFile(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
+    return parse_file(path, data, kind)
+
+
+def parse_file(path: Path, data: bytes, kind: str) -> RecordFile:
+    if len(data) < HEADER.size + FOOTER.size:
+        raise CorruptFile(f"{path} is truncated ({len(data)} bytes)", path=str(path))
+    magic, version, flags, _reserved = HEADER.unpack_from(data)
+    if magic != KIND_MAGIC[kind]:
+        raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=str(path))
+    if not MIN_FORMAT_VERSION <= version <= MAX_FORMAT_VERSION:
+        raise UnsupportedFormat(
+            f"{path} has format version {version}; this CPS reads {MIN_FORMAT_VERSION} to "
+            f"{MAX_FORMAT_VERSION}",
+            hint="Use the CPS release that wrote this repository, or a newer one.",
+            path=str(path),
+        )
+    count, _last, checksum = FOOTER.unpack_from(data, len(data) - FOOTER.size)
+    if hashlib.sha256(data[:-32]).digest() != checksum:
+        raise CorruptFile(f"{path} fails its checksum: the file is damaged", path=str(path))
+    return RecordFile(path, data, flags, _record_spans(path, data, count))
+
+
+def _record_spans(path: Path, data: bytes, count: int) -> tuple[tuple[int, int], ...]:
+    spans = []
+    offset, end = HEADER.size, len(data) - FOOTER.size
+    for _ in range(count):
+        if offset + RECORD_LENGTH.size > end:
+            raise CorruptFile(f"{path} has fewer records than its footer says", path=str(path))
+        (length,) = RECORD_LENGTH.unpack_from(data, offset)
+        offset += RECORD_LENGTH.size
+        if length > MAX_RECORD or offset + length > end:
+            raise CorruptFile(f"{path} has a record running past its end", path=str(path))
+        spans.append((offset, length))
+        offset += length
+    if offset != end:
+        raise CorruptFile(f"{path} has bytes between its records and footer", path=str(path))
+    return tuple(spans)
+
+
+def _open_record(path: Path, sealing: Sealing, stored: bytes) -> bytes:
+    try:
+        return sealing.open(stored)
+    except CorruptFile as exc:
+        raise CorruptFile(f"{path}: {exc.message}", path=str(path)) from exc

@@ -1,0 +1,63 @@
+"""The lock protocol: one protector per database, many readers, prune alone.
+
+Locks are `flock` locks on files under locks/, so they vanish with the process that held them,
+SIGKILL included; a lock file's content (pid, host, command, since) only tells people who holds it.
+
+    locks/protect-<db>   exclusive: the one process capturing that database
+    locks/repository     shared by everything that reads or adds data (protect, restore, verify);
+                         exclusive for prune, which deletes data others may be reading
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import RepositoryLocked
+
+
+@contextmanager
+def hold(path: Path, *, exclusive: bool, wait: bool = False) -> Iterator[None]:
+    """Hold the lock at `path`; raise RepositoryLocked at once if it is taken (unless `wait`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RepositoryLocked(
+                f"{path.name} is locked by another process ({_holder(path)})",
+                hint="Wait for it to finish, or stop it; a lock never outlives its process.",
+                path=str(path),
+            ) from None
+        if exclusive:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _description().encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _description() -> str:
+    return json.dumps({
+        "pid": os.getpid(), "host": socket.gethostname(), "since": int(time.time()),
+        "command": " ".join(sys.argv[:3]),
+    })
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return "holder unknown"
+    if not info:
+        return "a reader"
+    return f"pid {info.get('pid')} on {info.get('host')}: {info.get('command')}"

@@ -1,0 +1,88 @@
+"""Every file name in a repository, built and parsed only here, in format_*/parse_* pairs.
+
+Numbers are fixed-width lowercase hex, so `ls` order is log order:
+
+    config, key                                   repository settings and the sealed key
+    packs/<2 hex>/<64 hex>.pack                   page packs, named by the SHA-256 of the file
+    databases/<db>/database                       what the repository knows of one database
+    databases/<db>/status                         the protector's latest progress report
+    databases/<db>/points/<txn 16>-<name 16>.point
+    databases/<db>/chains/<chain 8>/chain
+    databases/<db>/chains/<chain 8>/fulls/<txn 16>-<taken 12>.full
+    databases/<db>/chains/<chain 8>/segments/<first 16>-<last 16>-<first seen 12>-<last seen 12>.seg
+
+Changing a pattern here changes the on-disk format: bump FORMAT_VERSION in format.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from ..errors import UsageError
+from .model import FullRef, SegmentRef
+
+_DB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_FULL = re.compile(r"([0-9a-f]{16})-([0-9a-f]{12})\.full")
+_SEGMENT = re.compile(r"([0-9a-f]{16})-([0-9a-f]{16})-([0-9a-f]{12})-([0-9a-f]{12})\.seg")
+_CHAIN = re.compile(r"[0-9a-f]{8}")
+_PACK = re.compile(r"[0-9a-f]{64}\.pack")
+
+
+def check_db_id(db_id: str) -> str:
+    if not _DB_ID.fullmatch(db_id):
+        raise UsageError(
+            f"invalid database id {db_id!r}",
+            hint="Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+        )
+    return db_id
+
+
+def database_dir(root: Path, db_id: str) -> Path:
+    return root / "databases" / check_db_id(db_id)
+
+
+def chain_dir(root: Path, db_id: str, chain: int) -> Path:
+    return database_dir(root, db_id) / "chains" / f"{chain:08x}"
+
+
+def parse_chain_dir(name: str) -> int | None:
+    return int(name, 16) if _CHAIN.fullmatch(name) else None
+
+
+def format_full(ref: FullRef) -> str:
+    return f"{ref.txn:016x}-{ref.taken_at:012x}.full"
+
+
+def parse_full(chain: int, name: str) -> FullRef | None:
+    match = _FULL.fullmatch(name)
+    if not match:
+        return None
+    return FullRef(chain, int(match[1], 16), int(match[2], 16))
+
+
+def format_segment(ref: SegmentRef) -> str:
+    return (f"{ref.first_txn:016x}-{ref.last_txn:016x}-{ref.first_seen:012x}-"
+            f"{ref.last_seen:012x}.seg")
+
+
+def parse_segment(chain: int, name: str) -> SegmentRef | None:
+    match = _SEGMENT.fullmatch(name)
+    if not match:
+        return None
+    first, last, first_seen, last_seen = (int(g, 16) for g in match.groups())
+    return SegmentRef(chain, first, last, first_seen, last_seen)
+
+
+def format_point(txn: int, name: str) -> str:
+    return f"{txn:016x}-{hashlib.sha256(name.encode()).hexdigest()[:16]}.point"
+
+
+def pack_path(root: Path, pack_id: bytes) -> Path:
+    text = pack_id.hex()
+    return root / "packs" / text[:2] / f"{text}.pack"
+
+
+def parse_pack(name: str) -> bytes | None:
+    return bytes.fromhex(name[:64]) if _PACK.fullmatch(name) else None

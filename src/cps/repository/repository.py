@@ -1,0 +1,240 @@
+"""`Repository`: the backup-to-disk folder, its files and their write and read order.
+
+Writers make every file whole before it gets its name (durable.atomic_write) and write data before
+the records that refer to it: pages (packs) before the full backup that lists them; a chain's file
+before its first full; segments in transaction order. A reader therefore never meets a reference
+to something not yet written, whatever instant a crash happened at. Readers list files by name and
+check each file whole before using it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from ..durable import atomic_write, make_folders
+from ..errors import CorruptFile, MissingFile, NotARepository, RepositoryError, UsageError
+from . import codec, crypto, locks, naming
+from .format import FLAG_COMPRESSED, FLAG_ENCRYPTED, Sealing, encode_file, read_file
+from .model import (
+    Chain,
+    DatabaseInfo,
+    FullBackup,
+    FullRef,
+    RecoveryPoint,
+    Segment,
+    SegmentRef,
+)
+from .packs import PackWriter, PageLocation, load_locations, read_pages
+
+
+class Repository:
+    def __init__(self, root: Path, config: dict[str, Any], key: crypto.MasterKey | None) -> None:
+        self.root = root
+        self.config = config
+        self.key = key
+        flags = FLAG_COMPRESSED | (FLAG_ENCRYPTED if key else 0)
+        self._sealing = crypto.sealing(flags, key)
+
+    # Opening
+
+    @classmethod
+    def init(cls, root: Path, *, passphrase: str | None = None) -> Repository:
+        """Create a repository in `root`, which must be absent or an empty folder."""
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise RepositoryError(
+                f"{root} exists and is not an empty folder",
+                hint="Give a new path, or an empty folder.")
+        make_folders(root)
+        key = None
+        if passphrase is not None:
+            if not passphrase:
+                raise UsageError("the passphrase is empty")
+            key, record = crypto.new_key_record(passphrase)
+            atomic_write(root / "key", encode_file("key", crypto.sealing(0, None), [record]))
+        config = {"repository_id": uuid.uuid4().hex, "created_at": _now(),
+                  "encrypted": key is not None}
+        atomic_write(root / "config",
+                     encode_file("config", crypto.sealing(0, None), [codec.encode_json(config)]))
+        return cls(root, config, key)
+
+    @classmethod
+    def open(cls, root: Path, *, passphrase: str | None = None) -> Repository:
+        try:
+            checked = read_file(root / "config", "config")
+        except FileNotFoundError:
+            raise NotARepository(
+                f"no CPS repository at {root}", hint=f"Create one with: cps repo init {root}"
+            ) from None
+        config = codec.decode_json(checked.record(0, crypto.sealing(0, None)), "config")
+        key = None
+        if config.get("encrypted"):
+            if passphrase is None:
+                crypto.sealing(FLAG_ENCRYPTED, None)  # raises WrongPassphrase, saying how to give it
+            key_file = read_file(root / "key", "key")
+            key = crypto.open_key_record(key_file.record(0, crypto.sealing(0, None)), passphrase or "")
+        return cls(root, config, key)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.key is not None
+
+    def sealing_for(self, flags: int) -> Sealing:
+        return crypto.sealing(flags, self.key)
+
+    # Locks
+
+    def protector_lock(self, db_id: str) -> AbstractContextManager[None]:
+        return locks.hold(self.root / "locks" / f"protect-{naming.check_db_id(db_id)}",
+                          exclusive=True)
+
+    def reader_lock(self) -> AbstractContextManager[None]:
+        return locks.hold(self.root / "locks" / "repository", exclusive=False, wait=True)
+
+    def prune_lock(self) -> AbstractContextManager[None]:
+        return locks.hold(self.root / "locks" / "repository", exclusive=True)
+
+    # Databases and chains
+
+    def add_database(self, info: DatabaseInfo) -> None:
+        path = naming.database_dir(self.root, info.db_id) / "database"
+        if not path.exists():
+            make_folders(path.parent)
+            self._write(path, "database", [codec.encode_json(_fields(info))])
+
+    def databases(self) -> list[DatabaseInfo]:
+        folder = self.root / "databases"
+        names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        return [self.database(name) for name in names]
+
+    def database(self, db_id: str) -> DatabaseInfo:
+        path = naming.database_dir(self.root, db_id) / "database"
+        known = sorted(p.name for p in (self.root / "databases").glob("*"))
+        if not path.exists():
+            raise MissingFile(f"the repository holds no database {db_id!r}",
+                              hint=f"Databases here: {', '.join(known) or 'none'}.")
+        return DatabaseInfo(**self._read_json(path, "database"))
+
+    def write_chain(self, db_id: str, chain: Chain) -> None:
+        folder = naming.chain_dir(self.root, db_id, chain.chain)
+        make_folders(folder / "fulls")
+        make_folders(folder / "segments")
+        self._write(folder / "chain", "chain", [codec.encode_json(_fields(chain))])
+
+    def chains(self, db_id: str) -> list[Chain]:
+        folder = naming.database_dir(self.root, db_id) / "chains"
+        found = []
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if naming.parse_chain_dir(path.name) is not None and (path / "chain").exists():
+                found.append(Chain(**self._read_json(path / "chain", "chain")))
+        return found
+
+    # Pages and full backups
+
+    def page_writer(self) -> PackWriter:
+        """A writer of new pages; the caller decides which pages are new."""
+        return PackWriter(self.root, self._sealing, lambda _page_id: False)
+
+    def page_id(self, page: bytes) -> bytes:
+        return crypto.page_id(page, self.key)
+
+    def page_locations(self, wanted: Iterable[bytes] | None = None) -> dict[bytes, PageLocation]:
+        return load_locations(self.root, self.sealing_for, wanted)
+
+    def read_pages(self, ids: list[bytes], locations: dict[bytes, PageLocation]
+                   ) -> Iterator[tuple[bytes, bytes]]:
+        return read_pages(ids, locations, self.sealing_for)
+
+    def write_full(self, db_id: str, full: FullBackup) -> FullRef:
+        ref = FullRef(full.chain, full.txn, full.taken_at)
+        path = naming.chain_dir(self.root, db_id, full.chain) / "fulls" / naming.format_full(ref)
+        self._write(path, "full", codec.encode_full(full))
+        return ref
+
+    def fulls(self, db_id: str, chain: int) -> list[FullRef]:
+        folder = naming.chain_dir(self.root, db_id, chain) / "fulls"
+        refs = (naming.parse_full(chain, p.name) for p in _listing(folder))
+        return sorted((r for r in refs if r), key=lambda r: r.txn)
+
+    def read_full(self, db_id: str, ref: FullRef) -> FullBackup:
+        path = naming.chain_dir(self.root, db_id, ref.chain) / "fulls" / naming.format_full(ref)
+        return codec.decode_full(self._records(path, "full"))
+
+    def full_path(self, db_id: str, ref: FullRef) -> Path:
+        return naming.chain_dir(self.root, db_id, ref.chain) / "fulls" / naming.format_full(ref)
+
+    # Log segments
+
+    def write_segment(self, db_id: str, segment: Segment) -> SegmentRef:
+        ref = SegmentRef(segment.chain, segment.first_txn, segment.last_txn,
+                         segment.transactions[0].seen_at, segment.transactions[-1].seen_at)
+        self._write(self.segment_path(db_id, ref), "segment", codec.encode_segment(segment))
+        return ref
+
+    def segments(self, db_id: str, chain: int) -> list[SegmentRef]:
+        folder = naming.chain_dir(self.root, db_id, chain) / "segments"
+        refs = (naming.parse_segment(chain, p.name) for p in _listing(folder))
+        return sorted((r for r in refs if r), key=lambda r: r.first_txn)
+
+    def read_segment(self, db_id: str, ref: SegmentRef) -> Segment:
+        return codec.decode_segment(self._records(self.segment_path(db_id, ref), "segment"))
+
+    def segment_path(self, db_id: str, ref: SegmentRef) -> Path:
+        folder = naming.chain_dir(self.root, db_id, ref.chain) / "segments"
+        return folder / naming.format_segment(ref)
+
+    # Recovery points and status
+
+    def write_point(self, db_id: str, point: RecoveryPoint) -> None:
+        folder = naming.database_dir(self.root, db_id) / "points"
+        make_folders(folder)
+        self._write(folder / naming.format_point(point.txn, point.name), "point",
+                    [codec.encode_json(_fields(point))])
+
+    def points(self, db_id: str) -> list[RecoveryPoint]:
+        folder = naming.database_dir(self.root, db_id) / "points"
+        found = [RecoveryPoint(**self._read_json(p, "point"))
+                 for p in _listing(folder) if p.suffix == ".point"]
+        return sorted(found, key=lambda p: (p.txn, p.created_at))
+
+    def write_status(self, db_id: str, status: dict[str, Any]) -> None:
+        self._write(naming.database_dir(self.root, db_id) / "status", "status",
+                    [codec.encode_json(status)])
+
+    def status(self, db_id: str) -> dict[str, Any] | None:
+        path = naming.database_dir(self.root, db_id) / "status"
+        return self._read_json(path, "status") if path.exists() else None
+
+    # Files
+
+    def _write(self, path: Path, kind: str, records: Iterable[bytes]) -> None:
+        atomic_write(path, b"".join(encode_file(kind, self._sealing, records)))
+
+    def _records(self, path: Path, kind: str) -> Iterator[bytes]:
+        try:
+            checked = read_file(path, kind)
+        except FileNotFoundError as exc:
+            raise MissingFile(f"{path} is missing", path=str(path)) from exc
+        return checked.records(self.sealing_for(checked.flags))
+
+    def _read_json(self, path: Path, kind: str) -> dict[str, Any]:
+        try:
+            return codec.decode_json(next(self._records(path, kind)), str(path))
+        except StopIteration:
+            raise CorruptFile(f"{path} holds no record", path=str(path)) from None
+
+
+def _listing(folder: Path) -> list[Path]:
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
