@@ -1,0 +1,13 @@
+"""Continuous capture of a SQLite database's WAL into a repository (the protector).
+
+Owns reading the WAL (`sqlite_wal.py`, whose docstring is the format), following it across resets
+(`wal_follower.py`), holding checkpoints back until frames are captured (`pinning.py`), full backups
+taken while writers go on (`full_backup.py`), and the protect loop with its chains, schedules and
+recovery points (`protector.py`). It writes to the repository and never reads mail.
+"""
+
+from .protector import ProtectOptions, Protector
+from .requests import ask_protector
+from .sqlite_db import require_wal_mode
+
+__all__ = ["ProtectOptions", "Protector", "ask_protector", "require_wal_mode"]

@@ -52,6 +52,8 @@ WAL_FORMAT_VERSION = 3007000
 _HEADER = struct.Struct(">IIIIIIII")
 _FRAME_HEADER = struct.Struct(">IIIIII")
 _MASK = 0xFFFFFFFF
+_BIG_PAIR = struct.Struct(">II")
+_LITTLE_PAIR = struct.Struct("<II")
 
 Checksum = tuple[int, int]
 
@@ -113,12 +115,22 @@ def read_frames(
         page_number, commit_size, salt1, salt2, c1, c2 = _FRAME_HEADER.unpack_from(data)
         if (salt1, salt2) != (header.salt1, header.salt2) or page_number == 0:
             return
-        running = checksum(data[:8], running, header.big_endian)
+        running = _pair_step(*_words(header.big_endian).unpack_from(data), running)
         running = checksum(data[FRAME_HEADER_SIZE:], running, header.big_endian)
         if running != (c1, c2):
             return
         index += 1
         yield Frame(index, page_number, commit_size, data[FRAME_HEADER_SIZE:], running)
+
+
+def _words(big_endian: bool) -> struct.Struct:
+    return _BIG_PAIR if big_endian else _LITTLE_PAIR
+
+
+def _pair_step(first: int, second: int, running: Checksum) -> Checksum:
+    """The checksum over one pair of words (a frame header's first eight bytes)."""
+    s1 = (running[0] + first + running[1]) & _MASK
+    return s1, (running[1] + second + s1) & _MASK
 
 
 def checksum(data: bytes, start: Checksum, big_endian: bool) -> Checksum:
@@ -154,9 +166,10 @@ def _weights(pairs: int) -> _Weights:
         powers[j] = ((p00 + p01) & _MASK, (p00 + 2 * p01) & _MASK,
                      (p10 + p11) & _MASK, (p10 + 2 * p11) & _MASK)
     before = powers[pairs - 1 :: -1][:pairs]  # M^(n-1-k) for k = 0 .. n-1
-    p00, p01, p10, p11 = before[:, 0], before[:, 1], before[:, 2], before[:, 3]
+    mask = np.uint64(_MASK)
+    m00, m01, m10, m11 = before[:, 0], before[:, 1], before[:, 2], before[:, 3]
     carry = tuple(int(v) for v in powers[pairs])
     return _Weights(
         carry=(carry[0], carry[1], carry[2], carry[3]),
-        a1=(p00 + p01) & _MASK, b1=p01, a2=(p10 + p11) & _MASK, b2=p11,
+        a1=(m00 + m01) & mask, b1=m01, a2=(m10 + m11) & mask, b2=m11,
     )

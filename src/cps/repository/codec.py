@@ -3,8 +3,9 @@
 Small descriptive files (config, key, database, chain, point, status) hold one record of UTF-8 JSON
 with sorted keys. Page-carrying files use fixed structs:
 
-    full backup: record 0 FULL_HEADER, then records of up to IDS_PER_RECORD page ids (32 bytes each)
+    full backup: record 0 FULL_HEADER + WAL_POSITION, then records of up to IDS_PER_RECORD page ids
       FULL_HEADER  0 u64 chain | 8 u64 txn | 16 u64 taken_at ms | 24 u32 page size | 28 u32 pages
+                   32 WAL_POSITION where capture stood when the image was taken
 
     segment: record 0 SEGMENT_HEADER, then one record per transaction
       SEGMENT_HEADER  0 u64 chain | 8 u32 page size | 12 u32 transactions
@@ -57,14 +58,18 @@ def decode_json(record: bytes, what: str) -> dict[str, Any]:
 
 
 def encode_full(full: FullBackup) -> Iterator[bytes]:
-    yield FULL_HEADER.pack(full.chain, full.txn, full.taken_at, full.page_size, len(full.page_ids))
+    yield (FULL_HEADER.pack(full.chain, full.txn, full.taken_at, full.page_size, len(full.page_ids))
+           + _position(full.position))
     for start in range(0, len(full.page_ids), IDS_PER_RECORD):
         yield b"".join(full.page_ids[start : start + IDS_PER_RECORD])
 
 
 def decode_full(records: Iterator[bytes]) -> FullBackup:
     header = next(records)
-    chain, txn, taken_at, page_size, pages = _unpack(FULL_HEADER, header, "full backup header")
+    _expect_length(header, FULL_HEADER.size + WAL_POSITION.size, "full backup header")
+    fields = _unpack(FULL_HEADER, header[: FULL_HEADER.size], "full backup header")
+    chain, txn, taken_at, page_size, pages = fields
+    position = _read_position(header, FULL_HEADER.size)
     ids: list[bytes] = []
     for record in records:
         if len(record) % PAGE_ID_SIZE:
@@ -72,7 +77,7 @@ def decode_full(records: Iterator[bytes]) -> FullBackup:
         ids.extend(record[i : i + PAGE_ID_SIZE] for i in range(0, len(record), PAGE_ID_SIZE))
     if len(ids) != pages:
         raise CorruptFile(f"a full backup lists {len(ids)} pages, its header says {pages}")
-    return FullBackup(chain, txn, taken_at, page_size, tuple(ids))
+    return FullBackup(chain, txn, taken_at, page_size, position, tuple(ids))
 
 
 def encode_segment(segment: Segment) -> Iterator[bytes]:
@@ -88,6 +93,7 @@ def encode_segment(segment: Segment) -> Iterator[bytes]:
 
 def decode_segment(records: Iterator[bytes]) -> Segment:
     header = next(records)
+    _expect_length(header, SEGMENT_HEADER.size + 2 * WAL_POSITION.size, "segment header")
     chain, page_size, count = _unpack(SEGMENT_HEADER, header[: SEGMENT_HEADER.size], "segment header")
     start = _read_position(header, SEGMENT_HEADER.size)
     end = _read_position(header, SEGMENT_HEADER.size + WAL_POSITION.size)
@@ -128,9 +134,14 @@ def _position(position: WalPosition) -> bytes:
 
 def _read_position(data: bytes, offset: int) -> WalPosition:
     if len(data) < offset + WAL_POSITION.size:
-        raise CorruptFile("a segment header is truncated")
+        raise CorruptFile("a header is truncated")
     seq, salt1, salt2, frame, c1, c2 = WAL_POSITION.unpack_from(data, offset)
     return WalPosition(seq, salt1, salt2, frame, (c1, c2))
+
+
+def _expect_length(data: bytes, size: int, what: str) -> None:
+    if len(data) != size:
+        raise CorruptFile(f"{what} has {len(data)} bytes, expected {size}")
 
 
 def _unpack(shape: struct.Struct, data: bytes, what: str) -> tuple[Any, ...]:

@@ -82,6 +82,7 @@ class FullBackup:
     txn: int  # the state after this transaction
     taken_at: int
     page_size: int
+    position: WalPosition  # where capture stood in the WAL when the image was taken
     page_ids: tuple[bytes, ...]  # content address of page 1, 2, ...
 
 

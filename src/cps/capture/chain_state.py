@@ -1,0 +1,42 @@
+"""Where a database's capture stands in the repository: the last chain, transaction and position.
+
+Read at start-up to resume. The last segment of the last chain (or, before any segment, its latest
+full backup) holds the WAL position capture reached; transaction numbers continue from the last
+one recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import RepositoryError
+from ..repository import Chain, FullBackup, Repository, WalPosition
+
+
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    chain: Chain | None  # None: the database has never been protected into this repository
+    last_txn: int
+    position: WalPosition | None
+    last_full: FullBackup | None
+    problem: str | None = None  # why the last chain cannot be continued, when it cannot
+
+
+def load_chain_state(repo: Repository, db_id: str) -> ChainState:
+    chains = repo.chains(db_id)
+    if not chains:
+        return ChainState(None, 0, None, None)
+    chain = chains[-1]
+    fulls = repo.fulls(db_id, chain.chain)
+    segments = repo.segments(db_id, chain.chain)
+    last_txn = max([chain.first_txn - 1] + [f.txn for f in fulls] + [s.last_txn for s in segments])
+    if not fulls:
+        return ChainState(chain, last_txn, None, None, "the chain's first full backup never finished")
+    try:
+        last_full = repo.read_full(db_id, fulls[-1])
+        position = last_full.position
+        if segments and segments[-1].last_txn > last_full.txn:
+            position = repo.read_segment(db_id, segments[-1]).end
+    except RepositoryError as exc:
+        return ChainState(chain, last_txn, None, None, f"its last file cannot be read ({exc})")
+    return ChainState(chain, last_txn, position, last_full)

@@ -1,0 +1,133 @@
+"""How CPS owns checkpointing without blocking writers: pinned readers and short forced resets.
+
+SQLite resets its WAL (and so discards frames) only when every frame has been copied back into the
+database ("backfilled") and no reader still uses a WAL snapshot. A checkpoint backfills no further
+than the oldest open reader's snapshot, and a truncating or restarting checkpoint waits for every
+reader to be on the newest one. CPS therefore always holds one read transaction, on a read-only
+connection, whose snapshot it has already captured past:
+
+    1. begin a read transaction on the spare connection (its snapshot ends at some frame m)
+    2. capture every frame now in the WAL (up to some e >= m)
+    3. end the read transaction on the other connection; swap
+
+At every instant some CPS snapshot ends at or before the captured position, so no checkpoint can
+backfill past it and no reset can happen before everything is captured, whoever checkpoints.
+Read-only connections never checkpoint or delete the WAL when they close.
+
+Under continuous writes the WAL would then never reset and would grow without bound. So when it
+passes `reset_frames`, CPS takes the write lock for a moment (BEGIN IMMEDIATE: writers wait, nobody
+is refused), captures the last frames, drops its readers, backfills what is left with a PASSIVE
+checkpoint, pins again and lets go. The next writer then starts the WAL over. Writers wait for one
+capture read and one short checkpoint (a few milliseconds when checkpoints keep up).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+from ..errors import CaptureError
+
+WRITE_LOCK_PATIENCE_SECONDS = 0.2
+WRITE_LOCK_RETRY_SECONDS = 0.0002
+
+
+class ReaderPins:
+    def __init__(self, db_path: Path) -> None:
+        self._uri = f"file:{quote(str(db_path.resolve()))}?mode=ro"
+        self._pins = [_connect(self._uri, readonly=True), _connect(self._uri, readonly=True)]
+        self._writer = _connect(str(db_path), readonly=False)
+        self._checkpointer = _connect(str(db_path), readonly=False)
+        self._active: int | None = None
+
+    def pin_then(self, capture: Callable[[], None]) -> None:
+        """Pin a new snapshot, capture, then release the previous pin (steps 1 to 3)."""
+        spare = 0 if self._active != 0 else 1
+        _begin_read(self._pins[spare])
+        capture()
+        if self._active is not None:
+            self._pins[self._active].execute("COMMIT")
+        self._active = spare
+
+    def checkpoint(self) -> tuple[int, int]:
+        """A PASSIVE checkpoint: backfills what the pins allow, never waits, never blocks writers.
+        Returns (frames in the WAL, frames backfilled)."""
+        _busy, log, done = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(log), int(done)
+
+    def force_reset(self, capture: Callable[[], None]) -> bool:
+        """Make the next writer start the WAL over (see the module docstring). False when the
+        write lock or a full backfill could not be had in time; try again later."""
+        if not self._take_write_lock():
+            return False
+        try:
+            capture()
+            if self._active is not None:
+                self._pins[self._active].execute("COMMIT")
+                self._active = None
+            log, done = self._checkpoint_until_free()
+            _begin_read(self._pins[0])
+            self._active = 0
+            return log == done
+        finally:
+            self._writer.execute("ROLLBACK")
+
+    def _take_write_lock(self) -> bool:
+        # SQLite's busy handler sleeps in growing steps and rarely wins against a busy writer;
+        # trying often, with no busy wait of our own, takes the lock between two transactions.
+        deadline = time.monotonic() + WRITE_LOCK_PATIENCE_SECONDS
+        while True:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                return True
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(WRITE_LOCK_RETRY_SECONDS)
+
+    def _checkpoint_until_free(self) -> tuple[int, int]:
+        # A checkpoint the application started after its last commit may still hold the
+        # checkpoint lock for a moment; nobody can add frames while we hold the write lock.
+        deadline = time.monotonic() + WRITE_LOCK_PATIENCE_SECONDS
+        while True:
+            busy, log, done = self._checkpointer.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy or time.monotonic() > deadline:
+                return int(log), int(done)
+            time.sleep(WRITE_LOCK_RETRY_SECONDS)
+
+    def extra_pin(self) -> sqlite3.Connection:
+        """A further pinned snapshot, for a full backup: the caller captures right after taking
+        it, and closes it when the backup is done."""
+        connection = _connect(self._uri, readonly=True)
+        _begin_read(connection)
+        return connection
+
+    def close(self) -> None:
+        # Writers first, while the read-only pins keep the WAL from being checkpointed away.
+        self._writer.close()
+        self._checkpointer.close()
+        for connection in self._pins:
+            connection.close()
+
+
+def _connect(target: str, *, readonly: bool) -> sqlite3.Connection:
+    try:
+        if readonly and not target.startswith("file:"):
+            target = f"file:{quote(target)}?mode=ro"
+        connection = sqlite3.connect(
+            target, uri=readonly, isolation_level=None, check_same_thread=False,
+            timeout=0 if not readonly else 5.0,
+        )
+    except sqlite3.OperationalError as exc:
+        raise CaptureError(f"cannot open the database: {exc}") from exc
+    return connection
+
+
+def _begin_read(connection: sqlite3.Connection) -> None:
+    connection.execute("BEGIN")
+    # A read transaction takes its snapshot at its first read.
+    connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()

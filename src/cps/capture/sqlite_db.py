@@ -1,0 +1,66 @@
+"""What CPS reads of a SQLite database file's 100-byte header, without opening a connection.
+
+    offset size  field (big-endian)
+    0      16    "SQLite format 3\\0"
+    16     2     page size (1 means 65536)
+    18     1     file format write version: 1 rollback journal, 2 WAL
+    19     1     file format read version: 1 rollback journal, 2 WAL
+    24     4     file change counter
+    28     4     database size in pages, valid when offset 92 equals offset 24
+    92     4     version-valid-for
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CaptureError, NotInWalMode
+
+MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class DbHeader:
+    page_size: int
+    wal_mode: bool
+    pages: int | None  # from the header, when the header says it is valid
+
+
+def read_db_header(path: Path) -> DbHeader:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(100)
+    except FileNotFoundError:
+        raise CaptureError(f"no database at {path}") from None
+    if len(data) < 100 or not data.startswith(MAGIC):
+        raise CaptureError(f"{path} is not a SQLite database",
+                           hint="Check the path; CPS protects SQLite databases in WAL mode.")
+    (raw_size,) = struct.unpack_from(">H", data, 16)
+    change_counter, pages = struct.unpack_from(">II", data, 24)
+    (valid_for,) = struct.unpack_from(">I", data, 92)
+    return DbHeader(
+        page_size=65536 if raw_size == 1 else raw_size,
+        wal_mode=data[18] == 2 and data[19] == 2,
+        pages=pages if valid_for == change_counter and pages else None,
+    )
+
+
+def require_wal_mode(path: Path) -> DbHeader:
+    header = read_db_header(path)
+    if not header.wal_mode:
+        raise NotInWalMode(
+            f"{path} is not in WAL mode: SQLite discards its log at every commit, so its "
+            "transactions cannot be captured continuously",
+            hint=f"Switch it to WAL mode once, while nothing else uses it: sqlite3 {path} "
+                 "'PRAGMA journal_mode=WAL'. CPS never changes a database's journal mode itself.")
+    return header
+
+
+def file_pages(path: Path, page_size: int) -> int:
+    """The database's size in pages when its WAL holds no frames: every page is in the file."""
+    header = read_db_header(path)
+    if header.pages is not None:
+        return header.pages
+    return path.stat().st_size // page_size

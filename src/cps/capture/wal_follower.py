@@ -1,0 +1,149 @@
+"""Following a live WAL file: committed transactions, in order, each exactly once.
+
+The follower remembers where it is (generation and last frame read, with the cumulative checksum
+there) and, at each poll, reads the valid frames after that point and hands back those that form
+complete transactions. Frames after the last commit frame are left for the next poll: they belong to
+a transaction still being written.
+
+When the WAL header changes, SQLite has reset the log. The pinning protocol (pinning.py) guarantees
+that a reset only happens once every frame of the old generation was read, so a reset to the next
+generation (checkpoint sequence + 1, salt-1 + 1) continues the chain. Anything else (a sequence
+jump, a header that does not parse, a missing file) means frames may have been lost, and the
+follower says so with `ContinuityLost` and a reason in plain words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..repository import WalPosition
+from .sqlite_wal import WAL_HEADER_SIZE, Frame, WalHeader, frame_offset, parse_header, read_frames
+
+
+class ContinuityLost(Exception):
+    """The WAL no longer proves that nothing was lost since the last position."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedTxn:
+    commit_size: int  # database pages after it
+    frames: tuple[Frame, ...]
+
+
+@dataclass
+class WalFollower:
+    wal_path: Path
+    header: WalHeader | None = None
+    frame: int = 0
+    checksum: tuple[int, int] = (0, 0)
+    # page number -> last frame index holding it, in this generation, up to `frame`
+    page_frames: dict[int, int] = field(default_factory=dict)
+    # database size after the last transaction read in this generation; None: see the file
+    db_pages: int | None = None
+
+    @property
+    def position(self) -> WalPosition:
+        if self.header is None:
+            return WalPosition(0, 0, 0, 0, (0, 0))
+        h = self.header
+        return WalPosition(h.checkpoint_seq, h.salt1, h.salt2, self.frame, self.checksum)
+
+    def start_fresh(self) -> list[CommittedTxn]:
+        """Start at the beginning of the current generation; return what it already holds."""
+        self.header = self._read_header()
+        self.frame, self.page_frames, self.db_pages = 0, {}, None
+        self.checksum = self.header.checksum if self.header else (0, 0)
+        return self.poll()
+
+    def resume(self, position: WalPosition) -> None:
+        """Continue after `position`, proving first that the WAL still holds it unchanged."""
+        header = self._read_header()
+        if header is None:
+            if position.frame == 0 and position.salt1 == 0:
+                self.header = None
+                return
+            raise ContinuityLost("the WAL file is gone or empty since the last capture")
+        if (header.checkpoint_seq, header.salt1, header.salt2) != (
+            position.checkpoint_seq, position.salt1, position.salt2
+        ):
+            raise ContinuityLost(
+                "the WAL was reset while the database was not protected "
+                f"(checkpoint sequence {position.checkpoint_seq} -> {header.checkpoint_seq})")
+        self.header, self.frame, self.checksum = header, 0, header.checksum
+        self.page_frames, self.db_pages = {}, None
+        if position.frame:
+            for frame in self._frames_after(0, header.checksum, stop=position.frame):
+                self._advance(frame)
+        if (self.frame, self.checksum) != (position.frame, position.checksum):
+            raise ContinuityLost(
+                f"the WAL no longer holds frame {position.frame} as it was captured")
+
+    def poll(self) -> list[CommittedTxn]:
+        """The transactions committed since the last poll, in commit order."""
+        header = self._read_header()
+        if header is None:
+            return []  # truncated to nothing by a checkpoint: nothing new until the next write
+        if self.header is None or _generation(header) != _generation(self.header):
+            self._enter_generation(header)
+        pending: list[Frame] = []
+        committed: list[CommittedTxn] = []
+        for frame in self._frames_after(self.frame, self.checksum):
+            pending.append(frame)
+            if frame.commit_size:
+                committed.append(CommittedTxn(frame.commit_size, tuple(pending)))
+                for done in pending:
+                    self._advance(done)
+                pending = []
+        return committed
+
+    def read_page_at(self, frame_index: int, page_size: int) -> bytes:
+        with self.wal_path.open("rb") as handle:
+            handle.seek(frame_offset(frame_index, page_size) + 24)
+            return handle.read(page_size)
+
+    def _enter_generation(self, header: WalHeader) -> None:
+        old = self.header
+        if old is not None and not (
+            header.checkpoint_seq == (old.checkpoint_seq + 1) & 0xFFFFFFFF
+            and header.salt1 == (old.salt1 + 1) & 0xFFFFFFFF
+        ):
+            raise ContinuityLost(
+                "the WAL was reset more than once between two reads "
+                f"(checkpoint sequence {old.checkpoint_seq} -> {header.checkpoint_seq})")
+        self.header, self.frame, self.checksum = header, 0, header.checksum
+        self.page_frames, self.db_pages = {}, None
+
+    def _advance(self, frame: Frame) -> None:
+        self.frame, self.checksum = frame.index, frame.checksum
+        self.page_frames[frame.page_number] = frame.index
+        if frame.commit_size:
+            self.db_pages = frame.commit_size
+
+    def _frames_after(self, after: int, running: tuple[int, int], stop: int | None = None
+                      ) -> Iterator[Frame]:
+        assert self.header is not None
+        try:
+            with self.wal_path.open("rb") as handle:
+                for frame in read_frames(handle, self.header, after, running):
+                    yield frame
+                    if stop is not None and frame.index >= stop:
+                        return
+        except FileNotFoundError:
+            return
+
+    def _read_header(self) -> WalHeader | None:
+        try:
+            with self.wal_path.open("rb") as handle:
+                return parse_header(handle.read(WAL_HEADER_SIZE))
+        except FileNotFoundError:
+            return None
+
+
+def _generation(header: WalHeader) -> tuple[int, int, int]:
+    return header.checkpoint_seq, header.salt1, header.salt2
