@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import CaptureError
 from ..repository import FullBackup, Repository, WalPosition
+from .sqlite_db import DatabaseFile
 from .sqlite_wal import FRAME_HEADER_SIZE, frame_offset
 
 READ_CHUNK_PAGES = 256
@@ -29,7 +30,7 @@ READ_CHUNK_PAGES = 256
 class FullSource:
     """What to copy: the database file, its WAL, and which pages to take from which frame."""
 
-    db_path: Path
+    db: DatabaseFile
     wal_path: Path
     page_size: int
     db_pages: int
@@ -78,12 +79,10 @@ def take_full(
 def _pages(source: FullSource) -> Iterator[tuple[int, bytes]]:
     size = source.page_size
     with ExitStack() as files:
-        db = files.enter_context(source.db_path.open("rb"))
         wal = files.enter_context(source.wal_path.open("rb")) if source.page_frames else None
         for first in range(1, source.db_pages + 1, READ_CHUNK_PAGES):
             last = min(first + READ_CHUNK_PAGES - 1, source.db_pages)
-            db.seek((first - 1) * size)
-            chunk = db.read((last - first + 1) * size)
+            chunk = source.db.read((first - 1) * size, (last - first + 1) * size)
             for number in range(first, last + 1):
                 frame = source.page_frames.get(number)
                 if frame is not None and wal is not None:

@@ -35,7 +35,7 @@ from .chain_state import load_chain_state
 from .full_backup import FullResult, FullSource, take_full
 from .pinning import ReaderPins
 from .requests import answer_requests
-from .sqlite_db import file_pages, require_wal_mode
+from .sqlite_db import DatabaseFile, file_pages, require_wal_mode
 from .wal_follower import CommittedTxn, ContinuityLost, WalFollower
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,12 @@ class Protector:
         self.db_id = db_id
         self.options = options
         self.on_event = on_event or (lambda _event, _fields: None)
-        header = require_wal_mode(db_path)
-        self.page_size = header.page_size
+        self.db_file = DatabaseFile(db_path)
+        try:
+            self.page_size = require_wal_mode(self.db_file).page_size
+        except BaseException:
+            self.db_file.close()
+            raise
         self.follower = WalFollower(Path(f"{db_path}-wal"))
         self.pending = _Pending()
         self.chain: Chain | None = None
@@ -93,10 +97,12 @@ class Protector:
 
     # Life cycle
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
         """Protect until `stop` is set; always leaves everything captured durable."""
-        self.start()
         try:
+            self.start()
+            if on_ready is not None:
+                on_ready()
             while not stop.is_set():
                 self.cycle()
                 stop.wait(self.options.poll_interval)
@@ -141,6 +147,7 @@ class Protector:
         if self.pins is not None:
             self.pins.close()
             self.pins = None
+        self.db_file.close()  # last: see DatabaseFile
 
     # One cycle
 
@@ -276,7 +283,7 @@ class Protector:
             self.last_txn += 1
             self.chain = Chain(number, _now_ms(), self.last_txn, reason)
             self.repo.write_chain(self.db_id, self.chain)
-            logger.warning("new chain %s for %s: %s", number, self.db_id, reason)
+            logger.info("new chain %s for %s: %s", number, self.db_id, reason)
             self.on_event("new-chain", {"chain": number, "reason": reason, "txn": self.last_txn})
             result = take_full(self.repo, self.db_id, number, self.last_txn, self._full_source(),
                                self.last_full)
@@ -307,8 +314,8 @@ class Protector:
         self.full_thread.start()
 
     def _full_source(self) -> FullSource:
-        pages = self.follower.db_pages or file_pages(self.db_path, self.page_size)
-        return FullSource(self.db_path, self.follower.wal_path, self.page_size, pages,
+        pages = self.follower.db_pages or file_pages(self.db_file, self.page_size)
+        return FullSource(self.db_file, self.follower.wal_path, self.page_size, pages,
                           dict(self.follower.page_frames), self.follower.position)
 
     def _full_done(self, result: FullResult) -> None:

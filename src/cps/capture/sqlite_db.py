@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,37 @@ class DbHeader:
     pages: int | None  # from the header, when the header says it is valid
 
 
-def read_db_header(path: Path) -> DbHeader:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(100)
-    except FileNotFoundError:
-        raise CaptureError(f"no database at {path}") from None
+class DatabaseFile:
+    """The database file, opened once and read with pread, closed only after every SQLite
+    connection of this process to it is closed.
+
+    POSIX record locks belong to a process, not to a file descriptor: closing *any* descriptor of
+    a file drops every lock the process holds on it, SQLite's included. A protector that opened
+    and closed the database file while its read-only connections were open would silently drop the
+    shared lock that keeps another process from checkpointing and deleting the WAL on close.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise CaptureError(f"no database at {path}") from None
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def header(self) -> DbHeader:
+        return parse_db_header(self.path, self.read(0, 100))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def parse_db_header(path: Path, data: bytes) -> DbHeader:
     if len(data) < 100 or not data.startswith(MAGIC):
         raise CaptureError(f"{path} is not a SQLite database",
                            hint="Check the path; CPS protects SQLite databases in WAL mode.")
@@ -47,8 +73,9 @@ def read_db_header(path: Path) -> DbHeader:
     )
 
 
-def require_wal_mode(path: Path) -> DbHeader:
-    header = read_db_header(path)
+def require_wal_mode(db: DatabaseFile) -> DbHeader:
+    header = db.header()
+    path = db.path
     if not header.wal_mode:
         raise NotInWalMode(
             f"{path} is not in WAL mode: SQLite discards its log at every commit, so its "
@@ -58,9 +85,9 @@ def require_wal_mode(path: Path) -> DbHeader:
     return header
 
 
-def file_pages(path: Path, page_size: int) -> int:
+def file_pages(db: DatabaseFile, page_size: int) -> int:
     """The database's size in pages when its WAL holds no frames: every page is in the file."""
-    header = read_db_header(path)
+    header = db.header()
     if header.pages is not None:
         return header.pages
-    return path.stat().st_size // page_size
+    return db.size() // page_size

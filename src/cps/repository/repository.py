@@ -62,15 +62,20 @@ class Repository:
                      encode_file("config", crypto.sealing(0, None), [codec.encode_json(config)]))
         return cls(root, config, key)
 
-    @classmethod
-    def open(cls, root: Path, *, passphrase: str | None = None) -> Repository:
+    @staticmethod
+    def read_config(root: Path) -> dict[str, Any]:
+        """The repository's settings (format, id, whether it is encrypted); needs no key."""
         try:
             checked = read_file(root / "config", "config")
         except FileNotFoundError:
             raise NotARepository(
                 f"no CPS repository at {root}", hint=f"Create one with: cps repo init {root}"
             ) from None
-        config = codec.decode_json(checked.record(0, crypto.sealing(0, None)), "config")
+        return codec.decode_json(checked.record(0, crypto.sealing(0, None)), "config")
+
+    @classmethod
+    def open(cls, root: Path, *, passphrase: str | None = None) -> Repository:
+        config = cls.read_config(root)
         key = None
         if config.get("encrypted"):
             if passphrase is None:

@@ -1,0 +1,29 @@
+"""Progress of long operations: a bar on a terminal (rich), nothing otherwise."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+Reporter = Callable[[str, int, int], None]
+
+
+@contextmanager
+def progress_reporter(*, enabled: bool) -> Iterator[Reporter]:
+    """Yield a reporter of (stage, done, total); it draws only when stderr is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda _stage, _done, _total: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield report

@@ -1,0 +1,168 @@
+"""`cps repo init`, `cps protect` and `cps recovery-point create`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from ..capture import ProtectOptions, Protector, ask_protector
+from ..errors import RepositoryLocked
+from ..repository import Repository
+from ..repository.naming import check_db_id
+from . import output
+from .repo_options import (
+    duration_or_off,
+    open_repository,
+    parse_duration,
+    passphrase_file_option,
+    read_passphrase,
+)
+
+
+@click.group("repo")
+def repo_group() -> None:
+    """Create and inspect backup repositories."""
+
+
+@repo_group.command("init")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--encrypt", is_flag=True,
+              help="Encrypt everything with AES-256-GCM under a key sealed by a passphrase.")
+@passphrase_file_option
+@output.json_option
+def repo_init(path: Path, encrypt: bool, passphrase_file: Path | None, as_json: bool) -> None:
+    """Create a repository (a backup-to-disk folder) at PATH, which must be new or empty.
+
+    With --encrypt, the passphrase comes from --passphrase-file, CPS_PASSPHRASE, or a prompt;
+    losing it loses the backups.
+
+    Examples:
+
+    \b
+      cps repo init /backup/cps
+      CPS_PASSPHRASE=... cps repo init /backup/cps-secret --encrypt
+    """
+    passphrase = read_passphrase(passphrase_file, confirm=True) if encrypt else None
+    if encrypt and passphrase is None:
+        raise click.UsageError("--encrypt needs a passphrase: --passphrase-file or CPS_PASSPHRASE")
+    repo = Repository.init(path, passphrase=passphrase)
+    result = {"path": str(path), "repository_id": repo.config["repository_id"],
+              "encrypted": repo.encrypted}
+    output.emit(result, as_json, lambda r: f"created repository {r['path']}"
+                + (" (encrypted)" if r["encrypted"] else ""))
+
+
+def db_id_for(db: Path, db_id: str | None) -> str:
+    return check_db_id(db_id if db_id is not None else db.stem)
+
+
+@click.command("protect")
+@click.argument("db", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--repo", "repo_path", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The repository to protect into.")
+@click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
+              "name without extension]")
+@click.option("--full-every", default="24h", show_default=True, help="Interval of full backups.")
+@click.option("--recovery-point-every", default="15m", show_default=True,
+              help="Interval of scheduled recovery points, or 'off'.")
+@click.option("--sync-interval", default="1s", show_default=True,
+              help="Longest time a committed transaction waits to be made durable in the "
+                   "repository.")
+@passphrase_file_option
+@output.json_option
+def protect_command(db: Path, repo_path: Path, db_id: str | None, full_every: str,
+                    recovery_point_every: str, sync_interval: str,
+                    passphrase_file: Path | None, as_json: bool) -> None:
+    """Protect a SQLite database (in WAL mode) continuously, in the foreground, until stopped
+    with Ctrl-C or SIGTERM: a full backup first, then every committed transaction, full backups
+    and recovery points on schedule.
+
+    Events (chains, full backups, recovery points, WAL resets) are printed to stderr, or to
+    stdout as JSON lines with --json.
+
+    Examples:
+
+    \b
+      cps protect /var/lib/cps/mail01.db --repo /backup/cps
+      cps protect mail.db --repo /backup/cps --sync-interval 100ms --full-every 12h
+    """
+    options = ProtectOptions(full_every=parse_duration(full_every),
+                             recovery_point_every=duration_or_off(recovery_point_every),
+                             sync_interval=parse_duration(sync_interval))
+    repo = open_repository(repo_path, passphrase_file)
+    name = db_id_for(db, db_id)
+    stop = threading.Event()
+
+    def on_signal(_number: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    events = _event_printer(as_json)
+    with repo.protector_lock(name):
+        protector = Protector(db, repo, name, options, on_event=events)
+        events("starting", {"db": str(db), "repo": str(repo_path), "db_id": name})
+        protector.run(stop, on_ready=lambda: events("ready", {"txn": protector.last_txn}))
+        events("stopped", {"txn": protector.last_txn})
+
+
+@click.group("recovery-point")
+def point_group() -> None:
+    """Named points in time to restore to."""
+
+
+@point_group.command("create")
+@click.argument("db", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--repo", "repo_path", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
+              "name without extension]")
+@click.option("--name", help="Name of the point.  [default: manual <time>]")
+@passphrase_file_option
+@output.json_option
+def point_create(db: Path, repo_path: Path, db_id: str | None, name: str | None,
+                 passphrase_file: Path | None, as_json: bool) -> None:
+    """Mark the current committed position of DB as a recovery point. Works while 'cps protect'
+    runs (it answers, having captured everything committed so far) and when it does not (the
+    point is captured here and now).
+
+    Examples:
+
+    \b
+      cps recovery-point create mail.db --repo /backup/cps --name "before upgrade"
+    """
+    repo = open_repository(repo_path, passphrase_file)
+    ident = db_id_for(db, db_id)
+    label = name or time.strftime("manual %Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        with repo.protector_lock(ident):
+            protector = Protector(db, repo, ident, ProtectOptions(recovery_point_every=None))
+            protector.start()
+            try:
+                point = protector.create_point(label)
+            finally:
+                protector.finish()
+            result = {"name": point.name, "txn": point.txn, "chain": point.chain,
+                      "created_at": point.created_at}
+    except RepositoryLocked:
+        result = ask_protector(repo, ident, label, timeout=60.0)
+    output.emit(result, as_json, lambda r: f"recovery point {r['name']!r} at transaction {r['txn']}")
+
+
+def _event_printer(as_json: bool) -> Callable[[str, dict[str, object]], None]:
+    def emit(event: str, fields: dict[str, object]) -> None:
+        if as_json:
+            click.echo(json.dumps({"event": event, "time": time.time(), **fields}))
+        else:
+            details = " ".join(f"{k}={v}" for k, v in fields.items())
+            output.note(f"protect: {event} {details}".rstrip())
+    return emit
+
+
+COMMANDS: list[click.Command] = [repo_group, protect_command, point_group]

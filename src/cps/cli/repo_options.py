@@ -1,0 +1,82 @@
+"""Options shared by the commands that use a repository: where it is, its passphrase, which
+database in it, and durations such as 24h or 500ms."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import UsageError
+from ..repository import Repository
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+passphrase_file_option = click.option(
+    "--passphrase-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Read the repository passphrase from this file (first line). Otherwise CPS_PASSPHRASE, "
+         "or a prompt on a terminal.")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '500ms', '1s', '15m', '24h', '7d', '2w' (or several: '1h30m')."""
+    cleaned = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned:
+        raise UsageError(f"cannot read {text!r} as a duration",
+                         hint="Write a number and a unit: 500ms, 1s, 15m, 24h, 7d or 2w.")
+    return sum(float(n) * _SECONDS[u] for n, u in parts)
+
+
+def duration_or_off(text: str) -> float | None:
+    return None if text.strip().lower() in ("off", "never", "0") else parse_duration(text)
+
+
+def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str | None:
+    if passphrase_file is not None:
+        lines = passphrase_file.read_text().splitlines()
+        return lines[0] if lines else ""
+    if "CPS_PASSPHRASE" in os.environ:
+        return os.environ["CPS_PASSPHRASE"]
+    if sys.stdin.isatty():
+        return str(click.prompt("Repository passphrase", hide_input=True,
+                                confirmation_prompt=confirm, err=True))
+    return None
+
+
+def open_repository(path: Path, passphrase_file: Path | None) -> Repository:
+    """Open a repository, asking for the passphrase only when it is encrypted."""
+    encrypted = bool(Repository.read_config(path).get("encrypted"))
+    return Repository.open(path, passphrase=read_passphrase(passphrase_file) if encrypted else None)
+
+
+def pick_database(repo: Repository, db_id: str | None) -> str:
+    """The database meant: the one given, or the only one the repository holds."""
+    if db_id is not None:
+        repo.database(db_id)
+        return db_id
+    known = [d.db_id for d in repo.databases()]
+    if len(known) == 1:
+        return known[0]
+    raise UsageError(
+        "the repository holds " + (f"{len(known)} databases" if known else "no database"),
+        hint=("Name one with --db: " + ", ".join(known) + ".") if known else
+        "Protect one first with 'cps protect DB --repo REPO'.")
+
+
+def repository_argument() -> Callable[[F], F]:
+    return click.argument("repo_path", metavar="REPO",
+                          type=click.Path(file_okay=False, path_type=Path))
+
+
+def db_option() -> Callable[[F], F]:
+    return click.option("--db", "db_id", metavar="ID",
+                        help="Database in the repository; may be left out when there is one.")
