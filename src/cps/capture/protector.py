@@ -285,8 +285,9 @@ class Protector:
             self.repo.write_chain(self.db_id, self.chain)
             logger.info("new chain %s for %s: %s", number, self.db_id, reason)
             self.on_event("new-chain", {"chain": number, "reason": reason, "txn": self.last_txn})
-            result = take_full(self.repo, self.db_id, number, self.last_txn, self._full_source(),
-                               self.last_full)
+            with self.repo.reader_lock():
+                result = take_full(self.repo, self.db_id, number, self.last_txn,
+                                   self._full_source(), self.last_full)
             self.pins.pin_then(self._capture)  # pinned at or before the captured position again
         finally:
             extra.close()
@@ -303,7 +304,9 @@ class Protector:
 
         def work() -> None:
             try:
-                self._full_done(take_full(self.repo, self.db_id, chain, txn, source, previous))
+                with self.repo.reader_lock():
+                    result = take_full(self.repo, self.db_id, chain, txn, source, previous)
+                self._full_done(result)
             except BaseException as exc:  # reported on the capture thread, which stops
                 self.full_error = exc
             finally:

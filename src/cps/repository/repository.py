@@ -98,10 +98,12 @@ class Repository:
                           exclusive=True)
 
     def reader_lock(self) -> AbstractContextManager[None]:
+        """Held while reading or adding packs (restore, full backups): prune waits for it."""
         return locks.hold(self.root / "locks" / "repository", exclusive=False, wait=True)
 
     def prune_lock(self) -> AbstractContextManager[None]:
-        return locks.hold(self.root / "locks" / "repository", exclusive=True)
+        """Held while deleting packs: waits for readers and writers of packs to finish."""
+        return locks.hold(self.root / "locks" / "repository", exclusive=True, wait=True)
 
     # Databases and chains
 
