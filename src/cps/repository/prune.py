@@ -15,6 +15,7 @@ under that lock, so no full backup being written can lose a pack it is about to 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -157,7 +158,5 @@ def _delete(paths: list[Path], dry_run: bool, report: PruneReport) -> None:
 
 
 def _remove_empty(folder: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         folder.rmdir()
-    except OSError:
-        pass
