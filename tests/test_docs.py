@@ -1,0 +1,89 @@
+"""Documentation and structure that must not drift from the code."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from cps.cli import cps
+from cps.errors import ALL_ERRORS
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "cps"
+
+# Which parts each part may import (besides errors, durable and itself). cli may import anything.
+ALLOWED = {
+    "store": set(),
+    "repository": set(),
+    "capture": {"repository"},
+    "restore": {"repository"},
+}
+
+
+def test_every_path_in_the_architecture_exists() -> None:
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    paths = {p for p in re.findall(r"`([^`\s]+)`", text) if "/" in p and not p.startswith("<")}
+    assert paths, "the architecture names no paths"
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert missing == []
+
+
+def _commands(group: click.Group, prefix: str = "cps") -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name, command in group.commands.items():
+        path = f"{prefix} {name}"
+        if isinstance(command, click.Group):
+            found += _commands(command, path)
+        else:
+            found.append((path, command))
+    return found
+
+
+@pytest.mark.parametrize("path, command", _commands(cps), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_command_has_help_with_examples(path: str, command: click.Command) -> None:
+    assert command.help, f"{path} has no help"
+    assert "Examples:" in command.help, f"{path} has no Examples block"
+
+
+def test_every_error_code_is_documented() -> None:
+    text = (ROOT / "docs" / "errors.md").read_text()
+    for error in ALL_ERRORS:
+        assert f"| `{error.code}` | {error.exit_status} |" in text, error.__name__
+
+
+@pytest.mark.parametrize("part", ["store", "repository", "capture", "restore"])
+def test_public_surface_is_what_all_says(part: str) -> None:
+    module = importlib.import_module(f"cps.{part}")
+    exported = module.__all__
+    assert sorted(exported) == sorted(set(exported))
+    for name in exported:
+        assert hasattr(module, name), f"cps.{part}.{name} is listed but missing"
+    assert module.__doc__ and len(module.__doc__) > 80
+
+
+def _imported_parts(path: Path) -> set[str]:
+    """The top-level parts of cps (store, capture, ...) that a module imports."""
+    package = path.relative_to(SRC.parent).with_suffix("").parts[:-1]  # e.g. ("cps", "store")
+    parts = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            target = (*base, *(node.module.split(".") if node.module else ()))
+            parts.add(target[1] if len(target) > 1 else node.names[0].name)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cps"):
+            parts.add("absolute import of " + node.module)
+    return parts
+
+
+@pytest.mark.parametrize("part", sorted(ALLOWED))
+def test_parts_import_only_the_layers_below(part: str) -> None:
+    offending = []
+    for path in sorted((SRC / part).rglob("*.py")):
+        for other in _imported_parts(path) - ALLOWED[part] - {"errors", "durable", part}:
+            offending.append(f"{path.relative_to(ROOT)} imports {other}")
+    assert offending == []
