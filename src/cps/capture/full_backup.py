@@ -56,20 +56,22 @@ def take_full(
 ) -> FullResult:
     """Copy the image described by `source` into the repository as a full backup at `txn`."""
     writer = repo.page_writer()
-    before = previous.page_ids if previous and previous.page_size == source.page_size else ()
-    ids: list[bytes] = []
+    same_size = previous is not None and previous.page_size == source.page_size
+    before = previous.page_ids if previous is not None and same_size else b""
+    ids = bytearray()
     stored = 0
     for number, page in _pages(source):
         page_id = repo.page_id(page)
-        ids.append(page_id)
-        if number > len(before) or before[number - 1] != page_id:
+        ids += page_id
+        start = (number - 1) * len(page_id)
+        if before[start : start + len(page_id)] != page_id:
             stored += page_id not in writer.pending
             writer.add(page_id, page)
         if progress and number % 4096 == 0:
             progress(number, source.db_pages)
     writer.flush()
     full = FullBackup(chain, txn, int(time.time() * 1000), source.page_size, source.position,
-                      tuple(ids))
+                      bytes(ids))
     repo.write_full(db_id, full)
     if progress:
         progress(source.db_pages, source.db_pages)

@@ -324,7 +324,7 @@ class Protector:
     def _full_done(self, result: FullResult) -> None:
         self.last_full = result.full
         self.last_full_started = time.monotonic()
-        self.on_event("full-backup", {"txn": result.full.txn, "pages": len(result.full.page_ids),
+        self.on_event("full-backup", {"txn": result.full.txn, "pages": result.full.pages,
                                       "pages_stored": result.pages_stored})
 
     def _write_status(self, state: str) -> None:

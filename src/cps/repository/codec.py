@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import CorruptFile
-from .model import FullBackup, Segment, Transaction, WalPosition
+from .model import PAGE_ID_SIZE, FullBackup, Segment, Transaction, WalPosition
 
 FULL_HEADER = struct.Struct("<QQQII")
 SEGMENT_HEADER = struct.Struct("<QII")
@@ -40,7 +40,6 @@ PAGE_NUMBER = struct.Struct("<I")
 INDEX_COUNT = struct.Struct("<I")
 INDEX_ENTRY = struct.Struct("<32sQI")
 IDS_PER_RECORD = 4096
-PAGE_ID_SIZE = 32
 
 
 def encode_json(value: dict[str, Any]) -> bytes:
@@ -58,10 +57,11 @@ def decode_json(record: bytes, what: str) -> dict[str, Any]:
 
 
 def encode_full(full: FullBackup) -> Iterator[bytes]:
-    yield (FULL_HEADER.pack(full.chain, full.txn, full.taken_at, full.page_size, len(full.page_ids))
+    yield (FULL_HEADER.pack(full.chain, full.txn, full.taken_at, full.page_size, full.pages)
            + _position(full.position))
-    for start in range(0, len(full.page_ids), IDS_PER_RECORD):
-        yield b"".join(full.page_ids[start : start + IDS_PER_RECORD])
+    step = IDS_PER_RECORD * PAGE_ID_SIZE
+    for start in range(0, len(full.page_ids), step):
+        yield full.page_ids[start : start + step]
 
 
 def decode_full(records: Iterator[bytes]) -> FullBackup:
@@ -70,14 +70,15 @@ def decode_full(records: Iterator[bytes]) -> FullBackup:
     fields = _unpack(FULL_HEADER, header[: FULL_HEADER.size], "full backup header")
     chain, txn, taken_at, page_size, pages = fields
     position = _read_position(header, FULL_HEADER.size)
-    ids: list[bytes] = []
+    ids = bytearray()
     for record in records:
         if len(record) % PAGE_ID_SIZE:
             raise CorruptFile("a full backup holds a partial page id")
-        ids.extend(record[i : i + PAGE_ID_SIZE] for i in range(0, len(record), PAGE_ID_SIZE))
-    if len(ids) != pages:
-        raise CorruptFile(f"a full backup lists {len(ids)} pages, its header says {pages}")
-    return FullBackup(chain, txn, taken_at, page_size, position, tuple(ids))
+        ids += record
+    if len(ids) != pages * PAGE_ID_SIZE:
+        raise CorruptFile(f"a full backup lists {len(ids) // PAGE_ID_SIZE} pages, its header says "
+                          f"{pages}")
+    return FullBackup(chain, txn, taken_at, page_size, position, bytes(ids))
 
 
 def encode_segment(segment: Segment) -> Iterator[bytes]:

@@ -4,7 +4,10 @@ committed transactions of one database as captured, from 1, and keeps counting a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+PAGE_ID_SIZE = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,20 @@ class FullBackup:
     taken_at: int
     page_size: int
     position: WalPosition  # where capture stood in the WAL when the image was taken
-    page_ids: tuple[bytes, ...]  # content address of page 1, 2, ...
+    page_ids: bytes  # the content addresses of pages 1, 2, ..., 32 bytes each, back to back
+
+    @property
+    def pages(self) -> int:
+        return len(self.page_ids) // PAGE_ID_SIZE
+
+    def page_id(self, number: int) -> bytes:
+        """The content address of page `number` (from 1)."""
+        start = (number - 1) * PAGE_ID_SIZE
+        return self.page_ids[start : start + PAGE_ID_SIZE]
+
+    def ids(self) -> Iterator[bytes]:
+        for start in range(0, len(self.page_ids), PAGE_ID_SIZE):
+            yield self.page_ids[start : start + PAGE_ID_SIZE]
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,7 @@ def _delete_unused_packs(repo: Repository, dry_run: bool, report: PruneReport) -
     for info in repo.databases():
         for chain in repo.chains(info.db_id):
             for ref in repo.fulls(info.db_id, chain.chain):
-                used.update(repo.read_full(info.db_id, ref).page_ids)
+                used.update(repo.read_full(info.db_id, ref).ids())
     for path in list(pack_files(repo.root)):
         entries = read_pack_index(path, repo.sealing_for)
         if not any(page_id in used for page_id, _offset, _length in entries):

@@ -60,9 +60,9 @@ def _build(repo: Repository, plan: RestorePlan, partial: Path, output: Path, bes
     size = full.page_size
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        locations = repo.page_locations(full.page_ids)
+        locations = repo.page_locations(full.ids())
         positions: dict[bytes, list[int]] = {}
-        for number, page_id in enumerate(full.page_ids, start=1):
+        for number, page_id in enumerate(full.ids(), start=1):
             positions.setdefault(page_id, []).append(number)
         done = 0
         for page_id, page in repo.read_pages(list(positions), locations):
@@ -70,8 +70,8 @@ def _build(repo: Repository, plan: RestorePlan, partial: Path, output: Path, bes
                 os.pwrite(fd, page, (number - 1) * size)
                 done += 1
             if done % 8192 < len(positions[page_id]):
-                progress("full backup", done, len(full.page_ids))
-        txn, txn_time, pages = full.txn, None, len(full.page_ids)
+                progress("full backup", done, full.pages)
+        txn, txn_time, pages = full.txn, None, full.pages
         damaged = None
         for ref in plan.segments:
             try:
