@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 FULL_RETRY_SECONDS = 600.0
 RESET_RETRY_SECONDS = 0.25
 CATCH_UP_ROUNDS = 5
-STATUS_EVERY_SECONDS = 5.0
+STATUS_EVERY_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,9 +176,12 @@ def _render(t: dict[str, Any]) -> str:
     for point in t["recovery_points"]:
         lines.append(f"  point {point['name']!r}: transaction {point['txn']} "
                      f"({point['created_at']})")
-    if t["capture_lag"]:
-        lag = t["capture_lag"]
-        lines.append(f"  capture lag: p50 {lag['p50_seconds']} s, p99 {lag['p99_seconds']} s")
+    lag = t["capture_lag"]
+    if lag and lag["p99_seconds"] is not None:
+        lines.append(f"  capture lag (seen to durable): p50 {lag['p50_seconds']:.3f} s, "
+                     f"p99 {lag['p99_seconds']:.3f} s")
+    elif not lag:
+        lines.append("  not being protected now")
     return "\n".join(lines)
 
 
