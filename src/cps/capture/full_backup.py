@@ -36,6 +36,9 @@ class FullSource:
     db_pages: int
     page_frames: dict[int, int]
     position: WalPosition
+    # Pages written since the previous full backup, one bit each (page n is bit n-1), when capture
+    # saw every transaction since it; None when it did not, and every page must be read.
+    changed: bytearray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +59,18 @@ def take_full(
 ) -> FullResult:
     """Copy the image described by `source` into the repository as a full backup at `txn`."""
     writer = repo.page_writer()
-    same_size = previous is not None and previous.page_size == source.page_size
-    before = previous.page_ids if previous is not None and same_size else b""
+    usable = previous if previous is not None and previous.page_size == source.page_size else None
+    reuse = _reusable(source, usable)
     ids = bytearray()
     stored = 0
-    for number, page in _pages(source):
+    for number, page in _pages(source, reuse):
+        if page is None:
+            assert usable is not None
+            ids += usable.page_id(number)
+            continue
         page_id = repo.page_id(page)
         ids += page_id
-        start = (number - 1) * len(page_id)
-        if before[start : start + len(page_id)] != page_id:
+        if usable is None or number > usable.pages or usable.page_id(number) != page_id:
             stored += page_id not in writer.pending
             writer.add(page_id, page)
         if progress and number % 4096 == 0:
@@ -78,14 +84,44 @@ def take_full(
     return FullResult(full, stored, writer.written_bytes)
 
 
-def _pages(source: FullSource) -> Iterator[tuple[int, bytes]]:
+def mark_changed(bitmap: bytearray, page_number: int) -> None:
+    index = page_number - 1
+    if index // 8 >= len(bitmap):
+        bitmap.extend(bytes(index // 8 + 1 - len(bitmap)))
+    bitmap[index // 8] |= 1 << (index % 8)
+
+
+def _reusable(source: FullSource, previous: FullBackup | None) -> Callable[[int], bool]:
+    """Whether page `n` can be taken from the previous full backup without reading it."""
+    changed = source.changed
+    if previous is None or changed is None:
+        return lambda _number: False
+    limit = previous.pages
+
+    def unchanged(number: int) -> bool:
+        index = number - 1
+        if number > limit:
+            return False
+        return index // 8 >= len(changed) or not changed[index // 8] & (1 << (index % 8))
+
+    return unchanged
+
+
+def _pages(source: FullSource, reuse: Callable[[int], bool]
+           ) -> Iterator[tuple[int, bytes | None]]:
+    """Each page of the image, or None for a page to take from the previous full backup."""
     size = source.page_size
     with ExitStack() as files:
         wal = files.enter_context(source.wal_path.open("rb")) if source.page_frames else None
         for first in range(1, source.db_pages + 1, READ_CHUNK_PAGES):
             last = min(first + READ_CHUNK_PAGES - 1, source.db_pages)
-            chunk = source.db.read((first - 1) * size, (last - first + 1) * size)
-            for number in range(first, last + 1):
+            numbers = range(first, last + 1)
+            wanted = [n for n in numbers if not reuse(n)]
+            chunk = source.db.read((first - 1) * size, (last - first + 1) * size) if wanted else b""
+            for number in numbers:
+                if reuse(number):
+                    yield number, None
+                    continue
                 frame = source.page_frames.get(number)
                 if frame is not None and wal is not None:
                     wal.seek(frame_offset(frame, size) + FRAME_HEADER_SIZE)

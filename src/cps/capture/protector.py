@@ -13,6 +13,7 @@ says why, starts a new chain and takes a full backup: the timeline shows the gap
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ from ..repository import (
     WalPosition,
 )
 from .chain_state import load_chain_state
-from .full_backup import FullResult, FullSource, take_full
+from .full_backup import FullResult, FullSource, mark_changed, take_full
 from .pinning import ReaderPins
 from .requests import answer_requests
 from .sqlite_db import DatabaseFile, file_pages, require_wal_mode
@@ -49,6 +50,11 @@ STATUS_EVERY_SECONDS = 1.0
 @dataclass(frozen=True, slots=True)
 class ProtectOptions:
     full_every: float = 24 * 3600.0
+    # Also take a full backup once the log captured since the last one passes this share of the
+    # database's size (and at least full_after_log_min bytes), so a restore never has more than
+    # that to replay after its full backup.
+    full_after_log_share: float = 0.25
+    full_after_log_min: int = 64 << 20
     recovery_point_every: float | None = 15 * 60.0
     sync_interval: float = 1.0
     poll_interval: float = 0.01
@@ -84,6 +90,10 @@ class Protector:
         self.last_txn = 0
         self.last_full: FullBackup | None = None
         self.last_full_started = 0.0
+        self.log_bytes_since_full = 0
+        # pages written since the last full backup; None until this process has seen every
+        # transaction since one (after a restart, the next full reads every page)
+        self.changed_since_full: bytearray | None = None
         self.last_point = time.monotonic()
         self.last_sync = time.monotonic()
         self.frames_since_checkpoint = 0
@@ -142,6 +152,9 @@ class Protector:
         running = self.full_thread
         if running is not None:
             running.join()
+        if self.pins is not None and self.chain is not None:
+            with contextlib.suppress(ContinuityLost):  # the next start finds it and says so
+                self.pins.pin_then(self._capture)  # everything committed until the stop
         self.flush()
         self._write_status("stopped")
         if self.pins is not None:
@@ -187,6 +200,10 @@ class Protector:
             Transaction(self.last_txn, _now_ms(), committed.commit_size, pages))
         self.pending.frames += len(pages)
         self.frames_since_checkpoint += len(pages)
+        self.log_bytes_since_full += len(pages) * self.page_size
+        if self.changed_since_full is not None:
+            for number, _image in pages:
+                mark_changed(self.changed_since_full, number)
 
     def flush(self) -> bool:
         """Make every captured transaction durable in the repository, as one segment. False when
@@ -250,8 +267,15 @@ class Protector:
         every = self.options.recovery_point_every
         if every is not None and now - self.last_point >= every:
             self.create_point(time.strftime("scheduled %Y-%m-%dT%H:%M:%SZ", time.gmtime()), True)
-        if self.full_thread is None and now - self.last_full_started >= self.options.full_every:
+        if self.full_thread is None and (now - self.last_full_started >= self.options.full_every
+                                         or self._log_outgrew_full()):
             self._start_full()
+
+    def _log_outgrew_full(self) -> bool:
+        database_bytes = (self.follower.db_pages or 0) * self.page_size
+        threshold = max(self.options.full_after_log_min,
+                        database_bytes * self.options.full_after_log_share)
+        return self.log_bytes_since_full >= threshold
 
     # Recovery points
 
@@ -281,13 +305,15 @@ class Protector:
         try:
             self.follower.start_fresh()  # what the WAL holds now is part of the full's image
             self.last_txn += 1
+            self.log_bytes_since_full = 0
             self.chain = Chain(number, _now_ms(), self.last_txn, reason)
             self.repo.write_chain(self.db_id, self.chain)
             logger.info("new chain %s for %s: %s", number, self.db_id, reason)
             self.on_event("new-chain", {"chain": number, "reason": reason, "txn": self.last_txn})
             with self.repo.reader_lock():
                 result = take_full(self.repo, self.db_id, number, self.last_txn,
-                                   self._full_source(), self.last_full)
+                                   self._full_source(None), self.last_full)
+            self.changed_since_full = bytearray()
             self.pins.pin_then(self._capture)  # pinned at or before the captured position again
         finally:
             extra.close()
@@ -299,8 +325,11 @@ class Protector:
         extra = self.pins.extra_pin()
         self.pins.pin_then(self._capture)
         self.flush()
-        chain, txn, source, previous = self.chain.chain, self.last_txn, self._full_source(), self.last_full
+        chain, txn, previous = self.chain.chain, self.last_txn, self.last_full
+        source = self._full_source(self.changed_since_full)
+        self.changed_since_full = bytearray()
         self.last_full_started = time.monotonic()
+        self.log_bytes_since_full = 0
 
         def work() -> None:
             try:
@@ -316,10 +345,10 @@ class Protector:
         self.full_thread = threading.Thread(target=work, name="cps-full-backup", daemon=True)
         self.full_thread.start()
 
-    def _full_source(self) -> FullSource:
+    def _full_source(self, changed: bytearray | None) -> FullSource:
         pages = self.follower.db_pages or file_pages(self.db_file, self.page_size)
         return FullSource(self.db_file, self.follower.wal_path, self.page_size, pages,
-                          dict(self.follower.page_frames), self.follower.position)
+                          dict(self.follower.page_frames), self.follower.position, changed)
 
     def _full_done(self, result: FullResult) -> None:
         self.last_full = result.full
