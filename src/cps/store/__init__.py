@@ -5,11 +5,12 @@ the rest of CPS uses. Intake (SMTP/LMTP) lives in `intake/`, import and export i
 The store knows nothing of backups.
 """
 
-from .database import MailDatabase, parse_message
+from .database import AppendItem, MailDatabase, parse_message
 from .models import Delivery, Folder, Mailbox, Message, Stats
 from .queries import SearchQuery
 
 __all__ = [
+    "AppendItem",
     "Delivery",
     "Folder",
     "MailDatabase",

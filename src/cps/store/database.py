@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -31,6 +32,16 @@ from .names import split_path
 from .parse import content_hash, parse_envelope
 
 FolderPath = tuple[str, ...] | str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendItem:
+    """A message to add with `MailDatabase.append`."""
+
+    folder: FolderPath
+    raw: bytes
+    internal_date: int
+    flags: tuple[str, ...] = ()
 
 
 def parse_message(raw: bytes) -> _messages.ParsedMessage:
@@ -158,6 +169,24 @@ class MailDatabase:
                 )
                 message_id, uid = _messages.place(c, target.id, body_id, when, flag_list)
                 deliveries.append(Delivery(message_id, mailbox.address, target.path, uid))
+        return deliveries
+
+    def append(self, address: str, items: Iterable[AppendItem]) -> list[Delivery]:
+        """Add messages to folders of one mailbox with their own internal dates and flags, all in
+        one transaction; missing folders are created. For restoring and moving mail in bulk."""
+        parsed = [(item, parse_message(item.raw)) for item in items]
+        deliveries = []
+        with self.write() as c:
+            mailbox = _folders.live_mailbox(c, address)
+            folders: dict[tuple[str, ...], Folder] = {}
+            for item, message in parsed:
+                path = _path(item.folder)
+                if path not in folders:
+                    folders[path] = _folders.ensure_folder(c, mailbox, path)
+                body_id = _messages.store_body(c, message)
+                message_id, uid = _messages.place(
+                    c, folders[path].id, body_id, item.internal_date, item.flags)
+                deliveries.append(Delivery(message_id, mailbox.address, path, uid))
         return deliveries
 
     def messages(
