@@ -188,3 +188,26 @@ def test_dump_is_independent_of_history(tmp_path: Path) -> None:
             dumps.append("".join(dump_lines(db.connection)))
     assert dumps[0] == dumps[1]
     assert 'flags="\\\\Seen"' in dumps[0] and "uid=1 date=1970-01-01T00:00:07Z" in dumps[0]
+
+
+def test_append_keeps_dates_and_flags_and_creates_folders(db: MailDatabase) -> None:
+    from cps.store import AppendItem
+
+    placed = db.append("alice@example.com", [
+        AppendItem("Recovered Items/p1/Inbox", RAW, 1_000, ("\\Seen", "$Work")),
+        AppendItem("Recovered Items/p1/Inbox", b"Subject: two\r\n\r\nx\r\n", 2_000),
+    ])
+    assert [(d.folder_path, d.uid) for d in placed] == [
+        (("Recovered Items", "p1", "Inbox"), 1), (("Recovered Items", "p1", "Inbox"), 2)]
+    listed = db.messages("alice@example.com", "Recovered Items/p1/Inbox")
+    assert [(m.internal_date, m.flags) for m in listed] == [
+        (1_000, {"\\Seen", "$Work"}), (2_000, frozenset())]
+    assert db.fetch_raw(placed[0].message_id) == RAW
+
+
+def test_append_is_all_or_nothing(db: MailDatabase) -> None:
+    from cps.store import AppendItem
+
+    with pytest.raises(InvalidMessage):
+        db.append("alice@example.com", [AppendItem("Inbox", RAW, 1), AppendItem("Inbox", b"", 2)])
+    assert db.messages("alice@example.com", "Inbox") == []
