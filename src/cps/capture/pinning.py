@@ -47,7 +47,11 @@ class ReaderPins:
         """Pin a new snapshot, capture, then release the previous pin (steps 1 to 3)."""
         spare = 0 if self._active != 0 else 1
         _begin_read(self._pins[spare])
-        capture()
+        try:
+            capture()
+        except BaseException:
+            self._pins[spare].execute("COMMIT")  # the previous pin stays the one held
+            raise
         if self._active is not None:
             self._pins[self._active].execute("COMMIT")
         self._active = spare

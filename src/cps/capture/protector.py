@@ -100,6 +100,8 @@ class Protector:
         self.reset_asked_in: int | None = None
         self.next_reset_try = 0.0
         self.last_status = 0.0
+        self.captured_at = 0  # when the last capture began (ms)
+        self.synced_through = 0  # every commit before this time (ms) is durable in the repository
         self.full_thread: threading.Thread | None = None
         self.full_error: BaseException | None = None
         self.lags: list[float] = []
@@ -187,9 +189,13 @@ class Protector:
             self.last_full_started = now - self.options.full_every + FULL_RETRY_SECONDS
 
     def _capture(self) -> None:
+        started = _now_ms()
         start = self.follower.position
         for committed in self.follower.poll():
             self._record(committed, start)
+        self.captured_at = started
+        if not self.pending.transactions:
+            self.synced_through = started  # everything committed before it is durable already
 
     def _record(self, committed: CommittedTxn, start: WalPosition) -> None:
         if self.pending.start is None:
@@ -227,6 +233,7 @@ class Protector:
         del self.lags[:-10_000]
         self.pending = _Pending()
         self.last_sync = time.monotonic()
+        self.synced_through = self.captured_at
         return True
 
     def _maintain_wal(self) -> None:
@@ -360,7 +367,8 @@ class Protector:
         self.last_status = time.monotonic()
         lags = sorted(self.lags)
         self.repo.write_status(self.db_id, {
-            "state": state, "updated_at": _now_ms(), "chain": self.chain.chain if self.chain else None,
+            "state": state, "updated_at": _now_ms(), "synced_through": self.synced_through,
+            "chain": self.chain.chain if self.chain else None,
             "last_txn": self.last_txn, "source_path": str(self.db_path.resolve()),
             "lag_p50": lags[len(lags) // 2] if lags else None,
             "lag_p99": lags[int(len(lags) * 0.99)] if lags else None,

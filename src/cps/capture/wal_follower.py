@@ -7,9 +7,9 @@ a transaction still being written.
 
 When the WAL header changes, SQLite has reset the log. The pinning protocol (pinning.py) guarantees
 that a reset only happens once every frame of the old generation was read, so a reset to the next
-generation (checkpoint sequence + 1, salt-1 + 1) continues the chain. Anything else (a sequence
-jump, a header that does not parse, a missing file) means frames may have been lost, and the
-follower says so with `ContinuityLost` and a reason in plain words.
+generation (salt-1 + 1) continues the chain. Anything else (other salts, a header that does not
+parse, a missing file) means frames may have been lost, and the follower says so with
+`ContinuityLost` and a reason in plain words.
 """
 
 from __future__ import annotations
@@ -109,13 +109,13 @@ class WalFollower:
 
     def _enter_generation(self, header: WalHeader) -> None:
         old = self.header
-        if old is not None and not (
-            header.checkpoint_seq == (old.checkpoint_seq + 1) & 0xFFFFFFFF
-            and header.salt1 == (old.salt1 + 1) & 0xFFFFFFFF
-        ):
+        # SQLite adds one to salt-1 at each reset of an existing WAL (the checkpoint sequence is
+        # not reliable: a process that did not recover the WAL itself counts from zero), and
+        # draws new random salts for a WAL made from nothing.
+        if old is not None and header.salt1 != (old.salt1 + 1) & 0xFFFFFFFF:
             raise ContinuityLost(
-                "the WAL was reset more than once between two reads "
-                f"(checkpoint sequence {old.checkpoint_seq} -> {header.checkpoint_seq})")
+                "the WAL was replaced or reset more than once between two reads "
+                f"(salt {old.salt1:#010x} -> {header.salt1:#010x})")
         self.header, self.frame, self.checksum = header, 0, header.checksum
         self.page_frames, self.db_pages = {}, None
 

@@ -64,7 +64,7 @@ def restore_command(repo_path: Path, db_id: str | None, output_path: Path, lates
     name = pick_database(repo, db_id)
     with repo.reader_lock():
         catalog = load_catalog(repo, name)
-        plan = plan_restore(catalog, target, _synced_through(repo, name))
+        plan = plan_restore(catalog, target, _synced_through(repo, name), best_effort=best_effort)
         started = time.monotonic()
         with progress_reporter(enabled=not as_json) as progress:
             result = restore(repo, plan, output_path, force=force, best_effort=best_effort,
@@ -119,7 +119,7 @@ def _target(latest: bool, at_time: str | None, point: str | None, txn: int | Non
 def _synced_through(repo: Any, name: str) -> int | None:
     status = repo.status(name)
     if status and status.get("state") == "protecting":
-        return int(status["updated_at"])
+        return int(status.get("synced_through") or 0) or None
     return None
 
 

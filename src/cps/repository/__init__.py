@@ -15,7 +15,7 @@ from .model import (
     Transaction,
     WalPosition,
 )
-from .packs import PackWriter, PageLocation
+from .packs import PackWriter, PageIndex, PageLocation
 from .repository import Repository
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "FullBackup",
     "FullRef",
     "PackWriter",
+    "PageIndex",
     "PageLocation",
     "RecoveryPoint",
     "Repository",

@@ -20,8 +20,9 @@ All integers little-endian.
     12     32    bytes SHA-256 of every byte of the file before this field
 
 The checksum covers stored bytes, so any file can be checked without the key (`sha256sum` of all but
-the last 32 bytes). A reader refuses a file whose magic, version, footer or checksum is wrong, and
-never returns a record of a file it has not checked whole.
+the last 32 bytes). A reader refuses a file whose checksum, magic, version or framing is wrong, and
+never returns a record of a file it has not checked whole. The header and footer layout above is the
+same in every format version; only what is inside records may change.
 
 Changing a constant or offset here changes the on-disk format: bump FORMAT_VERSION and describe the
 change in docs/repository-format.md.
@@ -124,6 +125,11 @@ def parse_file(path: Path, data: bytes, kind: str) -> RecordFile:
     if len(data) < HEADER.size + FOOTER.size:
         raise CorruptFile(f"{path} is truncated ({len(data)} bytes)", path=str(path))
     magic, version, flags, _reserved = HEADER.unpack_from(data)
+    count, _last, checksum = FOOTER.unpack_from(data, len(data) - FOOTER.size)
+    # The checksum first: a damaged version field is damage, not a newer format. The header and
+    # footer layout is the same in every format version, so this check never depends on it.
+    if hashlib.sha256(data[:-32]).digest() != checksum:
+        raise CorruptFile(f"{path} fails its checksum: the file is damaged", path=str(path))
     if magic != KIND_MAGIC[kind]:
         raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=str(path))
     if not MIN_FORMAT_VERSION <= version <= MAX_FORMAT_VERSION:
@@ -133,9 +139,6 @@ def parse_file(path: Path, data: bytes, kind: str) -> RecordFile:
             hint="Use the CPS release that wrote this repository, or a newer one.",
             path=str(path),
         )
-    count, _last, checksum = FOOTER.unpack_from(data, len(data) - FOOTER.size)
-    if hashlib.sha256(data[:-32]).digest() != checksum:
-        raise CorruptFile(f"{path} fails its checksum: the file is damaged", path=str(path))
     return RecordFile(path, data, flags, _record_spans(path, data, count))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..durable import atomic_write, make_folders
@@ -90,53 +90,104 @@ def pack_files(root: Path) -> Iterator[Path]:
 
 
 def read_pack_index(path: Path, sealing: Callable[[int], Sealing]) -> list[tuple[bytes, int, int]]:
-    """The (page id, offset, stored length) entries of one pack, read from its index record."""
-    with path.open("rb") as handle:
-        header = handle.read(16)
-        handle.seek(-FOOTER.size, os.SEEK_END)
-        footer = handle.read(FOOTER.size)
-        if len(header) < 16 or len(footer) < FOOTER.size:
-            raise CorruptFile(f"{path} is truncated", path=str(path))
-        _count, last, _checksum = FOOTER.unpack(footer)
-        handle.seek(last)
-        (length,) = RECORD_LENGTH.unpack(handle.read(RECORD_LENGTH.size))
-        stored = handle.read(length)
-    flags = int.from_bytes(header[10:12], "little")
+    """The (page id, offset, stored length) entries of one pack, read from its index record
+    alone (the whole pack is checked when its pages are read); CorruptFile when unreadable."""
     try:
-        return decode_pack_index(sealing(flags).open(stored))
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size < 16 + FOOTER.size:
+                raise CorruptFile(f"{path} is truncated", path=str(path))
+            handle.seek(0)
+            header = handle.read(16)
+            handle.seek(size - FOOTER.size)
+            _count, last, _checksum = FOOTER.unpack(handle.read(FOOTER.size))
+            if not 16 <= last <= size - FOOTER.size - RECORD_LENGTH.size:
+                raise CorruptFile(f"{path} has a damaged footer", path=str(path))
+            handle.seek(last)
+            (length,) = RECORD_LENGTH.unpack(handle.read(RECORD_LENGTH.size))
+            if last + RECORD_LENGTH.size + length > size - FOOTER.size:
+                raise CorruptFile(f"{path} has a damaged index", path=str(path))
+            stored = handle.read(length)
+        flags = int.from_bytes(header[10:12], "little")
+        entries = decode_pack_index(sealing(flags).open(stored))
     except CorruptFile as exc:
-        raise CorruptFile(f"{path}: {exc.message}", path=str(path)) from exc
+        raise CorruptFile(f"{path}: {exc.message}" if str(path) not in exc.message else exc.message,
+                          path=str(path)) from exc
+    except OSError as exc:
+        raise CorruptFile(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
+    if any(offset + length > size for _id, offset, length in entries):
+        raise CorruptFile(f"{path} has an index pointing past its end", path=str(path))
+    return entries
+
+
+@dataclass
+class PageIndex:
+    """Where pages live, and the packs whose index could not be read (with why)."""
+
+    locations: dict[bytes, PageLocation]
+    damaged: dict[Path, str]
+    packs: list[Path] = field(default_factory=list)
+
+    def find_damage(self) -> None:
+        """Check every pack whole (slow: for error paths), setting aside those that fail."""
+        for path in self.packs:
+            if path in self.damaged:
+                continue
+            try:
+                read_file(path, "pack")
+            except CorruptFile as exc:
+                self.damaged[path] = exc.message
+            except FileNotFoundError:
+                self.damaged[path] = f"{path} is missing"
 
 
 def read_pages(
-    ids: Sequence[bytes], locations: dict[bytes, PageLocation], sealing: Callable[[int], Sealing]
+    ids: Sequence[bytes], index: PageIndex, sealing: Callable[[int], Sealing], needed_by: str
 ) -> Iterator[tuple[bytes, bytes]]:
     """Yield (page id, page image) for every id, pack by pack, each pack checked whole first."""
     by_pack: dict[Path, list[bytes]] = {}
     for page_id in dict.fromkeys(ids):
-        location = locations.get(page_id)
+        location = index.locations.get(page_id)
         if location is None:
-            raise MissingFile(f"page {page_id.hex()[:16]} is in no pack of the repository")
+            raise _missing(page_id, index, needed_by)
         by_pack.setdefault(location.pack, []).append(page_id)
     for pack, wanted in by_pack.items():
         try:
             checked = read_file(pack, "pack")
         except FileNotFoundError as exc:
-            raise MissingFile(f"pack {pack} is missing", path=str(pack)) from exc
+            raise MissingFile(f"pack {pack}, needed by {needed_by}, is missing",
+                              path=str(pack)) from exc
         opener = sealing(checked.flags)
         for page_id in wanted:
-            location = locations[page_id]
+            location = index.locations[page_id]
             stored = checked.data[location.offset : location.offset + location.length]
             yield page_id, opener.open(stored)
 
 
 def load_locations(root: Path, sealing: Callable[[int], Sealing],
-                   wanted: Iterable[bytes] | None = None) -> dict[bytes, PageLocation]:
-    """Where every page (or every page in `wanted`) lives, from the packs' index records."""
+                   wanted: Iterable[bytes] | None = None) -> PageIndex:
+    """Where every page (or every page in `wanted`) lives, from the packs' index records. A pack
+    whose index cannot be read is set aside, not fatal: only a page that is needed and nowhere
+    else is an error."""
     want = set(wanted) if wanted is not None else None
-    locations: dict[bytes, PageLocation] = {}
+    index = PageIndex({}, {})
     for path in pack_files(root):
-        for page_id, offset, length in read_pack_index(path, sealing):
+        index.packs.append(path)
+        try:
+            entries = read_pack_index(path, sealing)
+        except CorruptFile as exc:
+            index.damaged[path] = exc.message
+            continue
+        for page_id, offset, length in entries:
             if want is None or page_id in want:
-                locations[page_id] = PageLocation(path, offset, length)
-    return locations
+                index.locations[page_id] = PageLocation(path, offset, length)
+    return index
+
+
+def _missing(page_id: bytes, index: PageIndex, needed_by: str) -> MissingFile | CorruptFile:
+    text = f"page {page_id.hex()[:16]}, needed by {needed_by}, is in no readable pack"
+    index.find_damage()
+    if index.damaged:  # most likely in one of them
+        return CorruptFile(text + "; damaged packs: " + "; ".join(index.damaged.values()),
+                           path=str(next(iter(index.damaged))))
+    return MissingFile(text + "; a pack is missing from the repository")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..errors import CorruptFile
 from .model import Chain, FullRef, RecoveryPoint, SegmentRef
 from .naming import chain_dir, database_dir, format_point
 from .packs import pack_files, read_pack_index
@@ -140,7 +141,10 @@ def _delete_unused_packs(repo: Repository, dry_run: bool, report: PruneReport) -
             for ref in repo.fulls(info.db_id, chain.chain):
                 used.update(repo.read_full(info.db_id, ref).ids())
     for path in list(pack_files(repo.root)):
-        entries = read_pack_index(path, repo.sealing_for)
+        try:
+            entries = read_pack_index(path, repo.sealing_for)
+        except CorruptFile:
+            continue  # kept: a damaged pack is for the operator to look at, not for prune
         if not any(page_id in used for page_id, _offset, _length in entries):
             _delete([path], dry_run, report)
 

@@ -29,7 +29,7 @@ from .model import (
     Segment,
     SegmentRef,
 )
-from .packs import PackWriter, PageLocation, load_locations, read_pages
+from .packs import PackWriter, PageIndex, load_locations, read_pages
 
 
 class Repository:
@@ -80,7 +80,13 @@ class Repository:
         if config.get("encrypted"):
             if passphrase is None:
                 crypto.sealing(FLAG_ENCRYPTED, None)  # raises WrongPassphrase, saying how to give it
-            key_file = read_file(root / "key", "key")
+            try:
+                key_file = read_file(root / "key", "key")
+            except FileNotFoundError:
+                raise MissingFile(
+                    f"{root / 'key'} is missing: the repository is encrypted and its key is gone",
+                    hint="Restore the key file from a copy of the repository; without it nothing "
+                         "can be read.", path=str(root / "key")) from None
             key = crypto.open_key_record(key_file.record(0, crypto.sealing(0, None)), passphrase or "")
         return cls(root, config, key)
 
@@ -89,6 +95,14 @@ class Repository:
         return self.key is not None
 
     def sealing_for(self, flags: int) -> Sealing:
+        """How to open a file with these flags. In an encrypted repository every data file must be
+        encrypted: a plain one was put there by someone without the key."""
+        if self.key is not None and not flags & FLAG_ENCRYPTED:
+            raise CorruptFile("an unencrypted file in an encrypted repository: it was not written "
+                              "by CPS with this repository's key")
+        if self.key is None and flags & FLAG_ENCRYPTED:
+            raise CorruptFile("a file marked encrypted in a repository that is not: its header "
+                              "is damaged")
         return crypto.sealing(flags, self.key)
 
     # Locks
@@ -149,12 +163,13 @@ class Repository:
     def page_id(self, page: bytes) -> bytes:
         return crypto.page_id(page, self.key)
 
-    def page_locations(self, wanted: Iterable[bytes] | None = None) -> dict[bytes, PageLocation]:
+    def page_locations(self, wanted: Iterable[bytes] | None = None) -> PageIndex:
         return load_locations(self.root, self.sealing_for, wanted)
 
-    def read_pages(self, ids: list[bytes], locations: dict[bytes, PageLocation]
+    def read_pages(self, ids: list[bytes], index: PageIndex, needed_by: str
                    ) -> Iterator[tuple[bytes, bytes]]:
-        return read_pages(ids, locations, self.sealing_for)
+        """The pages with these ids; `needed_by` names what needs them, for error messages."""
+        return read_pages(ids, index, self.sealing_for, needed_by)
 
     def write_full(self, db_id: str, full: FullBackup) -> FullRef:
         ref = FullRef(full.chain, full.txn, full.taken_at)
@@ -226,7 +241,11 @@ class Repository:
             checked = read_file(path, kind)
         except FileNotFoundError as exc:
             raise MissingFile(f"{path} is missing", path=str(path)) from exc
-        return checked.records(self.sealing_for(checked.flags))
+        try:
+            sealing = self.sealing_for(checked.flags)
+        except CorruptFile as exc:
+            raise CorruptFile(f"{path}: {exc.message}", path=str(path)) from exc
+        return checked.records(sealing)
 
     def _read_json(self, path: Path, kind: str) -> dict[str, Any]:
         try:

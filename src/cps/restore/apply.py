@@ -65,7 +65,9 @@ def _build(repo: Repository, plan: RestorePlan, partial: Path, output: Path, bes
         for number, page_id in enumerate(full.ids(), start=1):
             positions.setdefault(page_id, []).append(number)
         done = 0
-        for page_id, page in repo.read_pages(list(positions), locations):
+        needed_by = (f"the full backup {repo.full_path(plan.db_id, plan.full).name} "
+                     f"(transaction {full.txn}, {format_ms(full.taken_at)})")
+        for page_id, page in repo.read_pages(list(positions), locations, needed_by):
             for number in positions[page_id]:
                 os.pwrite(fd, page, (number - 1) * size)
                 done += 1

@@ -25,9 +25,11 @@ class RestorePlan:
     stop_time: int | None  # and, for a time target, only those first seen at or before this time
 
 
-def plan_restore(catalog: Catalog, target: Target, synced_through: int | None = None) -> RestorePlan:
+def plan_restore(catalog: Catalog, target: Target, synced_through: int | None = None,
+                 *, best_effort: bool = False) -> RestorePlan:
     """`synced_through`: the time up to which the running protector has captured every commit
-    (from its status), which extends the last chain's coverage to times after its last commit."""
+    (from its status), which extends the last chain's coverage to times after its last commit.
+    With a segment missing from the newest chain, "latest" is an error unless `best_effort`."""
     chains = catalog.restorable_chains
     if not chains:
         raise TargetNotCovered(f"the repository holds no complete full backup of {catalog.db_id}",
@@ -35,7 +37,15 @@ def plan_restore(catalog: Catalog, target: Target, synced_through: int | None = 
     if target.kind == "point":
         return _plan_txn(catalog, _point_txn(catalog, str(target.value)), None)
     if target.kind == "latest":
-        return _plan_txn(catalog, chains[-1].last_txn, None)
+        newest = chains[-1]
+        if newest.missing_after() is not None and not best_effort:
+            later = max(s.last_txn for s in newest.segments)
+            raise RestoreError(
+                f"the log after transaction {newest.last_txn} is missing: transactions up to "
+                f"{later} were captured but cannot be restored",
+                hint=f"Restore transaction {newest.last_txn} with --best-effort (or --txn "
+                     f"{newest.last_txn}), and run 'cps timeline' to see the gap.")
+        return _plan_txn(catalog, newest.last_txn, None)
     if target.kind == "txn":
         assert isinstance(target.value, int)
         return _plan_txn(catalog, target.value, None)

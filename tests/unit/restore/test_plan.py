@@ -97,7 +97,10 @@ def test_missing_segment_ends_the_chain_before_it() -> None:
                       (seg(1, 2, 5, 101, 105), seg(1, 9, 20, 109, 120)))
     cat = catalog(holed)
     assert holed.last_txn == 5 and holed.missing_after() == 5
-    assert plan_restore(cat, Target("latest")).last_txn == 5
+    with pytest.raises(RestoreError, match="the log after transaction 5 is missing") as missing:
+        plan_restore(cat, Target("latest"))
+    assert missing.value.hint is not None and "--best-effort" in missing.value.hint
+    assert plan_restore(cat, Target("latest"), best_effort=True).last_txn == 5
     with pytest.raises(TargetNotCovered) as caught:
         plan_restore(cat, Target("txn", 12))
     assert caught.value.hint is not None and "transactions 1 to 5" in caught.value.hint

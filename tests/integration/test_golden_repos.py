@@ -1,0 +1,105 @@
+"""The golden repositories in tests/fixtures/repos/, written by earlier CPS versions, restored with
+the current code: what keeps old repositories restorable forever.
+
+Each holds `expected.json` (made by tests/fixtures/make_repos.py): the table's rows at every
+transaction and the restores that must give those rows or fail with a given error code. The
+fixtures are copied before use, so a test never changes them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cps.errors import CPSError
+from cps.repository import Repository
+from cps.repository.format import HEADER, KIND_MAGIC, MAX_FORMAT_VERSION, MIN_FORMAT_VERSION
+from cps.restore import Target, load_catalog, plan_restore, restore
+
+REPOS = Path(__file__).resolve().parents[1] / "fixtures" / "repos"
+GOLDEN = sorted(p.name for p in REPOS.glob("v*-*") if (p / "expected.json").is_file())
+MAGIC_KINDS = {magic: kind for kind, magic in KIND_MAGIC.items()}
+
+
+def golden(name: str) -> pytest.ParameterSet:
+    return pytest.param(name, id=name)
+
+
+@pytest.fixture
+def copy_of(tmp_path: Path) -> Any:
+    def copy(name: str) -> tuple[Repository, dict[str, Any]]:
+        expected: dict[str, Any] = json.loads((REPOS / name / "expected.json").read_text())
+        root = tmp_path / name
+        shutil.copytree(REPOS / name / "repo", root)
+        return Repository.open(root, passphrase=expected["passphrase"]), expected
+    return copy
+
+
+def target_of(case: dict[str, Any]) -> Target:
+    if case.get("latest"):
+        return Target("latest")
+    if "point" in case:
+        return Target("point", case["point"])
+    return Target("txn", case["txn"])
+
+
+def rows_in(db: Path, query: str) -> list[list[Any]]:
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [list(row) for row in connection.execute(query)]
+    finally:
+        connection.close()
+
+
+def test_there_are_golden_repositories_of_every_readable_version() -> None:
+    versions = {int(name.split("-")[0][1:]) for name in GOLDEN}
+    assert set(range(MIN_FORMAT_VERSION, MAX_FORMAT_VERSION + 1)) <= versions
+    assert {f"v{MAX_FORMAT_VERSION}-plain", f"v{MAX_FORMAT_VERSION}-encrypted"} <= set(GOLDEN)
+
+
+@pytest.mark.parametrize("name", [golden(n) for n in GOLDEN])
+def test_golden_repository_restores_as_expected(name: str, copy_of: Any, tmp_path: Path) -> None:
+    repo, expected = copy_of(name)
+    assert MIN_FORMAT_VERSION <= expected["format_version"] <= MAX_FORMAT_VERSION
+    catalog = load_catalog(repo, expected["db_id"])
+    for number, case in enumerate(expected["restores"]):
+        output = tmp_path / f"restored-{number}.db"
+        try:
+            plan = plan_restore(catalog, target_of(case))
+            result = restore(repo, plan, output, best_effort=case.get("best_effort", False))
+        except CPSError as error:
+            assert case.get("error") == error.code, f"{case}: {error.code}: {error}"
+            assert not output.exists() and not Path(f"{output}.partial").exists()
+            continue
+        assert "error" not in case, f"{case} restored transaction {result.txn}"
+        assert result.txn == case["rows_of"], case
+        assert (result.damaged is not None) == bool(case.get("best_effort")), case
+        assert rows_in(output, expected["query"]) == expected["states"][str(case["rows_of"])], case
+
+
+@pytest.mark.parametrize("name", [n for n in GOLDEN if n.endswith(("-plain", "-encrypted"))])
+def test_golden_repository_restores_every_segment_time(name: str, copy_of: Any, tmp_path: Path) -> None:
+    repo, expected = copy_of(name)
+    catalog = load_catalog(repo, expected["db_id"])
+    [chain] = catalog.chains
+    assert chain.segments, "a golden repository has segments"
+    for segment in chain.segments:
+        output = tmp_path / f"at-{segment.last_txn}.db"
+        result = restore(repo, plan_restore(catalog, Target("time", segment.last_seen)), output)
+        assert result.txn == segment.last_txn
+        assert rows_in(output, expected["query"]) == expected["states"][str(segment.last_txn)]
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_every_golden_file_carries_its_kind_and_version(name: str) -> None:
+    version = int(name.split("-")[0][1:])
+    files = [p for p in (REPOS / name / "repo").rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        magic, file_version, _flags, _reserved = HEADER.unpack_from(path.read_bytes())
+        assert magic in MAGIC_KINDS, path
+        assert file_version == version, path
