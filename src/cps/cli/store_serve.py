@@ -1,0 +1,91 @@
+"""`cps store serve`: receive mail over SMTP and LMTP and deliver it into mail databases."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from ..store.intake import (
+    DEFAULT_LMTP,
+    DEFAULT_SMTP,
+    Endpoint,
+    IntakeServer,
+    parse_endpoint,
+    serve,
+)
+from . import output
+
+SIZE_UNITS = {
+    "": 1, "b": 1,
+    "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3,
+}
+
+
+def parse_size(text: str) -> int:
+    """Parse a byte size such as "32MiB", "10MB" or "4096"."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in SIZE_UNITS or int(match.group(1)) == 0:
+        raise UsageError(
+            f"invalid size {text!r}",
+            hint="Give a positive number of bytes with an optional unit: B, KB, MB, GB, KiB, "
+            "MiB or GiB, for example 32MiB.",
+        )
+    return int(match.group(1)) * SIZE_UNITS[unit]
+
+
+def _endpoint_or_off(text: str) -> Endpoint | None:
+    return None if text.strip().lower() == "off" else parse_endpoint(text)
+
+
+@click.command("serve")
+@click.argument(
+    "databases", metavar="DB [DB ...]", nargs=-1, required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--smtp", "smtp", default=str(DEFAULT_SMTP), show_default=True, metavar="HOST:PORT",
+    help="Where to listen for SMTP; port 0 picks a free port, 'off' disables SMTP.")
+@click.option(
+    "--lmtp", "lmtp", default=str(DEFAULT_LMTP), show_default=True, metavar="HOST:PORT",
+    help="Where to listen for LMTP; port 0 picks a free port, 'off' disables LMTP.")
+@click.option(
+    "--max-size", default="32MiB", show_default=True, metavar="SIZE",
+    help="Largest message accepted, as transmitted (advertised as SIZE); larger ones get 552.")
+@click.option(
+    "--busy-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+    metavar="SECONDS",
+    help="How long a delivery waits for another writer before replying 451 (try again later).")
+def serve_command(
+    databases: tuple[Path, ...], smtp: str, lmtp: str, max_size: str, busy_timeout: float
+) -> None:
+    """Receive mail over SMTP and LMTP and deliver it into the mailboxes of the mail
+    databases DB. A recipient is accepted if one of the databases (the first, in the order
+    given) has a live mailbox with that address; others get 550. A message is acknowledged
+    with 250 only once it is committed to disk; if it cannot be stored the reply is 451 and
+    the sender retries.
+
+    Prints one line per listener ("smtp listening on 127.0.0.1:2525") when ready, and runs
+    until SIGTERM or SIGINT.
+
+    Examples:
+
+    \b
+      cps store serve mail01.db mail02.db
+      cps store serve mail.db --smtp off --lmtp 127.0.0.1:24
+      cps store serve mail.db --smtp 0.0.0.0:25 --max-size 50MB --busy-timeout 10
+    """
+    server = IntakeServer(
+        databases,
+        smtp=_endpoint_or_off(smtp),
+        lmtp=_endpoint_or_off(lmtp),
+        max_size=parse_size(max_size),
+        busy_timeout=busy_timeout,
+    )
+    serve(server, lambda name, endpoint: output.emit(f"{name} listening on {endpoint}", False, str))
+
+
+COMMANDS = [serve_command]

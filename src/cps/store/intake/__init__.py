@@ -1,0 +1,29 @@
+"""Mail intake: SMTP and LMTP listeners that deliver into mail databases.
+
+Owns the network side of delivery. A recipient is accepted only if one of the served databases has a
+live mailbox with that address; a message is acknowledged with 250 only after its delivery
+transaction committed (the store writes with synchronous=FULL, so it is on disk). Built on aiosmtpd;
+store work runs on worker threads, never on the event loop.
+"""
+
+from .server import (
+    DEFAULT_LMTP,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_SMTP,
+    Endpoint,
+    IntakeServer,
+    parse_endpoint,
+    running,
+    serve,
+)
+
+__all__ = [
+    "DEFAULT_LMTP",
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_SMTP",
+    "Endpoint",
+    "IntakeServer",
+    "parse_endpoint",
+    "running",
+    "serve",
+]

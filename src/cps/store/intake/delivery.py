@@ -1,0 +1,134 @@
+"""The blocking half of intake: finding which mail database holds a recipient, and delivering.
+
+Everything here runs on worker threads, never on the event loop. Each worker thread keeps its own
+`MailDatabase` connection to each database (SQLite connections are not shared between threads), with
+the busy timeout the server was started with. A message for recipients in several databases is one
+transaction per database; the caller learns, per database, whether that transaction committed.
+
+A recipient belongs to the first database, in the order given, that has a live mailbox with that
+address.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import CPSError, InvalidMessage, InvalidName, NotFound, StoreBusy
+from ..database import MailDatabase
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a message for one recipient: committed, or why not. A `permanent` failure
+    fails again on retry (an empty message, an unknown mailbox); the others may not."""
+
+    committed: bool
+    reason: str = ""
+    permanent: bool = False
+
+
+COMMITTED = Outcome(True)
+UNKNOWN = Outcome(False, "no such mailbox", permanent=True)
+
+
+class Deliverer:
+    """Routes addresses to mail databases and delivers raw messages into them."""
+
+    def __init__(self, databases: Sequence[Path], busy_timeout: float) -> None:
+        self.databases = tuple(databases)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._opened: list[MailDatabase] = []
+        self._opened_lock = threading.Lock()
+
+    def check(self) -> None:
+        """Open each database once, so a wrong path fails at start rather than at the first mail."""
+        for path in self.databases:
+            MailDatabase.open(path).close()
+
+    def close(self) -> None:
+        """Close every connection any worker opened; call once the workers have stopped."""
+        with self._opened_lock:
+            for database in self._opened:
+                database.close()
+            self._opened.clear()
+
+    def route(self, address: str) -> tuple[int, str] | None:
+        """The index of the database with a live mailbox `address` and the mailbox's canonical
+        address, or None if no database has one. Raises InvalidName for an address the store
+        cannot hold."""
+        for index in range(len(self.databases)):
+            try:
+                mailbox = self._database(index).mailbox(address)
+            except NotFound:
+                continue
+            return index, mailbox.address
+        return None
+
+    def deliver(
+        self, raw: bytes, recipients: Sequence[str], *, allow_unknown: bool
+    ) -> dict[str, Outcome]:
+        """Deliver `raw` once to each distinct mailbox among `recipients`, one transaction per
+        database, and say what became of it for each recipient as given. A recipient no database
+        holds any more is UNKNOWN; unless `allow_unknown`, that stops the whole delivery before
+        anything is stored, so that a sender's retry does not duplicate the message."""
+        groups: dict[int, dict[str, None]] = {}
+        routes: dict[str, tuple[int, str] | None] = {}
+        for address in recipients:
+            routes[address] = route = self._route_quietly(address)
+            if route is not None:
+                groups.setdefault(route[0], {})[route[1]] = None
+        if not allow_unknown and None in routes.values():
+            gone = Outcome(False, "a mailbox disappeared during the transaction")
+            return {address: gone for address in recipients}
+        outcomes = {index: self._deliver_to(index, raw, list(g)) for index, g in groups.items()}
+        return {
+            address: UNKNOWN if route is None else outcomes[route[0]]
+            for address, route in routes.items()
+        }
+
+    def _route_quietly(self, address: str) -> tuple[int, str] | None:
+        try:
+            return self.route(address)
+        except InvalidName:
+            return None
+
+    def _deliver_to(self, index: int, raw: bytes, recipients: list[str]) -> Outcome:
+        path = self.databases[index]
+        try:
+            deliveries = self._database(index).deliver(raw, recipients)
+        except InvalidMessage as error:
+            logger.warning("delivery refused: %s database=%s", error.message, path)
+            return Outcome(False, error.message, permanent=True)
+        except StoreBusy:
+            logger.warning("delivery failed: database busy database=%s timeout=%s",
+                           path, self.busy_timeout)
+            return Outcome(False, "mail database busy")
+        except CPSError as error:
+            logger.warning("delivery failed: %s database=%s", error.message, path)
+            return Outcome(False, error.message)
+        except Exception as error:  # a failed delivery must become a reply, never a crash
+            logger.warning("delivery failed database=%s", path, exc_info=True)
+            return Outcome(False, f"mail database error: {error}")
+        logger.debug(
+            "delivered size=%d database=%s messages=%s", len(raw), path,
+            ",".join(f"{d.address}:{d.message_id}" for d in deliveries))
+        return COMMITTED
+
+    def _database(self, index: int) -> MailDatabase:
+        connections: dict[int, MailDatabase] | None = getattr(self._local, "connections", None)
+        if connections is None:
+            connections = self._local.connections = {}
+        database = connections.get(index)
+        if database is None:
+            database = MailDatabase.open(self.databases[index], busy_timeout=self.busy_timeout)
+            connections[index] = database
+            with self._opened_lock:
+                self._opened.append(database)
+        return database

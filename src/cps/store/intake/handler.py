@@ -1,0 +1,117 @@
+"""The aiosmtpd handler shared by the SMTP and LMTP listeners: the replies a sender sees.
+
+RCPT is answered from the store: 250 if a database has a live mailbox with that address, 550 5.1.1 if
+none has. After DATA the message goes to a worker thread (`Deliverer`), and the reply depends on what
+committed:
+
+* SMTP has one reply for the whole message: 250 only if every database's transaction committed;
+  554 if the message itself is refused (an empty one); otherwise 451, so the sender retries. If one
+  database committed and another failed, the retry delivers a second copy to the first: SMTP cannot
+  say "done for some recipients".
+* LMTP (RFC 2033) replies once per accepted recipient, in RCPT order, so each recipient's reply is
+  exactly what became of the message in that recipient's database.
+
+Nothing here blocks the event loop, and no handler hook raises: aiosmtpd would turn an exception into
+a 500 reply, a permanent failure for a message that may only need a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+from aiosmtpd.lmtp import LMTP
+
+from ...errors import InvalidName
+from .delivery import UNKNOWN, Deliverer, Outcome
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_REASON_CHARS = 200
+
+
+class IntakeHandler:
+    def __init__(self, deliverer: Deliverer, executor: Executor) -> None:
+        self.deliverer = deliverer
+        self.executor = executor
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drained(self) -> None:
+        """Return once no store work is under way (replies for finished work have been queued)."""
+        await self._idle.wait()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        try:
+            route = await self._in_worker(self.deliverer.route, address)
+        except InvalidName:
+            return f"553 5.1.3 <{_printable(address)}>: not a valid mailbox address"
+        except Exception as error:  # reply, never raise: see the module docstring
+            logger.warning("recipient lookup failed address=%s", address, exc_info=True)
+            return f"451 4.3.0 cannot look up the mailbox: {_printable(str(error))}"
+        if route is None:
+            return f"550 5.1.1 <{_printable(address)}>: no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        lmtp = isinstance(server, LMTP)
+        recipients: list[str] = list(envelope.rcpt_tos)
+        raw: bytes = envelope.original_content or b""
+        try:
+            outcomes = await self._in_worker(
+                lambda: self.deliverer.deliver(raw, recipients, allow_unknown=lmtp))
+        except Exception as error:  # reply, never raise: see the module docstring
+            logger.warning("delivery failed recipients=%s", ",".join(recipients), exc_info=True)
+            failed = Outcome(False, f"mail database error: {error}")
+            outcomes = {address: failed for address in recipients}
+        if lmtp:
+            return "\r\n".join(_reply(outcomes[address], address) for address in recipients)
+        return _smtp_reply([outcomes[address] for address in recipients])
+
+    async def _in_worker(self, work: Callable[..., T], *args: Any) -> T:
+        self._running += 1
+        self._idle.clear()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, work, *args)
+        finally:
+            self._running -= 1
+            if not self._running:
+                self._idle.set()
+
+
+def _smtp_reply(outcomes: Sequence[Outcome]) -> str:
+    failures = [outcome for outcome in outcomes if not outcome.committed]
+    if not failures:
+        return "250 2.0.0 OK: delivered"
+    if len(failures) == len(outcomes) and all(outcome.permanent for outcome in failures):
+        return _reply(failures[0])
+    # Some part committed or may succeed later: only a retry can complete the rest.
+    first = next((outcome for outcome in failures if not outcome.permanent), failures[0])
+    return _reply(Outcome(False, first.reason))
+
+
+def _reply(outcome: Outcome, address: str = "") -> str:
+    about = f"<{_printable(address)}> " if address else ""
+    if outcome.committed:
+        return f"250 2.0.0 {about}delivered"
+    if outcome is UNKNOWN:
+        return f"550 5.1.1 {about}no such mailbox here"
+    if outcome.permanent:
+        return f"554 5.6.0 {about}message refused: {_printable(outcome.reason)}"
+    return f"451 4.3.0 {about}not stored, try again later: {_printable(outcome.reason)}"
+
+
+def _printable(text: str) -> str:
+    """`text` made safe for one reply line: printable ASCII, single spaces, bounded length."""
+    cleaned = "".join(c if " " <= c <= "~" else " " for c in text)
+    return " ".join(cleaned.split())[:MAX_REASON_CHARS]

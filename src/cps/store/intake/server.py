@@ -1,0 +1,230 @@
+"""`IntakeServer`: the SMTP and LMTP listeners, their worker threads, and their orderly stop.
+
+The listeners run on one asyncio event loop; store work runs on a small thread pool (see
+`delivery`). Stopping closes the listeners, waits for store work under way so its replies still go
+out, closes the remaining sessions and then the database connections. A session cut off in the middle
+of DATA has received no reply, so its sender retries.
+
+DATA lines may be far longer than RFC 5321's 1000 octets: mail that a lenient client sends is stored
+rather than refused (`MAX_LINE_BYTES`). The size limit counts the bytes as transmitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AnyStr
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+
+from ...errors import UsageError
+from ..connection import BUSY_TIMEOUT_SECONDS
+from .delivery import Deliverer
+from .handler import IntakeHandler
+
+DEFAULT_MAX_SIZE = 32 * 1024 * 1024
+MAX_LINE_BYTES = 1024 * 1024
+WORKER_THREADS = 4
+
+
+class _LenientSMTP(SMTP):
+    line_length_limit = MAX_LINE_BYTES
+
+
+class _LenientLMTP(LMTP):
+    """Also gives one reply per recipient when aiosmtpd itself refuses a message after DATA (too
+    big, a line too long): an LMTP client waits for one reply per recipient (RFC 2033 4.2)."""
+
+    line_length_limit = MAX_LINE_BYTES
+    _replies_due = 0
+
+    async def push(self, status: AnyStr) -> None:
+        due, self._replies_due = self._replies_due, 0
+        if isinstance(status, str) and status.startswith("354") and self.envelope is not None:
+            self._replies_due = len(self.envelope.rcpt_tos)
+        elif isinstance(status, str) and due > 1 and "\r\n" not in status:
+            await super().push("\r\n".join([status] * due))
+            return
+        await super().push(status)
+
+
+PROTOCOLS: dict[str, type[SMTP]] = {"smtp": _LenientSMTP, "lmtp": _LenientLMTP}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A host and TCP port; port 0 asks the system for a free port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+DEFAULT_SMTP = Endpoint("127.0.0.1", 2525)
+DEFAULT_LMTP = Endpoint("127.0.0.1", 2424)
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """Parse "HOST:PORT" (an IPv6 host in brackets: "[::1]:2525")."""
+    host, colon, port = text.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(
+            f"invalid listen address {text!r}",
+            hint="Give HOST:PORT, for example 127.0.0.1:2525; port 0 picks a free port.",
+        )
+    return Endpoint(host, int(port))
+
+
+class IntakeServer:
+    """Listeners that deliver mail into `databases`. Start and stop it on a running event loop;
+    while it runs, `listeners` holds the (protocol, bound address) pairs."""
+
+    def __init__(
+        self,
+        databases: Sequence[str | Path],
+        *,
+        smtp: Endpoint | None = DEFAULT_SMTP,
+        lmtp: Endpoint | None = DEFAULT_LMTP,
+        max_size: int = DEFAULT_MAX_SIZE,
+        busy_timeout: float = BUSY_TIMEOUT_SECONDS,
+    ) -> None:
+        if not databases:
+            raise UsageError("no mail database to deliver to", hint="Name at least one database.")
+        if smtp is None and lmtp is None:
+            raise UsageError("no listener", hint="Listen for SMTP, LMTP or both.")
+        self.endpoints = {"smtp": smtp, "lmtp": lmtp}
+        self.max_size = max_size
+        self.deliverer = Deliverer([Path(p) for p in databases], busy_timeout)
+        self.listeners: list[tuple[str, Endpoint]] = []
+        self._servers: list[asyncio.Server] = []
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+        self._executor: ThreadPoolExecutor | None = None
+        self._handler: IntakeHandler | None = None
+
+    async def start(self) -> None:
+        """Check the databases and start listening; on failure nothing is left running."""
+        loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="cps-intake")
+        self._handler = IntakeHandler(self.deliverer, self._executor)
+        try:
+            await loop.run_in_executor(self._executor, self.deliverer.check)
+            hostname = socket.gethostname()
+            for name, endpoint in self.endpoints.items():
+                if endpoint is not None:
+                    await self._listen(name, endpoint, hostname)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop listening, let store work under way finish and reply, then close the sessions
+        and the database connections."""
+        for server in self._servers:
+            server.close()
+        if self._handler is not None:
+            await self._handler.drained()
+        # no await between draining and closing: no new store work can start in between
+        for session in list(self._sessions):
+            if session.transport is not None:
+                session.transport.close()
+        for server in self._servers:
+            await server.wait_closed()  # since Python 3.12 this waits for the sessions to close
+        self._servers.clear()
+        self.listeners.clear()
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, True)
+            self._executor = None
+        self.deliverer.close()
+
+    async def _listen(self, name: str, endpoint: Endpoint, hostname: str) -> None:
+        loop = asyncio.get_running_loop()
+        protocol = PROTOCOLS[name]
+
+        def new_session() -> SMTP:
+            session = protocol(
+                self._handler, data_size_limit=self.max_size, enable_SMTPUTF8=True,
+                hostname=hostname, loop=loop)
+            self._sessions.add(session)
+            return session
+
+        try:
+            server = await loop.create_server(new_session, endpoint.host, endpoint.port)
+        except OSError as error:
+            raise UsageError(
+                f"cannot listen for {name} on {endpoint}: {error.strerror or error}",
+                hint="Choose another address, or stop the program that is using this one.",
+            ) from error
+        self._servers.append(server)
+        for sock in server.sockets:
+            host, port = sock.getsockname()[:2]
+            self.listeners.append((name, Endpoint(host, port)))
+
+
+def serve(server: IntakeServer, on_listening: Callable[[str, Endpoint], None]) -> None:
+    """Run `server` until SIGTERM or SIGINT, then stop it cleanly. `on_listening` is called once
+    per bound listener when the server is ready."""
+    asyncio.run(_serve_until_signal(server, on_listening))
+
+
+async def _serve_until_signal(
+    server: IntakeServer, on_listening: Callable[[str, Endpoint], None]
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await server.start()
+    try:
+        for name, endpoint in server.listeners:
+            on_listening(name, endpoint)
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+@contextmanager
+def running(server: IntakeServer) -> Iterator[IntakeServer]:
+    """Run `server` on its own event loop in a background thread for the life of the block."""
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        try:
+            await server.start()
+        except BaseException as error:
+            failure.append(error)
+            return
+        finally:
+            started.set()
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    started.wait()
+    if failure:
+        thread.join()
+        loop.close()
+        raise failure[0]
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join()
+        loop.close()

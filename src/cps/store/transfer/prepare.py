@@ -1,0 +1,138 @@
+"""The parsing stage of an import: from what a reader found to what the writer stores.
+
+Everything slow and fallible happens here, outside any write transaction: skipping messages an
+earlier run already imported, checking folder names, parsing, choosing the internal date. The stage
+is a plain generator over picklable records, so it runs in this process or in a worker process
+feeding the writer (see `importer.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from ...errors import InvalidMessage, InvalidName
+from ..database import parse_message
+from ..messages import ParsedMessage
+from ..names import check_folder_name
+from .sources import (
+    MAX_MESSAGE_BYTES,
+    Candidate,
+    FolderMark,
+    Rejected,
+    SourceEvent,
+    clamp_date,
+    too_big,
+)
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A parsed message with its checked folder path, ready to be placed."""
+
+    folder: tuple[str, ...]
+    key: str
+    where: str
+    message: ParsedMessage
+    internal_date: int
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A message an earlier run imported already."""
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A remark for the report that changes no count: a parse defect of an imported message
+    ("warning"), or a folder that could not be created ("error")."""
+
+    where: str
+    reason: str
+    severity: Severity
+
+
+PreparedEvent = Ready | Skipped | FolderMark | Rejected | Note | Candidate
+
+
+def prepare(
+    events: Iterable[SourceEvent], done: set[str], *, leave_every: int = 0
+) -> Iterator[PreparedEvent]:
+    """Turn reader events into writer events; `done` holds the keys of messages already imported
+    and is extended with every key seen, so a key is handled once. With `leave_every` = n, every
+    n-th message is passed on checked but unparsed, as a `Candidate`, for the receiver to `parse`
+    (a worker process leaves the writer a share of the parsing)."""
+    folders = _FolderChecker()
+    count = 0
+    for event in events:
+        if isinstance(event, Candidate):
+            checked = _check(event, folders, done)
+            count += 1
+            if isinstance(checked, Candidate) and not (leave_every and count % leave_every == 0):
+                yield from parse(checked)
+            else:
+                yield checked
+        elif isinstance(event, FolderMark):
+            folder = folders.check(event.folder)
+            if isinstance(folder, str):
+                yield Note(event.where, f"folder not created: {folder}", "error")
+            else:
+                yield FolderMark(folder, event.where)
+        else:
+            yield event
+
+
+def parse(candidate: Candidate) -> Iterator[Ready | Rejected | Note]:
+    """Parse a checked candidate (its folder path already checked) into what the writer takes."""
+    try:
+        message = parse_message(candidate.raw)
+    except InvalidMessage as exc:
+        yield Rejected(candidate.where, exc.message)
+        return
+    except Exception as exc:  # a parser bug on one odd message must not stop the import
+        yield Rejected(candidate.where, f"cannot be parsed: {type(exc).__name__}: {exc}")
+        return
+    date = candidate.fixed_date
+    if date is None:
+        date = message.envelope.date if message.envelope.date is not None else candidate.fallback_date
+    yield Ready(
+        candidate.folder, candidate.key, candidate.where, message, clamp_date(date),
+        candidate.flags,
+    )
+    if message.envelope.defects:
+        defects = ", ".join(message.envelope.defects)
+        yield Note(candidate.where, f"parse defects: {defects}", "warning")
+
+
+def _check(
+    candidate: Candidate, folders: _FolderChecker, done: set[str]
+) -> Candidate | Skipped | Rejected:
+    if candidate.key in done:
+        return Skipped()
+    done.add(candidate.key)
+    folder = folders.check(candidate.folder)
+    if isinstance(folder, str):
+        return Rejected(candidate.where, folder)
+    if len(candidate.raw) > MAX_MESSAGE_BYTES:
+        return Rejected(candidate.where, too_big(len(candidate.raw)))
+    return replace(candidate, folder=folder)
+
+
+class _FolderChecker:
+    """Checks folder paths against the store's name rules, once per path."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, ...], tuple[str, ...] | str] = {}
+
+    def check(self, folder: tuple[str, ...]) -> tuple[str, ...] | str:
+        """The checked (NFC) path, or the reason it cannot be stored."""
+        if folder not in self._seen:
+            try:
+                self._seen[folder] = tuple(check_folder_name(name) for name in folder)
+            except InvalidName as exc:
+                self._seen[folder] = exc.message
+        return self._seen[folder]
