@@ -15,7 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32
 
 # Full-text indexing stops after this much decoded text per message: search finds words in the
@@ -23,6 +23,9 @@ from email.policy import compat32
 MAX_INDEXED_TEXT = 1 << 20
 
 _PARSER = BytesParser(policy=compat32)
+_HEADERS = BytesHeaderParser(policy=compat32)
+# The empty line that ends the header block (LF or CRLF line ends).
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 
@@ -57,7 +60,7 @@ def content_hash(raw: bytes) -> bytes:
 
 
 def parse_envelope(raw: bytes) -> Envelope:
-    message = _PARSER.parsebytes(raw)
+    message = _parse(raw)
     defects: list[str] = [type(d).__name__ for d in message.defects]
     texts: list[str] = []
     attachments: list[Attachment] = []
@@ -80,6 +83,20 @@ def parse_envelope(raw: bytes) -> Envelope:
         text=text,
         defects=tuple(dict.fromkeys(defects)),
     )
+
+
+def _parse(raw: bytes) -> Message:
+    """The message tree. A single-part message takes a short cut: only its header block goes
+    through the email parser, which would otherwise split the whole body into lines for nothing;
+    its body becomes the payload exactly as the parser would have set it."""
+    end = _HEADER_END.search(raw)
+    if end is None:
+        return _PARSER.parsebytes(raw)
+    message = _HEADERS.parsebytes(raw[: end.end()])
+    if message.get_content_maintype() in ("multipart", "message") or message.defects:
+        return _PARSER.parsebytes(raw)
+    message.set_payload(raw[end.end() :].decode("ascii", "surrogateescape"))
+    return message
 
 
 def decode_header_value(value: str | email.header.Header) -> str:
