@@ -12,9 +12,12 @@ same number is not stored again, so a new full backup costs only the pages that 
 
 from __future__ import annotations
 
+import os
+import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +115,8 @@ def _pages(source: FullSource, reuse: Callable[[int], bool]
     """Each page of the image, or None for a page to take from the previous full backup."""
     size = source.page_size
     with ExitStack() as files:
-        wal = files.enter_context(source.wal_path.open("rb")) if source.page_frames else None
+        wal = _WalPages(files.enter_context(source.wal_path.open("rb")), source) \
+            if source.page_frames else None
         for first in range(1, source.db_pages + 1, READ_CHUNK_PAGES):
             last = min(first + READ_CHUNK_PAGES - 1, source.db_pages)
             numbers = range(first, last + 1)
@@ -122,11 +126,8 @@ def _pages(source: FullSource, reuse: Callable[[int], bool]
                 if reuse(number):
                     yield number, None
                     continue
-                frame = source.page_frames.get(number)
-                if frame is not None and wal is not None:
-                    wal.seek(frame_offset(frame, size) + FRAME_HEADER_SIZE)
-                    page = wal.read(size)
-                else:
+                page = wal.page(number) if wal is not None else None
+                if page is None:
                     start = (number - first) * size
                     page = chunk[start : start + size]
                 if len(page) != size:
@@ -135,3 +136,32 @@ def _pages(source: FullSource, reuse: Callable[[int], bool]
                         hint="The database file was changed outside SQLite; check it with "
                              "PRAGMA integrity_check.")
                 yield number, page
+
+
+class _WalPages:
+    """Pages of the image that are in the WAL, read while the WAL still holds them.
+
+    The WAL can be reset under a running full backup in one case only: its snapshot was taken when
+    every frame had been copied back into the database file (SQLite then gives it no WAL snapshot to
+    protect). The database file then holds the whole image, and that snapshot keeps any checkpoint
+    from changing it. So a frame whose salts are no longer this generation's means: read the
+    database file, for this page and every later one. The salts are read again after the page,
+    because a writer writes a frame's header before its page.
+    """
+
+    def __init__(self, handle: BinaryIO, source: FullSource) -> None:
+        self.handle = handle
+        self.source = source
+        self.salts = struct.pack(">II", source.position.salt1, source.position.salt2)
+        self.intact = True
+
+    def page(self, number: int) -> bytes | None:
+        frame = self.source.page_frames.get(number)
+        if frame is None or not self.intact:
+            return None
+        offset = frame_offset(frame, self.source.page_size)
+        data = os.pread(self.handle.fileno(), FRAME_HEADER_SIZE + self.source.page_size, offset)
+        if data[8:16] != self.salts or os.pread(self.handle.fileno(), 8, offset + 8) != self.salts:
+            self.intact = False
+            return None
+        return data[FRAME_HEADER_SIZE:]

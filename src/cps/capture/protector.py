@@ -343,8 +343,9 @@ class Protector:
                 with self.repo.reader_lock():
                     result = take_full(self.repo, self.db_id, chain, txn, source, previous)
                 self._full_done(result)
-            except BaseException as exc:  # reported on the capture thread, which stops
+            except BaseException as exc:  # reported on the capture thread, which goes on
                 self.full_error = exc
+                self.changed_since_full = None  # its changes are not in any full: read all next
             finally:
                 extra.close()
                 self.full_thread = None
