@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import store_admin
+from . import store_admin, store_serve, store_transfer, store_workload
 
 
 @click.group()
@@ -12,5 +12,7 @@ def store() -> None:
     """Create, fill, inspect and serve mail databases."""
 
 
-for command in store_admin.COMMANDS:
+for command in (
+    store_admin.COMMANDS + store_serve.COMMANDS + store_workload.COMMANDS + store_transfer.COMMANDS
+):
     store.add_command(command)
