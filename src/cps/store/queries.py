@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,15 @@ class SearchQuery:
 def list_messages(
     connection: sqlite3.Connection, folder_id: int, *, limit: int | None = None, offset: int = 0
 ) -> list[Message]:
-    rows = connection.execute(
-        _MESSAGE_SELECT + "WHERE m.folder_id = ? ORDER BY m.uid LIMIT ? OFFSET ?",
+    # Page through the (folder_id, uid) index alone first: an OFFSET over the joined rows would
+    # read every skipped message and body.
+    ids = [row[0] for row in connection.execute(
+        "SELECT id FROM messages WHERE folder_id = ? ORDER BY uid LIMIT ? OFFSET ?",
         (folder_id, -1 if limit is None else limit, offset),
+    )]
+    rows = connection.execute(
+        _MESSAGE_SELECT + "WHERE m.id IN (SELECT value FROM json_each(?)) ORDER BY m.uid",
+        (json.dumps(ids),),
     )
     return [_message(row) for row in rows]
 
