@@ -210,3 +210,51 @@ def test_append_is_all_or_nothing(db: MailDatabase) -> None:
     with pytest.raises(InvalidMessage):
         db.append("alice@example.com", [AppendItem("Inbox", RAW, 1), AppendItem("Inbox", b"", 2)])
     assert db.messages("alice@example.com", "Inbox") == []
+
+
+def test_reads_nest_into_one_snapshot(tmp_path: Path) -> None:
+    """Inside `with db.read():` the reading methods see the outer snapshot, whatever another
+    connection commits meanwhile, so a walk over every folder is one consistent state."""
+    with MailDatabase.create(tmp_path / "m.db") as db:
+        db.create_mailbox("alice@example.com")
+        with MailDatabase.open(tmp_path / "m.db") as other:
+            with db.read():
+                before = db.folders("alice@example.com")
+                other.deliver(RAW, ["alice@example.com"])
+                other.create_folder("alice@example.com", "Later")
+                assert db.folders("alice@example.com") == before
+                assert db.messages("alice@example.com", "Inbox") == []
+            assert [f.path for f in db.folders("alice@example.com")] == sorted(
+                [f.path for f in before] + [("Later",)])
+            assert len(db.messages("alice@example.com", "Inbox")) == 1
+
+
+def test_a_stored_envelope_copies_a_message_without_parsing_it_again(tmp_path: Path) -> None:
+    """`envelope` reads back what the store derived from a message; `append` given it stores the
+    message in another database with the same derived rows, as if it had parsed the bytes."""
+    from dataclasses import replace
+
+    from cps.store import AppendItem
+    from cps.store.parse import parse_envelope
+
+    raw = (b"From: Carol <carol@example.org>\r\nTo: alice@example.com\r\nCc: bob@example.com\r\n"
+           b"Message-ID: <x1@example.org>\r\nSubject: figures\r\nDate: Mon, 23 Nov 2026 10:00:00 "
+           b"+0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain\r\n\r\nQ3 budget attached\r\n--b\r\nContent-Type: "
+           b"application/pdf; name=q3.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n"
+           b"--b--\r\n")
+    with MailDatabase.create(tmp_path / "a.db") as source, \
+            MailDatabase.create(tmp_path / "b.db") as target:
+        source.create_mailbox("alice@example.com")
+        target.create_mailbox("alice@example.com")
+        message_id = source.deliver(raw, ["alice@example.com"])[0].message_id
+        envelope = source.envelope(message_id)
+        assert envelope == replace(parse_envelope(raw), defects=())
+        assert envelope.attachments and "budget" in envelope.text
+        copied = target.append("alice@example.com", [
+            AppendItem("Inbox", raw, 5, ("\\Seen",), envelope=envelope)])[0].message_id
+        assert target.envelope(copied) == envelope
+        assert target.message(copied).has_attachments
+        assert [m.id for m in target.search(SearchQuery(text="budget"))] == [copied]
+        with pytest.raises(NotFound):
+            source.envelope(999)

@@ -11,7 +11,7 @@ import click
 
 from .. import __version__
 from ..errors import CPSError
-from . import output
+from . import granular, output, protect, prune, restore
 from .store import store
 
 
@@ -22,6 +22,8 @@ def cps() -> None:
 
 
 cps.add_command(store)
+for command in (*protect.COMMANDS, *restore.COMMANDS, *prune.COMMANDS, *granular.COMMANDS):
+    cps.add_command(command)
 
 
 def main() -> None:

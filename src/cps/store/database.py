@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import InvalidMessage
+from ..errors import InvalidMessage, NotFound
 from . import folders as _folders
 from . import messages as _messages
 from . import queries as _queries
@@ -29,26 +29,30 @@ from .connection import (
 )
 from .models import Delivery, Folder, Mailbox, Message, Stats
 from .names import split_path
-from .parse import content_hash, parse_envelope
+from .parse import Attachment, Envelope, content_hash, parse_envelope
 
 FolderPath = tuple[str, ...] | str
 
 
 @dataclass(frozen=True, slots=True)
 class AppendItem:
-    """A message to add with `MailDatabase.append`."""
+    """A message to add with `MailDatabase.append`. `envelope`, when given, is what a mail database
+    already derived from these exact bytes (`MailDatabase.envelope`): the message is then stored
+    without being parsed again, which is what makes copying mail between databases fast."""
 
     folder: FolderPath
     raw: bytes
     internal_date: int
     flags: tuple[str, ...] = ()
+    envelope: Envelope | None = None
 
 
-def parse_message(raw: bytes) -> _messages.ParsedMessage:
-    """Parse a raw message for storing; refuses only an empty one."""
+def parse_message(raw: bytes, envelope: Envelope | None = None) -> _messages.ParsedMessage:
+    """Parse a raw message for storing (or take the envelope given for it); refuses only an empty
+    one."""
     if not raw.strip():
         raise InvalidMessage("empty message", hint="A message needs at least one header line.")
-    return _messages.ParsedMessage(raw, content_hash(raw), parse_envelope(raw))
+    return _messages.ParsedMessage(raw, content_hash(raw), envelope or parse_envelope(raw))
 
 
 class MailDatabase:
@@ -94,7 +98,11 @@ class MailDatabase:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent read of several queries."""
+        """A consistent read of several queries. Reads nest: the API's own reading methods called
+        inside `with db.read():` see the outer snapshot, so a whole-database walk is one state."""
+        if self.connection.in_transaction:
+            yield self.connection
+            return
         with snapshot(self.connection) as connection:
             yield connection
 
@@ -174,7 +182,7 @@ class MailDatabase:
     def append(self, address: str, items: Iterable[AppendItem]) -> list[Delivery]:
         """Add messages to folders of one mailbox with their own internal dates and flags, all in
         one transaction; missing folders are created. For restoring and moving mail in bulk."""
-        parsed = [(item, parse_message(item.raw)) for item in items]
+        parsed = [(item, parse_message(item.raw, item.envelope)) for item in items]
         deliveries = []
         with self.write() as c:
             mailbox = _folders.live_mailbox(c, address)
@@ -206,6 +214,24 @@ class MailDatabase:
 
     def fetch_raw(self, message_id: int) -> bytes:
         return _queries.fetch_raw(self.connection, message_id)
+
+    def envelope(self, message_id: int) -> Envelope:
+        """What this database derived from a message's bytes when it stored them (header fields,
+        attachments, indexed text), read back without parsing; parse defects are not kept."""
+        with self.read() as c:
+            row = c.execute(
+                "SELECT b.id, b.message_id, b.subject, b.from_addr, b.to_addr, b.cc_addr, "
+                "b.sent_date, b.in_reply_to, b.refs FROM messages m JOIN bodies b "
+                "ON b.id = m.body_id WHERE m.id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no message with id {message_id}")
+            body_id, message_header_id, subject, from_, to, cc, date, in_reply_to, refs = row
+            attachments = tuple(Attachment(*a) for a in c.execute(
+                "SELECT filename, content_type, size FROM attachments WHERE body_id = ? "
+                "ORDER BY position", (body_id,)))
+            text = c.execute("SELECT text FROM body_text WHERE rowid = ?", (body_id,)).fetchone()
+        return Envelope(message_header_id, subject, from_, to, cc, date, in_reply_to, refs,
+                        attachments, text[0] if text else "", defects=())
 
     def attachments(self, message_id: int) -> list[tuple[str, str, int]]:
         """(filename, content type, decoded size) of each attachment, in MIME order."""
