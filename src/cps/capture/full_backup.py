@@ -1,10 +1,16 @@
 """Full backups: the database's pages as of one captured transaction, taken while writers go on.
 
-The image at captured frame e of the current WAL generation is, page by page, the page's last frame
-at or before e, or else the page in the database file. That holds while a pinned reader keeps every
-checkpoint at or before e: a checkpoint only writes pages that have frames, and those are read from
-the WAL here, never from the file being written. Earlier generations were wholly backfilled before
-their reset, so the file holds them. No lock on writers is taken, for any length of time.
+A chain starts with a *live* full backup, read from the database itself. The image at captured
+frame e of the current WAL generation is, page by page, the page's last frame at or before e, or
+else the page in the database file. That holds while a pinned reader keeps every checkpoint at or
+before e: a checkpoint only writes pages that have frames, and those are read from the WAL here,
+never from the file being written. Earlier generations were wholly backfilled before their reset,
+so the file holds them. No lock on writers is taken, for any length of time.
+
+Every later full backup of the chain is *synthesised* from the repository alone: the previous full
+backup's page list, with each page written since replaced by its last version in the captured log.
+It never touches the live database, so it costs the application nothing and cannot hold its WAL
+back, however long it takes; and it is exactly the image a restore of the log would produce.
 
 Pages are content-addressed. A page whose id is the same as the previous full backup's page at the
 same number is not stored again, so a new full backup costs only the pages that changed.
@@ -17,12 +23,20 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import CaptureError
-from ..repository import FullBackup, Repository, WalPosition
+from ..repository import (
+    PAGE_ID_SIZE,
+    FullBackup,
+    PackWriter,
+    Repository,
+    SegmentRef,
+    Transaction,
+    WalPosition,
+)
 from .sqlite_db import DatabaseFile
 from .sqlite_wal import FRAME_HEADER_SIZE, frame_offset
 
@@ -39,9 +53,6 @@ class FullSource:
     db_pages: int
     page_frames: dict[int, int]
     position: WalPosition
-    # Pages written since the previous full backup, one bit each (page n is bit n-1), when capture
-    # saw every transaction since it; None when it did not, and every page must be read.
-    changed: bytearray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,72 +71,88 @@ def take_full(
     previous: FullBackup | None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FullResult:
-    """Copy the image described by `source` into the repository as a full backup at `txn`."""
+    """Copy the live image described by `source` into the repository as a full backup at `txn`;
+    pages equal to `previous` at the same number are not stored again."""
     writer = repo.page_writer()
     usable = previous if previous is not None and previous.page_size == source.page_size else None
-    reuse = _reusable(source, usable)
     ids = bytearray()
-    stored = 0
-    for number, page in _pages(source, reuse):
-        if page is None:
-            assert usable is not None
-            ids += usable.page_id(number)
-            continue
+    for number, page in _pages(source):
         page_id = repo.page_id(page)
         ids += page_id
         if usable is None or number > usable.pages or usable.page_id(number) != page_id:
-            stored += page_id not in writer.pending
             writer.add(page_id, page)
         if progress and number % 4096 == 0:
             progress(number, source.db_pages)
+    return _finish(repo, db_id, FullBackup(chain, txn, _now_ms(), source.page_size,
+                                           source.position, bytes(ids)), writer)
+
+
+def synthesize_full(repo: Repository, db_id: str, previous: FullBackup, txn: int,
+                    position: WalPosition) -> FullResult:
+    """A full backup at `txn` made from `previous` and the segments after it, in the repository."""
+    refs = [r for r in repo.segments(db_id, previous.chain)
+            if r.last_txn > previous.txn and r.first_txn <= txn]
+    last_write: dict[int, int] = {}  # page number -> the transaction that wrote it last
+    db_pages = previous.pages
+    for transaction in _transactions(repo, db_id, refs, previous.txn, txn):
+        for number, _image in transaction.pages:
+            last_write[number] = transaction.txn
+        db_pages = transaction.db_pages
+    ids = bytearray(previous.page_ids[: db_pages * PAGE_ID_SIZE])
+    ids += bytes((db_pages * PAGE_ID_SIZE) - len(ids))
+    writer = repo.page_writer()
+    for transaction in _transactions(repo, db_id, refs, previous.txn, txn):
+        for number, image in transaction.pages:
+            if number > db_pages or last_write[number] != transaction.txn:
+                continue
+            page_id = repo.page_id(image)
+            start = (number - 1) * PAGE_ID_SIZE
+            if number > previous.pages or previous.page_ids[start : start + PAGE_ID_SIZE] != page_id:
+                writer.add(page_id, image)
+            ids[start : start + PAGE_ID_SIZE] = page_id
+    missing = [n for n in range(previous.pages + 1, db_pages + 1) if n not in last_write]
+    if missing:
+        raise CaptureError(f"the log does not hold page {missing[0]}, which the database grew to "
+                           f"include after transaction {previous.txn}")
+    return _finish(repo, db_id, FullBackup(previous.chain, txn, _now_ms(), previous.page_size,
+                                           position, bytes(ids)), writer)
+
+
+def _transactions(repo: Repository, db_id: str, refs: list[SegmentRef], after: int, upto: int
+                  ) -> Iterator[Transaction]:
+    expected = after + 1
+    for ref in refs:
+        for transaction in repo.read_segment(db_id, ref).transactions:
+            if after < transaction.txn <= upto:
+                if transaction.txn != expected:
+                    raise CaptureError(f"the log misses transaction {expected} of chain "
+                                       f"{ref.chain}; no full backup can be made from it")
+                expected += 1
+                yield transaction
+    if expected != upto + 1:
+        raise CaptureError(f"the log ends at transaction {expected - 1}, before {upto}")
+
+
+def _finish(repo: Repository, db_id: str, full: FullBackup, writer: PackWriter) -> FullResult:
     writer.flush()
-    full = FullBackup(chain, txn, int(time.time() * 1000), source.page_size, source.position,
-                      bytes(ids))
     repo.write_full(db_id, full)
-    if progress:
-        progress(source.db_pages, source.db_pages)
-    return FullResult(full, stored, writer.written_bytes)
+    return FullResult(full, writer.pages_flushed, writer.written_bytes)
 
 
-def mark_changed(bitmap: bytearray, page_number: int) -> None:
-    index = page_number - 1
-    if index // 8 >= len(bitmap):
-        bitmap.extend(bytes(index // 8 + 1 - len(bitmap)))
-    bitmap[index // 8] |= 1 << (index % 8)
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-def _reusable(source: FullSource, previous: FullBackup | None) -> Callable[[int], bool]:
-    """Whether page `n` can be taken from the previous full backup without reading it."""
-    changed = source.changed
-    if previous is None or changed is None:
-        return lambda _number: False
-    limit = previous.pages
-
-    def unchanged(number: int) -> bool:
-        index = number - 1
-        if number > limit:
-            return False
-        return index // 8 >= len(changed) or not changed[index // 8] & (1 << (index % 8))
-
-    return unchanged
-
-
-def _pages(source: FullSource, reuse: Callable[[int], bool]
-           ) -> Iterator[tuple[int, bytes | None]]:
-    """Each page of the image, or None for a page to take from the previous full backup."""
+def _pages(source: FullSource) -> Iterator[tuple[int, bytes]]:
+    """Each page of the live image, in order."""
     size = source.page_size
     with ExitStack() as files:
         wal = _WalPages(files.enter_context(source.wal_path.open("rb")), source) \
             if source.page_frames else None
         for first in range(1, source.db_pages + 1, READ_CHUNK_PAGES):
             last = min(first + READ_CHUNK_PAGES - 1, source.db_pages)
-            numbers = range(first, last + 1)
-            wanted = [n for n in numbers if not reuse(n)]
-            chunk = source.db.read((first - 1) * size, (last - first + 1) * size) if wanted else b""
-            for number in numbers:
-                if reuse(number):
-                    yield number, None
-                    continue
+            chunk = source.db.read((first - 1) * size, (last - first + 1) * size)
+            for number in range(first, last + 1):
                 page = wal.page(number) if wal is not None else None
                 if page is None:
                     start = (number - first) * size

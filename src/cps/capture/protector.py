@@ -33,7 +33,7 @@ from ..repository import (
     WalPosition,
 )
 from .chain_state import load_chain_state
-from .full_backup import FullResult, FullSource, mark_changed, take_full
+from .full_backup import FullResult, FullSource, synthesize_full, take_full
 from .pinning import ReaderPins
 from .requests import answer_requests
 from .sqlite_db import DatabaseFile, file_pages, require_wal_mode
@@ -91,9 +91,6 @@ class Protector:
         self.last_full: FullBackup | None = None
         self.last_full_started = 0.0
         self.log_bytes_since_full = 0
-        # pages written since the last full backup; None until this process has seen every
-        # transaction since one (after a restart, the next full reads every page)
-        self.changed_since_full: bytearray | None = None
         self.last_point = time.monotonic()
         self.last_sync = time.monotonic()
         self.frames_since_checkpoint = 0
@@ -207,9 +204,6 @@ class Protector:
         self.pending.frames += len(pages)
         self.frames_since_checkpoint += len(pages)
         self.log_bytes_since_full += len(pages) * self.page_size
-        if self.changed_since_full is not None:
-            for number, _image in pages:
-                mark_changed(self.changed_since_full, number)
 
     def flush(self) -> bool:
         """Make every captured transaction durable in the repository, as one segment. False when
@@ -244,7 +238,7 @@ class Protector:
             self.pins.checkpoint()
             self.frames_since_checkpoint = 0
         generation = self.follower.position.salt1
-        if (self.follower.frame < self.options.reset_frames or self.full_thread is not None
+        if (self.follower.frame < self.options.reset_frames
                 or self.reset_asked_in == generation or time.monotonic() < self.next_reset_try):
             return
         # Catch up outside the write lock, so that under it only a transaction or two remain.
@@ -319,44 +313,43 @@ class Protector:
             self.on_event("new-chain", {"chain": number, "reason": reason, "txn": self.last_txn})
             with self.repo.reader_lock():
                 result = take_full(self.repo, self.db_id, number, self.last_txn,
-                                   self._full_source(None), self.last_full)
-            self.changed_since_full = bytearray()
+                                   self._full_source(), self.last_full)
             self.pins.pin_then(self._capture)  # pinned at or before the captured position again
         finally:
             extra.close()
         self._full_done(result)
 
     def _start_full(self) -> None:
-        assert self.pins is not None and self.chain is not None
-        self.flush()
-        extra = self.pins.extra_pin()
-        self.pins.pin_then(self._capture)
-        self.flush()
-        chain, txn, previous = self.chain.chain, self.last_txn, self.last_full
-        source = self._full_source(self.changed_since_full)
-        self.changed_since_full = bytearray()
+        """A full backup synthesised from the repository in a thread of its own (see
+        full_backup.py): it needs every transaction up to it written first, and nothing else."""
+        assert self.chain is not None
+        previous = self.last_full
+        if previous is None or previous.chain != self.chain.chain:
+            return
+        if not self.flush() or self.last_txn == previous.txn:
+            self.last_full_started = time.monotonic()
+            return
+        txn, position = self.last_txn, self.follower.position
         self.last_full_started = time.monotonic()
         self.log_bytes_since_full = 0
 
         def work() -> None:
             try:
                 with self.repo.reader_lock():
-                    result = take_full(self.repo, self.db_id, chain, txn, source, previous)
+                    result = synthesize_full(self.repo, self.db_id, previous, txn, position)
                 self._full_done(result)
             except BaseException as exc:  # reported on the capture thread, which goes on
                 self.full_error = exc
-                self.changed_since_full = None  # its changes are not in any full: read all next
             finally:
-                extra.close()
                 self.full_thread = None
 
         self.full_thread = threading.Thread(target=work, name="cps-full-backup", daemon=True)
         self.full_thread.start()
 
-    def _full_source(self, changed: bytearray | None) -> FullSource:
+    def _full_source(self) -> FullSource:
         pages = self.follower.db_pages or file_pages(self.db_file, self.page_size)
         return FullSource(self.db_file, self.follower.wal_path, self.page_size, pages,
-                          dict(self.follower.page_frames), self.follower.position, changed)
+                          dict(self.follower.page_frames), self.follower.position)
 
     def _full_done(self, result: FullResult) -> None:
         self.last_full = result.full

@@ -5,6 +5,7 @@ and the order they are written and read in. It knows SQLite pages and transactio
 """
 
 from .model import (
+    PAGE_ID_SIZE,
     Chain,
     DatabaseInfo,
     FullBackup,
@@ -19,6 +20,7 @@ from .packs import PackWriter, PageIndex, PageLocation
 from .repository import Repository
 
 __all__ = [
+    "PAGE_ID_SIZE",
     "Chain",
     "DatabaseInfo",
     "FullBackup",

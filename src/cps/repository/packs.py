@@ -40,6 +40,7 @@ class PackWriter:
         self.pending: dict[bytes, bytes] = {}
         self.pending_bytes = 0
         self.written_bytes = 0
+        self.pages_flushed = 0
 
     def add(self, page_id: bytes, page: bytes) -> None:
         if page_id in self.pending or self.known(page_id):
@@ -61,6 +62,7 @@ class PackWriter:
         make_folders(path.parent)
         atomic_write(path, data)
         self.written_bytes += len(data)
+        self.pages_flushed += len(ids)
         self.pending.clear()
         self.pending_bytes = 0
         return [(page_id, PageLocation(path, offset, length)) for page_id, offset, length in entries]
