@@ -112,8 +112,7 @@ def decode_pack_index(record: bytes) -> list[tuple[bytes, int, int]]:
     (count,) = _unpack(INDEX_COUNT, record[: INDEX_COUNT.size], "pack index")
     if len(record) != INDEX_COUNT.size + count * INDEX_ENTRY.size:
         raise CorruptFile("a pack index has the wrong length")
-    return [INDEX_ENTRY.unpack_from(record, INDEX_COUNT.size + i * INDEX_ENTRY.size)
-            for i in range(count)]
+    return list(INDEX_ENTRY.iter_unpack(record[INDEX_COUNT.size :]))
 
 
 def _decode_transaction(record: bytes, page_size: int) -> Transaction:

@@ -122,6 +122,13 @@ def read_file(path: Path, kind: str) -> RecordFile:
 
 
 def parse_file(path: Path, data: bytes, kind: str) -> RecordFile:
+    flags, count = check_file(path, data, kind)
+    return RecordFile(path, data, flags, _record_spans(path, data, count))
+
+
+def check_file(path: Path, data: bytes, kind: str) -> tuple[int, int]:
+    """Check a whole file of `kind` (size, checksum, magic, version); return its flags and its
+    number of records."""
     if len(data) < HEADER.size + FOOTER.size:
         raise CorruptFile(f"{path} is truncated ({len(data)} bytes)", path=str(path))
     magic, version, flags, _reserved = HEADER.unpack_from(data)
@@ -139,7 +146,7 @@ def parse_file(path: Path, data: bytes, kind: str) -> RecordFile:
             hint="Use the CPS release that wrote this repository, or a newer one.",
             path=str(path),
         )
-    return RecordFile(path, data, flags, _record_spans(path, data, count))
+    return flags, count
 
 
 def _record_spans(path: Path, data: bytes, count: int) -> tuple[tuple[int, int], ...]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..durable import atomic_write, make_folders
 from ..errors import CorruptFile, MissingFile
 from .codec import decode_pack_index, encode_pack_index
-from .format import FOOTER, RECORD_LENGTH, Sealing, encode_file, read_file
+from .format import FOOTER, RECORD_LENGTH, Sealing, check_file, encode_file, read_file
 from .naming import pack_path, parse_pack
 
 PACK_TARGET_BYTES = 16 << 20
@@ -146,24 +147,37 @@ class PageIndex:
 def read_pages(
     ids: Sequence[bytes], index: PageIndex, sealing: Callable[[int], Sealing], needed_by: str
 ) -> Iterator[tuple[bytes, bytes]]:
-    """Yield (page id, page image) for every id, pack by pack, each pack checked whole first."""
+    """Yield (page id, page image) for every id, pack by pack, each pack checked whole first.
+    The next pack is read and checked in a thread while this one's pages are handed out."""
     by_pack: dict[Path, list[bytes]] = {}
     for page_id in dict.fromkeys(ids):
         location = index.locations.get(page_id)
         if location is None:
             raise _missing(page_id, index, needed_by)
         by_pack.setdefault(location.pack, []).append(page_id)
-    for pack, wanted in by_pack.items():
-        try:
-            checked = read_file(pack, "pack")
-        except FileNotFoundError as exc:
-            raise MissingFile(f"pack {pack}, needed by {needed_by}, is missing",
-                              path=str(pack)) from exc
-        opener = sealing(checked.flags)
-        for page_id in wanted:
-            location = index.locations[page_id]
-            stored = checked.data[location.offset : location.offset + location.length]
-            yield page_id, opener.open(stored)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cps-pack-reader") as reader:
+        packs = list(by_pack)
+        coming = reader.submit(_read_checked, packs[0], needed_by) if packs else None
+        for number, pack in enumerate(packs):
+            assert coming is not None
+            data, flags = coming.result()
+            if number + 1 < len(packs):
+                coming = reader.submit(_read_checked, packs[number + 1], needed_by)
+            opener = sealing(flags)
+            for page_id in by_pack[pack]:
+                location = index.locations[page_id]
+                yield page_id, opener.open(data[location.offset : location.offset + location.length])
+
+
+def _read_checked(pack: Path, needed_by: str) -> tuple[bytes, int]:
+    try:
+        data = pack.read_bytes()
+    except FileNotFoundError as exc:
+        raise MissingFile(f"pack {pack}, needed by {needed_by}, is missing", path=str(pack)) from exc
+    except OSError as exc:
+        raise CorruptFile(f"cannot read {pack}: {exc.strerror}", path=str(pack)) from exc
+    flags, _count = check_file(pack, data, "pack")
+    return data, flags
 
 
 def load_locations(root: Path, sealing: Callable[[int], Sealing],
