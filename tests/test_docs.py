@@ -22,6 +22,7 @@ ALLOWED = {
     "repository": set(),
     "capture": {"repository"},
     "restore": {"repository"},
+    "granular": {"store", "repository", "restore"},
 }
 
 
@@ -56,7 +57,7 @@ def test_every_error_code_is_documented() -> None:
         assert f"| `{error.code}` | {error.exit_status} |" in text, error.__name__
 
 
-@pytest.mark.parametrize("part", ["store", "repository", "capture", "restore"])
+@pytest.mark.parametrize("part", ["store", "repository", "capture", "restore", "granular"])
 def test_public_surface_is_what_all_says(part: str) -> None:
     module = importlib.import_module(f"cps.{part}")
     exported = module.__all__
