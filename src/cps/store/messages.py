@@ -68,6 +68,11 @@ def place(
 ) -> tuple[int, int]:
     """Put a body in a folder under the folder's next UID; returns (message id, uid)."""
     mask, keywords = _flags(flags)
+    return _insert(connection, folder_id, body_id, internal_date, mask, keywords)
+
+
+def _insert(connection: sqlite3.Connection, folder_id: int, body_id: int, internal_date: int,
+            mask: int, keywords: str) -> tuple[int, int]:
     uid = _next_uid(connection, folder_id)
     cursor = connection.execute(
         "INSERT INTO messages(folder_id, uid, body_id, internal_date, flags, keywords) "
@@ -92,18 +97,8 @@ def move(connection: sqlite3.Connection, message_ids: Sequence[int], folder_id: 
 
 def copy(connection: sqlite3.Connection, message_ids: Sequence[int], folder_id: int) -> list[int]:
     """Copy messages into a folder, sharing their bodies; returns the new message ids."""
-    copies = []
-    for message_id in message_ids:
-        body_id, internal_date, mask, keywords = _require(connection, message_id)
-        uid = _next_uid(connection, folder_id)
-        cursor = connection.execute(
-            "INSERT INTO messages(folder_id, uid, body_id, internal_date, flags, keywords) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (folder_id, uid, body_id, internal_date, mask, keywords),
-        )
-        assert cursor.lastrowid is not None
-        copies.append(cursor.lastrowid)
-    return copies
+    return [_insert(connection, folder_id, *_require(connection, message_id))[0]
+            for message_id in message_ids]
 
 
 def change_flags(
