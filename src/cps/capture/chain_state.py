@@ -37,6 +37,20 @@ def load_chain_state(repo: Repository, db_id: str) -> ChainState:
         position = last_full.position
         if segments and segments[-1].last_txn > last_full.txn:
             position = repo.read_segment(db_id, segments[-1]).end
+        position = _stopped_at(repo, db_id, chain, last_txn) or position
     except RepositoryError as exc:
         return ChainState(chain, last_txn, None, None, f"its last file cannot be read ({exc})")
     return ChainState(chain, last_txn, position, last_full)
+
+
+def _stopped_at(repo: Repository, db_id: str, chain: Chain, last_txn: int) -> WalPosition | None:
+    """Where a clean stop left capture, when it is later than the last segment: a WAL reset with
+    no transaction after it moves the position without writing a segment."""
+    status = repo.status(db_id)
+    if not status or status.get("state") != "stopped" or "position" not in status:
+        return None
+    if status.get("chain") != chain.chain or status.get("last_txn") != last_txn:
+        return None
+    fields = status["position"]
+    return WalPosition(fields["checkpoint_seq"], fields["salt1"], fields["salt2"],
+                       fields["frame"], (fields["checksum"][0], fields["checksum"][1]))

@@ -235,8 +235,9 @@ class Protector:
         if self.frames_since_checkpoint >= self.options.checkpoint_frames:
             # Backfill as soon as the pin allows, so the application's own automatic
             # checkpoints (run inside its commits) find little or nothing left to do.
-            self.pins.checkpoint()
-            self.frames_since_checkpoint = 0
+            log, done = self.pins.checkpoint()
+            if log == done:
+                self.frames_since_checkpoint = 0
         generation = self.follower.position.salt1
         if (self.follower.frame < self.options.reset_frames
                 or self.reset_asked_in == generation or time.monotonic() < self.next_reset_try):
@@ -364,9 +365,16 @@ class Protector:
             "state": state, "updated_at": _now_ms(), "synced_through": self.synced_through,
             "chain": self.chain.chain if self.chain else None,
             "last_txn": self.last_txn, "source_path": str(self.db_path.resolve()),
+            "position": _position_fields(self.follower.position),
             "lag_p50": lags[len(lags) // 2] if lags else None,
             "lag_p99": lags[int(len(lags) * 0.99)] if lags else None,
         })
+
+
+def _position_fields(position: WalPosition) -> dict[str, object]:
+    return {"checkpoint_seq": position.checkpoint_seq, "salt1": position.salt1,
+            "salt2": position.salt2, "frame": position.frame,
+            "checksum": list(position.checksum)}
 
 
 def _now_ms() -> int:

@@ -65,16 +65,14 @@ class WalFollower:
         """Continue after `position`, proving first that the WAL still holds it unchanged."""
         header = self._read_header()
         if header is None:
-            if position.frame == 0 and position.salt1 == 0:
-                self.header = None
-                return
-            raise ContinuityLost("the WAL file is gone or empty since the last capture")
-        if (header.checkpoint_seq, header.salt1, header.salt2) != (
-            position.checkpoint_seq, position.salt1, position.salt2
-        ):
+            # Gone or empty: SQLite checkpointed and deleted it, which it does when the last
+            # connection closes, so the database may have changed with no log of it.
+            raise ContinuityLost("the WAL is gone or empty since the last capture: the database "
+                                 "may have been changed and checkpointed while not protected")
+        if (header.salt1, header.salt2) != (position.salt1, position.salt2):
             raise ContinuityLost(
                 "the WAL was reset while the database was not protected "
-                f"(checkpoint sequence {position.checkpoint_seq} -> {header.checkpoint_seq})")
+                f"(salt {position.salt1:#010x} -> {header.salt1:#010x})")
         self.header, self.frame, self.checksum = header, 0, header.checksum
         self.page_frames, self.db_pages = {}, None
         if position.frame:

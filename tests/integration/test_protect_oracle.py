@@ -1,0 +1,205 @@
+"""Restores judged against the truth: copies of the live database taken at known states while
+`cps protect` runs in its own process and the workload changes the database.
+
+A recovery point and a copy taken with no writer running between them are the same state, so the
+point must restore to exactly the copy. For restores to a time, the copies are taken while the
+workload keeps writing; see `test_restore_at_time_gives_the_state_copied_at_that_time` for how a
+time is found that names the copied state exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cps.repository import Repository
+from cps.restore import Target, load_catalog, plan_restore
+from cps.restore import restore as restore_plan
+from cps.store import MailDatabase
+from cps.store.workload import LogModel, database_content, read_log
+from cps.store.workload.replay import Content
+from tests.conftest import run_cps
+from tests.integration.protect_helpers import (
+    QUICK,
+    Oracle,
+    Reference,
+    application,
+    assert_same,
+    at_argument,
+    create_point,
+    database_diff,
+    dump,
+    finish,
+    logged,
+    new_store,
+    protecting,
+    reference_copy,
+    restore,
+    start_workload,
+    timeline,
+    wait_until,
+    workload,
+)
+
+SEED = 20261123
+
+
+ONE_PROCESS = "one application process"
+PROCESS_PER_STEP = "a process per step"
+
+
+@contextmanager
+def writer(kind: str, db: Path) -> Iterator[Callable[[int, int], object]]:
+    """What changes the database between recovery points: the workload, run either by one
+    application process for the whole test or by a new `cps store workload` process each time."""
+    if kind == PROCESS_PER_STEP:
+        yield lambda ops, seed: workload(db, ops=ops, seed=seed)
+        return
+    with application(db, seed=SEED) as app:
+        yield lambda ops, _seed: app.run(ops=ops)
+        app.close()
+
+
+@pytest.mark.parametrize("kind", [ONE_PROCESS, PROCESS_PER_STEP])
+def test_recovery_points_restore_exactly_their_state(tmp_path: Path, kind: str) -> None:
+    db, repo = tmp_path / "mail.db", tmp_path / "repo"
+    new_store(db, repo)
+    rng = random.Random(SEED)
+    oracle = Oracle(db, repo, tmp_path)
+    # Full backups every second, so that restores start from different fulls.
+    with writer(kind, db) as write, protecting(db, repo, *QUICK, "--full-every", "1s") as protector:
+        for step in range(5):
+            write(rng.randint(10, 60), step)
+            oracle.point(f"p{step}")
+        again = oracle.point("no writes since p4")
+        stopped = protector.stop()
+    assert again.txn == oracle.references[-2].txn
+    assert stopped["txn"] == again.txn  # the last point holds every transaction
+    assert len(protector.named("full-backup")) >= 2
+
+    oracle.check_points(by_txn=True)
+    latest = oracle.check_latest()
+    assert run_cps("store", "dump", latest).stdout.decode() == dump(db)
+    view = timeline(repo)
+    assert len(view["chains"]) == 1
+    assert [p["txn"] for p in view["recovery_points"]] == [r.txn for r in oracle.references]
+
+
+@dataclass(frozen=True, slots=True)
+class TimedCopy:
+    reference: Reference
+    started: float  # time.time() just before the copy began
+    ended: float  # and just after it finished: the copied state is the one at some instant between
+
+
+def test_restore_at_time_gives_the_state_copied_at_that_time(tmp_path: Path) -> None:
+    """Copies taken at random moments while the workload commits 50 transactions a second; each
+    must be exactly what `cps restore --at` gives for a time when that state was current.
+
+    CPS stamps each transaction with the time capture first saw it committed, a few milliseconds
+    after the commit. A time names a copy's state exactly when it falls between the stamps of that
+    state's transaction and the next one, so the test reads the stamps from the repository. It does
+    not take them on trust: the copy's transaction is searched for from the last transaction
+    stamped before the copy began (a transaction stamped earlier than its commit would put the
+    search past the copy and fail it), every copy must be a state the workload's own log says was
+    current during the copy, and the restore must equal the copy row for row.
+    """
+    db, repo, log = tmp_path / "mail.db", tmp_path / "repo", tmp_path / "ops.jsonl"
+    new_store(db, repo)
+    rng = random.Random(SEED + 1)
+    total = 200
+    copies: list[TimedCopy] = []
+    with protecting(db, repo, *QUICK) as protector:
+        workload_process = start_workload(db, ops=total, seed=7, rate=50, log=log)
+        try:
+            for n, lines in enumerate(sorted(rng.sample(range(20, total - 20), 6))):
+                wait_until(logged(log, lines), f"{lines} operations ran")
+                started = time.time()
+                path = reference_copy(db, tmp_path / f"copy{n}.db")
+                copies.append(TimedCopy(Reference(f"copy{n}", path), started, time.time()))
+        finally:
+            finish(workload_process)
+        create_point(db, repo, "end")  # everything committed is captured and durable
+        protector.stop()
+
+    stamps = seen_times(repo, "mail")
+    states = logged_states(log)
+    exact = 0
+    for copy in copies:
+        assert_logged_state_of_its_time(copy, states)
+        txn = txn_of_copy(repo, copy, stamps, tmp_path)
+        if txn not in stamps or stamps.get(txn + 1, stamps[txn]) == stamps[txn]:
+            continue  # the full backup, or seen in the same poll as the next: no time names it
+        # The first and the last millisecond at which this state was the latest one captured.
+        for when in (stamps[txn], stamps[txn + 1] - 1):
+            output = tmp_path / f"at-{when}.db"
+            result = restore(repo, output, "--at", at_argument(when))
+            assert result["txn"] == txn
+            assert_same(copy.reference, output, f"restore --at {at_argument(when)}")
+        exact += 1
+    assert exact >= 1, "every copy fell between two transactions seen in the same poll"
+
+
+def seen_times(repo_path: Path, db_id: str) -> dict[int, int]:
+    """When capture first saw each transaction, as the repository records it."""
+    repo = Repository.open(repo_path)
+    stamps = {}
+    for chain in repo.chains(db_id):
+        for ref in repo.segments(db_id, chain.chain):
+            for transaction in repo.read_segment(db_id, ref).transactions:
+                stamps[transaction.txn] = transaction.seen_at
+    return stamps
+
+
+def txn_of_copy(repo_path: Path, copy: TimedCopy, stamps: dict[int, int], folder: Path) -> int:
+    """The transaction whose restore is exactly the copy. Every transaction stamped before the
+    copy began was committed before it, so the search starts at the last of those."""
+    before = [txn for txn, seen in stamps.items() if seen < math.floor(copy.started * 1000)]
+    first = max(before, default=min(stamps) - 1)
+    repo = Repository.open(repo_path)
+    catalog = load_catalog(repo, "mail")
+    output = folder / "search.db"
+    for txn in range(first, max(stamps) + 1):
+        restore_plan(repo, plan_restore(catalog, Target("txn", txn)), output, force=True)
+        if database_diff(copy.reference.path, output) == "":
+            return txn
+    raise AssertionError(f"{copy.reference.name} equals no transaction from {first} on")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedState:
+    committed_at: float
+    content: Content
+
+
+def logged_states(log: Path) -> list[LoggedState]:
+    """The database's content after each committed operation, by replaying the workload's log."""
+    model, states = LogModel(), []
+    for record in read_log(log):
+        if "committed_at" in record:
+            model.apply(record)
+            states.append(LoggedState(record["committed_at"], model.content()))
+    return states
+
+
+def assert_logged_state_of_its_time(copy: TimedCopy, states: list[LoggedState]) -> None:
+    """The copy is the state after some operation that started before the copy ended (its
+    predecessor was logged before) and was not yet followed by one that committed before the copy
+    began."""
+    with MailDatabase.open(copy.reference.path, readonly=True) as database:
+        content = database_content(database)
+    candidates: list[Any] = []
+    for n, state in enumerate(states):
+        began_before_end = n == 0 or states[n - 1].committed_at < copy.ended
+        next_after_start = n + 1 == len(states) or states[n + 1].committed_at > copy.started
+        if began_before_end and next_after_start:
+            candidates.append(state.content)
+    assert content in candidates, f"{copy.reference.name} is no state the log shows at its time"
