@@ -15,8 +15,6 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import run_cps
 from tests.integration.protect_helpers import (
     QUICK,
