@@ -36,7 +36,10 @@ def test_every_path_in_the_architecture_exists() -> None:
 
 def _commands(group: click.Group, prefix: str = "cps") -> list[tuple[str, click.Command]]:
     found: list[tuple[str, click.Command]] = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None and command.name == name, f"{prefix} {name} does not load"
         path = f"{prefix} {name}"
         if isinstance(command, click.Group):
             found += _commands(command, path)

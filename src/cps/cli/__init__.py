@@ -11,19 +11,30 @@ import click
 
 from .. import __version__
 from ..errors import CPSError
-from . import granular, output, protect, prune, restore
-from .store import store
+from . import output
+from .lazy import LazyGroup
+
+COMMANDS = {
+    "store": "store:store",
+    "repo": "protect:repo_group",
+    "protect": "protect:protect_command",
+    "recovery-point": "protect:point_group",
+    "restore": "restore:restore_command",
+    "timeline": "restore:timeline_command",
+    "prune": "prune:prune_command",
+    "browse": "granular_browse:browse_command",
+    "show": "granular_browse:show_command",
+    "search": "granular_browse:search_command",
+    "diff": "granular_recover:diff_command",
+    "recover": "granular_recover:recover_command",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="cps")
 def cps() -> None:
     """CPS: continuous protection for mail stores."""
-
-
-cps.add_command(store)
-for command in (*protect.COMMANDS, *restore.COMMANDS, *prune.COMMANDS, *granular.COMMANDS):
-    cps.add_command(command)
 
 
 def main() -> None:

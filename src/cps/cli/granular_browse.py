@@ -170,6 +170,3 @@ def _render_message(row: dict[str, Any]) -> str:
         lines += [f"  {a['filename'] or '(unnamed)'}  {a['content_type']}  {a['size']} bytes"
                   for a in row["attachments"]]
     return "\n".join(lines)
-
-
-COMMANDS: list[click.Command] = [browse_command, show_command, search_command]

@@ -173,6 +173,3 @@ def _flag_changes(change: dict[str, Any]) -> str:
 
 def _where(message: dict[str, Any]) -> str:
     return f"{place(message['mailbox'], message['folder'])} UID {message['uid']}"
-
-
-COMMANDS: list[click.Command] = [diff_command, recover_command]

@@ -163,6 +163,3 @@ def _event_printer(as_json: bool) -> Callable[[str, dict[str, object]], None]:
             details = " ".join(f"{k}={v}" for k, v in fields.items())
             output.note(f"protect: {event} {details}".rstrip())
     return emit
-
-
-COMMANDS: list[click.Command] = [repo_group, protect_command, point_group]

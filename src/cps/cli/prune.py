@@ -44,6 +44,3 @@ def prune_command(repo_path: Path, keep_within: str, keep_daily: int, keep_weekl
     verb = "would delete" if dry_run else "deleted"
     output.emit(data, as_json, lambda d: f"{verb} {d['deleted_files']} files "
                 f"({d['deleted_bytes']} bytes); {d['kept_points']} restore points kept")
-
-
-COMMANDS: list[click.Command] = [prune_command]

@@ -183,6 +183,3 @@ def _render(t: dict[str, Any]) -> str:
     elif not lag:
         lines.append("  not being protected now")
     return "\n".join(lines)
-
-
-COMMANDS: list[click.Command] = [restore_command, timeline_command]

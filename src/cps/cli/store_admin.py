@@ -9,7 +9,6 @@ import click
 from ..store import MailDatabase
 from ..store.names import split_mailbox_path, split_path
 from . import output
-from .store_inspect import INSPECT_COMMANDS
 from .targets import database_argument, open_db, resolve_messages
 
 
@@ -223,8 +222,3 @@ def _mailbox_and_folder(text: str) -> tuple[str, tuple[str, ...]]:
     if not path:
         raise click.BadParameter(f"{text!r} names no folder; write MAILBOX/FOLDER")
     return address, path
-
-
-COMMANDS: list[click.Command] = [
-    create_command, mailbox_group, folder_group, message_group, *INSPECT_COMMANDS
-]

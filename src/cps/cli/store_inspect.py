@@ -181,6 +181,3 @@ def _render_message(row: dict[str, Any]) -> str:
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-INSPECT_COMMANDS: list[click.Command] = [ls_command, show_command, stats_command, dump_command]

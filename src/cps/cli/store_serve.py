@@ -86,6 +86,3 @@ def serve_command(
         busy_timeout=busy_timeout,
     )
     serve(server, lambda name, endpoint: output.emit(f"{name} listening on {endpoint}", False, str))
-
-
-COMMANDS = [serve_command]

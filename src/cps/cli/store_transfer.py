@@ -119,6 +119,3 @@ def _render_export(report: dict[str, Any]) -> str:
         f"exported {report['messages']} messages in {report['folders']} folders of {source} to "
         f"{report['destination']} as {report['format']}"
     )
-
-
-COMMANDS: list[click.Command] = [import_command, export_command]

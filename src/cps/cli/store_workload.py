@@ -98,6 +98,3 @@ def _render(summary: WorkloadSummary) -> str:
         f"mailboxes created: {summary.mailboxes_created}",
         f"errors: {summary.errors}",
     ])
-
-
-COMMANDS: list[click.Command] = [workload_command]
