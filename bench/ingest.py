@@ -1,0 +1,294 @@
+"""Ingest benchmark of the CPS mail store: bulk import, and SMTP/LMTP delivery against Dovecot's LMTP.
+
+What it measures, all on this machine, in one run:
+
+* import: `cps store import` of the corpus's enron/ .eml tree and its mbox/ files into a fresh mail
+  database, timed from the start of the first command to the end of the last, process start-up
+  included ("import"), and as the sum of the times the two imports report ("import-only"):
+  messages/s and MB/s, MB being 10^6 bytes of raw message as the import stored it.
+* delivery: a fixed sample of the same messages (every k-th, `--messages` of them, line endings
+  made CRLF as on the wire), delivered one message per transaction, each to one of eight mailboxes
+  in turn, by 1 and by 8 concurrent clients (see `delivery.deliver`), into `cps store serve` over
+  LMTP and SMTP and into Dovecot's LMTP (mdbox, its default fsync settings; see `dovecot.py`).
+  Every server starts empty for each measurement, and is checked afterwards to hold every message.
+
+Each round runs every measurement once, CPS and Dovecot alternating (A B A B ...); the table gives
+the median over the rounds with the min-max range, and per LMTP configuration the ratio of the
+CPS median to the Dovecot median, and the median (min-max) of the per-round ratios, which pair
+measurements taken one right after the other and so vary less with other load on the machine.
+Without Dovecot installed (or without root, which its master process needs) the peer is skipped.
+
+Run it by hand:  .venv/bin/python bench/ingest.py [--messages N] [--rounds R] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mailbox
+import os
+import platform
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cps
+import dovecot
+from delivery import CPSServe, Envelope, deliver
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+CORPUS = REPOSITORY.parent / "shared" / "corpus"
+IMPORT_SOURCES = (("enron", "eml"), ("mbox", "mbox"))  # corpus folder, --format
+USERS = tuple(f"user{n}@example.com" for n in range(8))
+DELIVERY_CONFIGS = (("lmtp", 1), ("lmtp", 8), ("smtp", 1), ("smtp", 8))
+CPS = [sys.executable, "-m", "cps"]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One timed measurement."""
+
+    benchmark: str  # "import", "import-only", "lmtp" or "smtp"
+    server: str  # "cps" or "dovecot"
+    clients: int
+    round: int
+    messages: int
+    bytes: int
+    seconds: float
+
+
+def corpus_messages(corpus: Path) -> list[bytes]:
+    """Every message of the import sources, in a fixed order: the .eml files, then each mbox's."""
+    found = [path.read_bytes() for path in sorted((corpus / "enron").rglob("*.eml"))]
+    for path in sorted((corpus / "mbox").glob("*.mbox")):
+        box = mailbox.mbox(path, create=False)
+        found.extend(box.get_bytes(key) for key in box.iterkeys())
+        box.close()
+    return found
+
+
+def delivery_sample(messages: list[bytes], count: int) -> list[Envelope]:
+    """`count` messages spread evenly over the corpus, with CRLF line endings, each for one user."""
+    count = min(count, len(messages))
+    picked = [messages[index * len(messages) // count] for index in range(count)]
+    return [(USERS[n % len(USERS)], _crlf(raw)) for n, raw in enumerate(picked)]
+
+
+def _crlf(raw: bytes) -> bytes:
+    wire = re.sub(rb"\r?\n", b"\r\n", raw)
+    return wire if wire.endswith(b"\r\n") else wire + b"\r\n"
+
+
+def measure_import(corpus: Path, root: Path, round_number: int) -> list[Run]:
+    """Two figures: the commands' wall time ("import") and the time the import itself reports,
+    without interpreter start-up ("import-only")."""
+    database = root / "mail.db"
+    subprocess.run([*CPS, "store", "create", str(database)], check=True, capture_output=True)
+    reports = []
+    began = time.perf_counter()
+    for source, kind in IMPORT_SOURCES:
+        result = subprocess.run(
+            [*CPS, "store", "import", str(database), str(corpus / source), "--format", kind,
+             "--mailbox", USERS[0], "--folder", source, "--create-mailbox", "--json"],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"cps store import {source} exited {result.returncode}: {result.stderr}")
+        reports.append(json.loads(result.stdout))
+    seconds = time.perf_counter() - began
+    rejected = sum(report["rejected"] for report in reports)
+    if rejected:
+        raise RuntimeError(f"the import rejected {rejected} messages")
+    messages = sum(report["imported"] for report in reports)
+    size = sum(report["imported_bytes"] for report in reports)
+    own_seconds = sum(report["seconds"] for report in reports)
+    return [Run("import", "cps", 1, round_number, messages, size, seconds),
+            Run("import-only", "cps", 1, round_number, messages, size, own_seconds)]
+
+
+def measure_delivery(
+    server: str, protocol: str, clients: int, envelopes: list[Envelope], root: Path, round_number: int
+) -> Run:
+    peer = CPSServe(root, USERS) if server == "cps" else dovecot.Dovecot(root)
+    with peer:
+        try:
+            seconds = deliver(protocol, peer.ports[protocol], envelopes, clients)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}\n{server}'s log ends:\n{peer.log_tail()}") from error
+        stored = sum(peer.message_count(user) for user in USERS)
+    if stored != len(envelopes):
+        raise RuntimeError(f"{server} holds {stored} of the {len(envelopes)} delivered messages")
+    return Run(protocol, server, clients, round_number, len(envelopes),
+               sum(len(message) for _, message in envelopes), seconds)
+
+
+def machine(workdir: Path) -> dict[str, Any]:
+    """What the figures were measured on; `workdir` is where the mail was written."""
+    cpu = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    memory = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu.group(1) if cpu else "unknown",
+        "memory_gib": round(int(memory.group(1)) / 2**20, 1) if memory else None,
+        "os": f"{platform.freedesktop_os_release().get('PRETTY_NAME', '')} {platform.platform()}",
+        "file_system": _file_system(workdir),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "dovecot": dovecot.version() or None,
+        "cps": f"{cps.__version__} {_commit()}",
+    }
+
+
+def _commit() -> str:
+    """The checkout's commit, marked "+changes" when src/ differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPOSITORY), *args],
+                              capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return f"{commit}+changes" if git("status", "--porcelain", "--", "src") else commit
+
+
+def _file_system(path: Path) -> str:
+    """The device and type of the file system holding `path`, as /proc/mounts names them."""
+    mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    best = max((m for m in mounts if path.resolve().is_relative_to(m[1])), key=lambda m: len(m[1]))
+    return f"{best[0]} {best[2]}"
+
+
+def summarise(runs: list[Run]) -> list[dict[str, Any]]:
+    """Median and range per (benchmark, clients, server); for CPS, the ratio of its median to
+    Dovecot's, and the ratios of the runs paired by round (measured one after the other)."""
+    groups: dict[tuple[str, int, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.benchmark, run.clients, run.server), []).append(run)
+    rows: list[dict[str, Any]] = []
+    for (benchmark, clients, server), group in groups.items():
+        rates = [run.messages / run.seconds for run in group]
+        speeds = [run.bytes / run.seconds / 1e6 for run in group]
+        row: dict[str, Any] = {
+            "benchmark": benchmark, "clients": clients, "server": server, "rounds": len(group),
+            "messages": group[0].messages, "mb": round(group[0].bytes / 1e6, 3),
+            "msg_per_s": statistics.median(rates), "msg_per_s_min": min(rates),
+            "msg_per_s_max": max(rates), "mb_per_s": statistics.median(speeds),
+            "mb_per_s_min": min(speeds), "mb_per_s_max": max(speeds),
+            "cps_to_dovecot": None, "paired_ratios": [],
+        }
+        peer = groups.get((benchmark, clients, "dovecot"))
+        if server == "cps" and peer:
+            row["cps_to_dovecot"] = row["msg_per_s"] / statistics.median(
+                run.messages / run.seconds for run in peer)
+            peer_seconds = {run.round: run.seconds for run in peer}
+            row["paired_ratios"] = [peer_seconds[run.round] / run.seconds for run in group]
+        rows.append(row)
+    return rows
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'benchmark':<12} {'clients':>7} {'server':<8} {'msgs':>6} {'msg/s':>8} "
+             f"{'(min-max)':>15} {'MB/s':>7} {'(min-max)':>13} {'cps/dovecot':>11} {'paired (min-max)':>19}"]
+    for row in rows:
+        ratio = f"{row['cps_to_dovecot']:.2f}" if row["cps_to_dovecot"] else ""
+        paired = row["paired_ratios"]
+        pairs = (f"{statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})"
+                 if paired else "")
+        lines.append(
+            f"{row['benchmark']:<12} {row['clients']:>7} {row['server']:<8} {row['messages']:>6} "
+            f"{row['msg_per_s']:>8.1f} {row['msg_per_s_min']:>7.1f}-{row['msg_per_s_max']:<7.1f} "
+            f"{row['mb_per_s']:>7.2f} {row['mb_per_s_min']:>6.2f}-{row['mb_per_s_max']:<6.2f} "
+            f"{ratio:>11} {pairs:>19}")
+    return "\n".join(lines)
+
+
+@contextmanager
+def scratch(parent: Path) -> Iterator[Path]:
+    """A fresh folder for one measurement, removed afterwards."""
+    folder = Path(tempfile.mkdtemp(dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def run_rounds(args: argparse.Namespace, work: Path, note: Callable[[str], None]) -> list[Run]:
+    messages = corpus_messages(args.corpus)
+    envelopes = delivery_sample(messages, args.messages)
+    servers = ["cps", "dovecot"] if peer_available(note) else ["cps"]
+    note(f"corpus: {len(messages)} messages; delivery sample: {len(envelopes)} messages, "
+         f"{sum(len(m) for _, m in envelopes) / 1e6:.2f} MB")
+    runs: list[Run] = []
+    for number in range(1, args.rounds + 1):
+        if not args.skip_import:
+            with scratch(work) as root:
+                runs.extend(measure_import(args.corpus, root, number))
+            note(_progress(runs[-2]))
+            note(_progress(runs[-1]))
+        for protocol, clients in DELIVERY_CONFIGS:
+            for server in servers:
+                if server == "dovecot" and protocol != "lmtp":
+                    continue  # Dovecot delivers over LMTP only
+                with scratch(work) as root:
+                    runs.append(measure_delivery(server, protocol, clients, envelopes, root, number))
+                note(_progress(runs[-1]))
+    return runs
+
+
+def peer_available(note: Callable[[str], None]) -> bool:
+    if not dovecot.version():
+        note("dovecot is not installed: the peer is skipped "
+             "(apt-get install dovecot-core dovecot-lmtpd)")
+        return False
+    if os.geteuid() != 0:
+        note("not root: Dovecot's master process needs root, the peer is skipped")
+        return False
+    return True
+
+
+def _progress(run: Run) -> str:
+    return (f"round {run.round}: {run.benchmark} {run.server} clients={run.clients}: "
+            f"{run.messages / run.seconds:.1f} msg/s, {run.bytes / run.seconds / 1e6:.2f} MB/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000, help="delivery sample size (2000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each runs everything once (3)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help=f"the mail corpus ({CORPUS})")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the temporary databases and mail go (the system temp folder)")
+    parser.add_argument("--skip-import", action="store_true", help="measure delivery only")
+    parser.add_argument("--json", action="store_true", help="print one JSON document, not a table")
+    args = parser.parse_args()
+    if args.messages < 1 or args.rounds < 1:
+        parser.error("--messages and --rounds must be at least 1")
+    # SIGTERM unwinds like Ctrl-C, so the servers are stopped and the temporary folders removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="cps-ingest-", dir=args.workdir) as work:
+        Path(work).chmod(0o755)  # Dovecot's unprivileged processes work below it
+        runs = run_rounds(args, Path(work), lambda text: print(text, file=sys.stderr, flush=True))
+    rows = summarise(runs)
+    if args.json:
+        workdir = args.workdir or Path(tempfile.gettempdir())
+        # Other work on the machine during the run shows in these; compare them across runs.
+        load = {"before": load_before, "after": os.getloadavg()}
+        document = {"machine": machine(workdir), "load_average": load,
+                    "messages": args.messages, "rounds": args.rounds,
+                    "summary": rows, "runs": [asdict(run) for run in runs]}
+        print(json.dumps(document, indent=2))
+    else:
+        print(render(rows))
+
+
+if __name__ == "__main__":
+    main()
