@@ -22,6 +22,7 @@ from .format import FOOTER, RECORD_LENGTH, Sealing, check_file, encode_file, rea
 from .naming import pack_path, parse_pack
 
 PACK_TARGET_BYTES = 16 << 20
+READ_AHEAD = 2  # packs being read and opened at once while a restore writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,25 +149,30 @@ def read_pages(
     ids: Sequence[bytes], index: PageIndex, sealing: Callable[[int], Sealing], needed_by: str
 ) -> Iterator[tuple[bytes, bytes]]:
     """Yield (page id, page image) for every id, pack by pack, each pack checked whole first.
-    The next pack is read and checked in a thread while this one's pages are handed out."""
+    Packs are read, checked and opened by two threads ahead of the caller (reading is disk-bound,
+    and hashing and decompression release the interpreter lock)."""
     by_pack: dict[Path, list[bytes]] = {}
     for page_id in dict.fromkeys(ids):
         location = index.locations.get(page_id)
         if location is None:
             raise _missing(page_id, index, needed_by)
         by_pack.setdefault(location.pack, []).append(page_id)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cps-pack-reader") as reader:
+
+    def open_pack(pack: Path) -> list[tuple[bytes, bytes]]:
+        data, flags = _read_checked(pack, needed_by)
+        opener = sealing(flags)
+        spans = ((page_id, index.locations[page_id]) for page_id in by_pack[pack])
+        return [(page_id, opener.open(data[at.offset : at.offset + at.length]))
+                for page_id, at in spans]
+
+    with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="cps-pack-reader") as pool:
         packs = list(by_pack)
-        coming = reader.submit(_read_checked, packs[0], needed_by) if packs else None
-        for number, pack in enumerate(packs):
-            assert coming is not None
-            data, flags = coming.result()
-            if number + 1 < len(packs):
-                coming = reader.submit(_read_checked, packs[number + 1], needed_by)
-            opener = sealing(flags)
-            for page_id in by_pack[pack]:
-                location = index.locations[page_id]
-                yield page_id, opener.open(data[location.offset : location.offset + location.length])
+        coming = [pool.submit(open_pack, pack) for pack in packs[:READ_AHEAD]]
+        for number in range(len(packs)):
+            pages = coming.pop(0).result()
+            if number + READ_AHEAD < len(packs):
+                coming.append(pool.submit(open_pack, packs[number + READ_AHEAD]))
+            yield from pages
 
 
 def _read_checked(pack: Path, needed_by: str) -> tuple[bytes, int]:
@@ -186,17 +192,22 @@ def load_locations(root: Path, sealing: Callable[[int], Sealing],
     whose index cannot be read is set aside, not fatal: only a page that is needed and nowhere
     else is an error."""
     want = set(wanted) if wanted is not None else None
-    index = PageIndex({}, {})
-    for path in pack_files(root):
-        index.packs.append(path)
+    index = PageIndex({}, {}, list(pack_files(root)))
+
+    def entries_of(path: Path) -> list[tuple[bytes, int, int]] | str:
         try:
-            entries = read_pack_index(path, sealing)
+            return read_pack_index(path, sealing)
         except CorruptFile as exc:
-            index.damaged[path] = exc.message
-            continue
-        for page_id, offset, length in entries:
-            if want is None or page_id in want:
-                index.locations[page_id] = PageLocation(path, offset, length)
+            return exc.message
+
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="cps-index-reader") as pool:
+        for path, entries in zip(index.packs, pool.map(entries_of, index.packs), strict=True):
+            if isinstance(entries, str):
+                index.damaged[path] = entries
+                continue
+            for page_id, offset, length in entries:
+                if want is None or page_id in want:
+                    index.locations[page_id] = PageLocation(path, offset, length)
     return index
 
 
