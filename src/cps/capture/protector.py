@@ -53,8 +53,11 @@ class ProtectOptions:
     # Also take a full backup once the log captured since the last one passes this share of the
     # database's size (and at least full_after_log_min bytes), so a restore never has more than
     # that to replay after its full backup.
-    full_after_log_share: float = 0.25
-    full_after_log_min: int = 64 << 20
+    full_after_log_share: float = 1.0
+    full_after_log_min: int = 256 << 20
+    # Write a segment as soon as this many page bytes are pending, whatever the sync interval,
+    # so that memory stays bounded under any write rate.
+    segment_max_bytes: int = 16 << 20
     recovery_point_every: float | None = 15 * 60.0
     sync_interval: float = 1.0
     poll_interval: float = 0.01
@@ -174,6 +177,8 @@ class Protector:
         now = time.monotonic()
         if self.pending.transactions and now - self.last_sync >= self.options.sync_interval:
             self.flush()
+        elif self.pending.frames * self.page_size >= self.options.segment_max_bytes:
+            self.flush()
         self._maintain_wal()
         self._run_schedules(now)
         if now - self.last_status >= STATUS_EVERY_SECONDS:
@@ -186,10 +191,17 @@ class Protector:
             self.last_full_started = now - self.options.full_every + FULL_RETRY_SECONDS
 
     def _capture(self) -> None:
+        """Read everything committed since the last capture, writing a segment whenever a
+        segment's worth is pending, so that a backlog never has to fit in memory at once."""
         started = _now_ms()
-        start = self.follower.position
-        for committed in self.follower.poll():
-            self._record(committed, start)
+        while True:
+            start = self.follower.position
+            committed, complete = self.follower.poll(self.options.segment_max_bytes)
+            for transaction in committed:
+                self._record(transaction, start)
+            if complete:
+                break
+            self.flush()
         self.captured_at = started
         if not self.pending.transactions:
             self.synced_through = started  # everything committed before it is durable already

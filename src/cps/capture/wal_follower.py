@@ -59,7 +59,7 @@ class WalFollower:
         self.header = self._read_header()
         self.frame, self.page_frames, self.db_pages = 0, {}, None
         self.checksum = self.header.checksum if self.header else (0, 0)
-        return self.poll()
+        return self.poll()[0]
 
     def resume(self, position: WalPosition) -> None:
         """Continue after `position`, proving first that the WAL still holds it unchanged."""
@@ -82,23 +82,28 @@ class WalFollower:
             raise ContinuityLost(
                 f"the WAL no longer holds frame {position.frame} as it was captured")
 
-    def poll(self) -> list[CommittedTxn]:
-        """The transactions committed since the last poll, in commit order."""
+    def poll(self, max_bytes: int | None = None) -> tuple[list[CommittedTxn], bool]:
+        """The transactions committed since the last poll, in commit order, and whether that is
+        all of them: with `max_bytes`, reading stops after the transaction that passes it."""
         header = self._read_header()
         if header is None:
-            return []  # truncated to nothing by a checkpoint: nothing new until the next write
+            return [], True  # truncated to nothing by a checkpoint: nothing until the next write
         if self.header is None or _generation(header) != _generation(self.header):
             self._enter_generation(header)
         pending: list[Frame] = []
         committed: list[CommittedTxn] = []
+        read = 0
         for frame in self._frames_after(self.frame, self.checksum):
             pending.append(frame)
             if frame.commit_size:
                 committed.append(CommittedTxn(frame.commit_size, tuple(pending)))
                 for done in pending:
                     self._advance(done)
+                read += len(pending) * len(frame.page)
                 pending = []
-        return committed
+                if max_bytes is not None and read >= max_bytes:
+                    return committed, False
+        return committed, True
 
     def read_page_at(self, frame_index: int, page_size: int) -> bytes:
         with self.wal_path.open("rb") as handle:
