@@ -175,9 +175,8 @@ class Protector:
             self._new_chain(lost.reason)
             return
         now = time.monotonic()
-        if self.pending.transactions and now - self.last_sync >= self.options.sync_interval:
-            self.flush()
-        elif self.pending.frames * self.page_size >= self.options.segment_max_bytes:
+        due = self.pending.transactions and now - self.last_sync >= self.options.sync_interval
+        if due or self.pending.frames * self.page_size >= self.options.segment_max_bytes:
             self.flush()
         self._maintain_wal()
         self._run_schedules(now)
