@@ -21,7 +21,7 @@ from .codec import decode_pack_index, encode_pack_index
 from .format import FOOTER, RECORD_LENGTH, Sealing, check_file, encode_file, read_file
 from .naming import pack_path, parse_pack
 
-PACK_TARGET_BYTES = 16 << 20
+PACK_TARGET_BYTES = 8 << 20
 READ_AHEAD = 2  # packs being read and opened at once while a restore writes
 
 
