@@ -55,6 +55,8 @@ class ProtectOptions:
     # that to replay after its full backup.
     full_after_log_share: float = 1.0
     full_after_log_min: int = 256 << 20
+    full_after_log_interval: float = 600.0  # and not more often than this (a hot page counts
+    # once per transaction that writes it, so a busy log outgrows any size quickly)
     # Write a segment as soon as this many page bytes are pending, whatever the sync interval,
     # so that memory stays bounded under any write rate.
     segment_max_bytes: int = 16 << 20
@@ -285,6 +287,8 @@ class Protector:
             self._start_full()
 
     def _log_outgrew_full(self) -> bool:
+        if time.monotonic() - self.last_full_started < self.options.full_after_log_interval:
+            return False
         database_bytes = (self.follower.db_pages or 0) * self.page_size
         threshold = max(self.options.full_after_log_min,
                         database_bytes * self.options.full_after_log_share)
