@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..repository import WalPosition
-from .sqlite_wal import WAL_HEADER_SIZE, Frame, WalHeader, frame_offset, parse_header, read_frames
+from .sqlite_wal import WAL_HEADER_SIZE, Frame, WalHeader, parse_header, read_frames
 
 
 class ContinuityLost(Exception):
@@ -104,11 +104,6 @@ class WalFollower:
                 if max_bytes is not None and read >= max_bytes:
                     return committed, False
         return committed, True
-
-    def read_page_at(self, frame_index: int, page_size: int) -> bytes:
-        with self.wal_path.open("rb") as handle:
-            handle.seek(frame_offset(frame_index, page_size) + 24)
-            return handle.read(page_size)
 
     def _enter_generation(self, header: WalHeader) -> None:
         old = self.header
