@@ -13,14 +13,6 @@ from cps.store import MailDatabase
 from tests.unit.granular.helpers import ALICE, BOB, frozen_copy, mail
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> MailDatabase:
-    db = MailDatabase.create(tmp_path / "live.db")
-    db.create_mailbox(ALICE)
-    db.create_mailbox(BOB)
-    return db
-
-
 def places(items: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     return [(m["mailbox"], "/".join(m["folder"]), m["uid"]) for m in items]
 

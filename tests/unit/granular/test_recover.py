@@ -33,14 +33,6 @@ def snapshot(tmp_path: Path) -> MailDatabase:
     return copy
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> MailDatabase:
-    db = MailDatabase.create(tmp_path / "live.db")
-    db.create_mailbox(ALICE)
-    db.create_mailbox(BOB)
-    return db
-
-
 def content(db: MailDatabase, address: str, path: str) -> list[tuple[str, int, frozenset[str]]]:
     return [(m.sha256, m.internal_date, m.flags) for m in db.messages(address, path)]
 
