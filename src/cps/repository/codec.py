@@ -7,7 +7,8 @@ with sorted keys. Page-carrying files use fixed structs:
       FULL_HEADER  0 u64 chain | 8 u64 txn | 16 u64 taken_at ms | 24 u32 page size | 28 u32 pages
                    32 WAL_POSITION where capture stood when the image was taken
 
-    segment: record 0 SEGMENT_HEADER, then one record per transaction
+    segment: record 0 SEGMENT_HEADER, then one record holding every transaction, one after the
+      other (format 1: one record per transaction; both are read)
       SEGMENT_HEADER  0 u64 chain | 8 u32 page size | 12 u32 transactions
                       16 WAL_POSITION start | 40 WAL_POSITION end
       WAL_POSITION    0 u32 checkpoint seq | 4 u32 salt-1 | 8 u32 salt-2 | 12 u32 frame
@@ -84,12 +85,15 @@ def decode_full(records: Iterator[bytes]) -> FullBackup:
 def encode_segment(segment: Segment) -> Iterator[bytes]:
     yield (SEGMENT_HEADER.pack(segment.chain, segment.page_size, len(segment.transactions))
            + _position(segment.start) + _position(segment.end))
+    # One record, so that it is compressed as one stream: a page written by many transactions of
+    # the segment is then stored about once, not once per transaction.
+    parts = []
     for txn in segment.transactions:
-        parts = [TRANSACTION.pack(txn.txn, txn.seen_at, txn.db_pages, len(txn.pages))]
+        parts.append(TRANSACTION.pack(txn.txn, txn.seen_at, txn.db_pages, len(txn.pages)))
         for number, image in txn.pages:
             parts.append(PAGE_NUMBER.pack(number))
             parts.append(image)
-        yield b"".join(parts)
+    yield b"".join(parts)
 
 
 def decode_segment(records: Iterator[bytes]) -> Segment:
@@ -98,7 +102,8 @@ def decode_segment(records: Iterator[bytes]) -> Segment:
     chain, page_size, count = _unpack(SEGMENT_HEADER, header[: SEGMENT_HEADER.size], "segment header")
     start = _read_position(header, SEGMENT_HEADER.size)
     end = _read_position(header, SEGMENT_HEADER.size + WAL_POSITION.size)
-    transactions = tuple(_decode_transaction(record, page_size) for record in records)
+    transactions = tuple(txn for record in records
+                         for txn in _decode_transactions(record, page_size))
     if len(transactions) != count or not transactions:
         raise CorruptFile(f"a segment holds {len(transactions)} transactions, its header says {count}")
     return Segment(chain, page_size, start, end, transactions)
@@ -115,16 +120,19 @@ def decode_pack_index(record: bytes) -> list[tuple[bytes, int, int]]:
     return list(INDEX_ENTRY.iter_unpack(record[INDEX_COUNT.size :]))
 
 
-def _decode_transaction(record: bytes, page_size: int) -> Transaction:
-    txn, seen_at, db_pages, count = _unpack(TRANSACTION, record[: TRANSACTION.size], "transaction")
+def _decode_transactions(record: bytes, page_size: int) -> Iterator[Transaction]:
+    """The transactions stored one after the other in `record`."""
     step = PAGE_NUMBER.size + page_size
-    if len(record) != TRANSACTION.size + count * step:
-        raise CorruptFile(f"transaction {txn} has the wrong length for {count} pages")
-    pages = []
-    for offset in range(TRANSACTION.size, len(record), step):
-        (number,) = PAGE_NUMBER.unpack_from(record, offset)
-        pages.append((number, record[offset + PAGE_NUMBER.size : offset + step]))
-    return Transaction(txn, seen_at, db_pages, tuple(pages))
+    offset = 0
+    while offset < len(record):
+        header = record[offset : offset + TRANSACTION.size]
+        txn, seen_at, db_pages, count = _unpack(TRANSACTION, header, "transaction")
+        start, offset = offset + TRANSACTION.size, offset + TRANSACTION.size + count * step
+        if offset > len(record):
+            raise CorruptFile(f"transaction {txn} runs past the end of its record")
+        yield Transaction(txn, seen_at, db_pages, tuple(
+            (PAGE_NUMBER.unpack_from(record, at)[0], record[at + PAGE_NUMBER.size : at + step])
+            for at in range(start, offset, step)))
 
 
 def _position(position: WalPosition) -> bytes:

@@ -6,8 +6,10 @@ about plaintext pages). The master key is stored in the key file sealed with a k
 passphrase by scrypt; opening it with a wrong passphrase fails the GCM tag check, which is reported
 as a wrong passphrase and never yields garbage.
 
-Records are compressed with zstd (level 3) before sealing. Each sealed record is nonce (12 random
-bytes) | ciphertext | tag (16).
+Records are compressed with zstd (level 3) before sealing; a record of more than LARGE_RECORD bytes
+(a segment's transactions) with a window of 2^LARGE_WINDOW_LOG bytes instead of level 3's 2 MiB, so
+that a page written again anywhere in a segment costs a reference, not a copy. Each sealed record is
+nonce (12 random bytes) | ciphertext | tag (16).
 """
 
 from __future__ import annotations
@@ -30,24 +32,32 @@ NONCE_SIZE = 12
 # scrypt cost: 2^15 x 8 x 1 takes ~0.1 s and 32 MiB; recorded in the key file, so it can rise later.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
 ZSTD_LEVEL = 3
+LARGE_RECORD = 2 << 20
+LARGE_WINDOW_LOG = 24  # 16 MiB: a whole segment (capture's segment_max_bytes); every zstd decoder
+# accepts windows up to 128 MiB without being told to
 MAX_DECOMPRESSED = 1 << 30
 
 _local = threading.local()
 
 
-def _compressor() -> zstandard.ZstdCompressor:
-    if not hasattr(_local, "compressor"):
-        _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+def _compressors() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdCompressor]:
+    """This thread's compressors for small and large records (zstd contexts are not shared)."""
+    if not hasattr(_local, "compressors"):
+        large = zstandard.ZstdCompressionParameters.from_level(
+            ZSTD_LEVEL, window_log=LARGE_WINDOW_LOG)
+        _local.compressors = (zstandard.ZstdCompressor(level=ZSTD_LEVEL),
+                              zstandard.ZstdCompressor(compression_params=large))
         _local.decompressor = zstandard.ZstdDecompressor()
-    return _local.compressor  # type: ignore[no-any-return]
+    return _local.compressors  # type: ignore[no-any-return]
 
 
 def compress(data: bytes) -> bytes:
-    return _compressor().compress(data)
+    small, large = _compressors()
+    return (large if len(data) > LARGE_RECORD else small).compress(data)
 
 
 def decompress(data: bytes) -> bytes:
-    _compressor()
+    _compressors()
     try:
         return _local.decompressor.decompress(data, max_output_size=MAX_DECOMPRESSED)  # type: ignore[no-any-return]
     except zstandard.ZstdError as exc:

@@ -38,9 +38,9 @@ from pathlib import Path
 
 from ..errors import CorruptFile, UnsupportedFormat
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MIN_FORMAT_VERSION = 1
-MAX_FORMAT_VERSION = 1
+MAX_FORMAT_VERSION = 2
 
 FLAG_ENCRYPTED = 1
 FLAG_COMPRESSED = 2

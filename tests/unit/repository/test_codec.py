@@ -131,13 +131,26 @@ def segment_records() -> list[bytes]:
     return list(codec.encode_segment(Segment(1, 8, POSITION, POSITION, (txn, txn))))
 
 
+def test_a_segment_stores_its_transactions_in_one_record() -> None:
+    header, record = segment_records()
+    assert len(record) == 2 * (struct.calcsize("<QQII") + 4 + 8)
+
+
+def test_format_1_segments_with_a_record_per_transaction_still_decode() -> None:
+    header, record = segment_records()
+    half = len(record) // 2
+    segment = codec.decode_segment(iter([header, record[:half], record[half:]]))
+    assert segment == codec.decode_segment(iter([header, record]))
+    assert [t.txn for t in segment.transactions] == [2, 2]
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda r: [r[0][:-1], *r[1:]], "segment header has"),
-    (lambda r: r[:2], "holds 1 transactions, its header says 2"),
-    (lambda r: [*r, r[1]], "holds 3 transactions, its header says 2"),
-    (lambda r: [r[0], r[1][:-1], r[2]], "transaction 2 has the wrong length"),
-    (lambda r: [r[0], r[1] + b"x", r[2]], "transaction 2 has the wrong length"),
-    (lambda r: [r[0], r[1][:10], r[2]], "transaction has 10 bytes"),
+    (lambda r: [r[0], r[1][: len(r[1]) // 2]], "holds 1 transactions, its header says 2"),
+    (lambda r: [*r, r[1][: len(r[1]) // 2]], "holds 3 transactions, its header says 2"),
+    (lambda r: [r[0], r[1][:-1]], "transaction 2 runs past the end of its record"),
+    (lambda r: [r[0], r[1] + b"x"], "transaction has 1 bytes"),
+    (lambda r: [r[0], r[1][:10]], "transaction has 10 bytes"),
 ])
 def test_malformed_segments_are_corrupt(damage: Damage, message: str) -> None:
     with pytest.raises(CorruptFile, match=message):
