@@ -53,7 +53,6 @@ class History:
     folder: Path
     db: Path
     repo: Path
-    cache: Path
     points: dict[str, int] = field(default_factory=dict)  # name -> txn
     between_p1_and_p2: str = ""  # an --at TIME whose state is p1's
     logs: list[Path] = field(default_factory=list)
@@ -62,12 +61,12 @@ class History:
     before: dict[str, list[Entry]] = field(default_factory=dict)  # mailbox -> its mail at p0..p2
 
     def cps(self, command: str, *args: str | Path) -> Any:
-        """A granular command on this repository and cache that must succeed; its JSON output."""
-        return cps_json(command, self.repo, "--cache", self.cache, *args)
+        """A granular command on this repository that must succeed; its JSON output."""
+        return cps_json(command, self.repo, *args)
 
     def refused(self, command: str, *args: str | Path) -> subprocess.CompletedProcess[bytes]:
         """A granular command that must fail; what it printed."""
-        result = run_cps(command, self.repo, "--cache", self.cache, *args, check=False)
+        result = run_cps(command, self.repo, *args, check=False)
         assert result.returncode != 0, f"cps {command} {args} succeeded: {result.stdout.decode()}"
         return result
 
@@ -113,7 +112,7 @@ def fill_before_protection(history: History, corpus: Path) -> None:
 def make_history(folder: Path, corpus: Path) -> History:
     """The store and its first history, up to the protector; the caller starts the protector and
     then calls `live_history`."""
-    history = History(folder, folder / "mail.db", folder / "repo", folder / "cache")
+    history = History(folder, folder / "mail.db", folder / "repo")
     new_store(history.db, history.repo)
     fill_before_protection(history, corpus)
     return history

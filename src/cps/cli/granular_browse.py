@@ -29,8 +29,8 @@ def browse_command(source: Source, mailbox_path: str | None, limit: int, offset:
                    as_json: bool) -> None:
     """List the mailboxes, a mailbox's folder tree, or a folder's messages as they were at a point
     in time, including mailboxes and folders deleted since. Exactly one of --latest, --at,
-    --recovery-point, --txn is needed. The first look at a point restores it into the cache;
-    later looks reuse it.
+    --recovery-point, --txn is needed. The point is read straight from the repository, without
+    restoring the database.
 
     Examples:
 

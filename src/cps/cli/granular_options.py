@@ -1,5 +1,5 @@
-"""What the granular-recovery commands share: the repository, the point in time, the cache, and
-the way they print where a point is."""
+"""What the granular-recovery commands share: the repository, the point in time, and the way they
+print where a point is."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from typing import Any
 
 import click
 
-from ..granular import Snapshot, SnapshotCache, point_target
-from ..granular.snapshots import CACHE_ENV, DEFAULT_KEEP
+from ..granular import Snapshot, open_snapshot, point_target
 from ..restore import Target, format_ms
-from . import output
 from .repo_options import (
     db_option,
     open_repository,
@@ -29,34 +27,27 @@ Command = Callable[..., Any]
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A repository's database and a cache of its points; `target` when the command takes one."""
+    """A repository's database; `target` when the command takes one."""
 
     repo_path: Path
     db_id: str | None
-    cache_dir: Path | None
-    keep_cached: int
     passphrase_file: Path | None
     target: Target | None = None
 
     def open(self, target: Target | None = None) -> Snapshot:
-        """The database at `target` (default: the command's point), restoring it if not cached."""
+        """The database at `target` (default: the command's point), read from the repository."""
         chosen = target or self.target
         assert chosen is not None, "a command without point options named no point"
         repo = open_repository(self.repo_path, self.passphrase_file)
-        name = pick_database(repo, self.db_id)
-        snapshot = SnapshotCache(self.cache_dir, self.keep_cached).open(repo, name, chosen)
-        if snapshot.materialized:
-            output.note(f"restored {name} at transaction {snapshot.txn} into the cache in "
-                        f"{snapshot.seconds:.1f} s")
-        return snapshot
+        return open_snapshot(repo, pick_database(repo, self.db_id), chosen)
 
 
-_SOURCE_KEYS = ("repo_path", "db_id", "cache_dir", "keep_cached", "passphrase_file")
+_SOURCE_KEYS = ("repo_path", "db_id", "passphrase_file")
 _POINT_KEYS = ("latest", "at_time", "recovery_point", "txn")
 
 
 def source_options(*, point: bool) -> Callable[[Command], Command]:
-    """REPO, --db, the cache options and, with `point`, --latest/--at/--recovery-point/--txn;
+    """REPO, --db, --passphrase-file and, with `point`, --latest/--at/--recovery-point/--txn;
     the command receives them as one `source` argument."""
     def decorate(command: Command) -> Command:
         @functools.wraps(command)
@@ -72,7 +63,7 @@ def source_options(*, point: bool) -> Callable[[Command], Command]:
         options: list[Callable[[Any], Any]] = [repository_argument(), db_option()]
         if point:
             options += _point_options()
-        options += _cache_options()
+        options.append(passphrase_file_option)
         for option in reversed(options):
             run = option(run)
         return run
@@ -87,18 +78,6 @@ def _point_options() -> list[Callable[[Command], Command]]:
                           "2026-11-22T18:35:01.250Z, '2026-11-22 18:35' (local time) or '15m ago'."),
         click.option("--recovery-point", metavar="NAME", help="A recovery point, by name."),
         click.option("--txn", type=int, help="A transaction number, as 'cps timeline' shows them."),
-    ]
-
-
-def _cache_options() -> list[Callable[[Command], Command]]:
-    return [
-        click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
-                     help=f"Where restored points are kept.  [default: ${CACHE_ENV}, else "
-                          "~/.cache/cps]"),
-        click.option("--keep-cached", type=click.IntRange(min=1), default=DEFAULT_KEEP,
-                     show_default=True, help="Restored points kept in the cache (the least "
-                                             "recently used go first)."),
-        passphrase_file_option,
     ]
 
 

@@ -1,7 +1,8 @@
 """Granular recovery: browse, show, search, compare and recover mail as it was at any point in time.
 
-Owns making a point browsable (`snapshots.py`: the database restored at that exact transaction
-into a local cache, opened read-only), and the questions asked of it through the store's own API:
+Owns making a point browsable without restoring it (`snapshots.py`: the database at that exact
+transaction, opened read-only through a SQLite VFS, `vfs.py`, that reads its pages from the
+repository, `images.py`), and the questions asked of it through the store's own API:
 listings and single messages (`browse.py`), full-text search with the index of that moment
 (`search.py`), what changed between two points or a point and now (`diff.py`), and putting
 messages, folders or mailboxes back into the live store (`recover.py`; export is the store's
@@ -14,7 +15,7 @@ from .diff import Diff, diff_databases
 from .points import parse_point, point_target
 from .recover import RecoverReport, RecoverRequest, recover_into
 from .search import SearchHit, search
-from .snapshots import Snapshot, SnapshotCache, default_cache_root
+from .snapshots import Snapshot, open_snapshot
 
 __all__ = [
     "Diff",
@@ -24,11 +25,10 @@ __all__ = [
     "RecoverRequest",
     "SearchHit",
     "Snapshot",
-    "SnapshotCache",
-    "default_cache_root",
     "diff_databases",
     "folder_tree",
     "mailboxes",
+    "open_snapshot",
     "parse_point",
     "point_target",
     "recover_into",

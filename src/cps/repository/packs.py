@@ -3,26 +3,55 @@
 A page is stored once per repository: its id is its SHA-256 (or HMAC under the key), and a writer
 skips ids the repository already holds. A pack is written whole and renamed into place under the
 SHA-256 of its bytes, so a pack file is complete or absent, and `sha256sum` checks it by hand.
-The index of where each page lives is read from the packs' own index records, never stored apart.
+The index of where each page lives is read from the packs' own index records, never stored apart:
+`PageIndex` holds every readable pack's entries in arrays, so that a restore locates the hundreds
+of thousands of pages of a full backup with one search.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import zstandard
 
 from ..durable import atomic_write, make_folders
 from ..errors import CorruptFile, MissingFile
-from .codec import decode_pack_index, encode_pack_index
-from .format import FOOTER, RECORD_LENGTH, Sealing, check_file, encode_file, read_file
+from .codec import INDEX_COUNT, decode_pack_index, encode_pack_index
+from .format import (
+    FLAG_COMPRESSED,
+    FOOTER,
+    RECORD_LENGTH,
+    Sealing,
+    check_file,
+    encode_file,
+    read_file,
+)
+from .model import PAGE_ID_SIZE
 from .naming import pack_path, parse_pack
 
 PACK_TARGET_BYTES = 8 << 20
-READ_AHEAD = 2  # packs being read and opened at once while a restore writes
+READ_AHEAD = 2  # files (packs, segments) a restore reads, checks and opens at once ahead of it
+INDEX_READERS = 4  # pack index records read at once: small reads, so waiting more than working
+
+# codec.INDEX_ENTRY ("<32sQI", 44 bytes, no padding) as numpy reads it. An id is compared as `S32`,
+# which is exact for fixed-width values; only converting one to `bytes` drops trailing zero bytes,
+# so ids leave these arrays through `V32`, which keeps them whole.
+INDEX_ENTRY = np.dtype([("id", "S32"), ("offset", "<u8"), ("length", "<u4")])
+
+Ids = npt.NDArray[np.bytes_]
+Rows = npt.NDArray[np.intp]
+Page = bytes | memoryview  # a page image, or a view of one in a pack's decompressed pages
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +125,34 @@ def pack_files(root: Path) -> Iterator[Path]:
 def read_pack_index(path: Path, sealing: Callable[[int], Sealing]) -> list[tuple[bytes, int, int]]:
     """The (page id, offset, stored length) entries of one pack, read from its index record
     alone (the whole pack is checked when its pages are read); CorruptFile when unreadable."""
+    record, size = _index_record(path, sealing)
+    entries = _in_pack(path, decode_pack_index, record)
+    if any(offset + length > size for _id, offset, length in entries):
+        raise CorruptFile(f"{path} has an index pointing past its end", path=str(path))
+    return entries
+
+
+def read_pack_entries(path: Path, sealing: Callable[[int], Sealing]) -> npt.NDArray[np.void]:
+    """`read_pack_index` as an array of INDEX_ENTRY, without a Python object per entry."""
+    record, size = _index_record(path, sealing)
+    entries = _in_pack(path, _decode_entries, record)
+    if np.any(entries["offset"] + entries["length"] > size):
+        raise CorruptFile(f"{path} has an index pointing past its end", path=str(path))
+    return entries
+
+
+def _decode_entries(record: bytes) -> npt.NDArray[np.void]:
+    # The checks of codec.decode_pack_index, on the same layout.
+    if len(record) < INDEX_COUNT.size:
+        raise CorruptFile("a pack index is truncated")
+    (count,) = INDEX_COUNT.unpack_from(record)
+    if len(record) != INDEX_COUNT.size + count * INDEX_ENTRY.itemsize:
+        raise CorruptFile("a pack index has the wrong length")
+    return np.frombuffer(record, INDEX_ENTRY, offset=INDEX_COUNT.size)
+
+
+def _index_record(path: Path, sealing: Callable[[int], Sealing]) -> tuple[bytes, int]:
+    """The plaintext of a pack's index record, and the pack's size."""
     try:
         with path.open("rb") as handle:
             size = handle.seek(0, os.SEEK_END)
@@ -112,25 +169,95 @@ def read_pack_index(path: Path, sealing: Callable[[int], Sealing]) -> list[tuple
             if last + RECORD_LENGTH.size + length > size - FOOTER.size:
                 raise CorruptFile(f"{path} has a damaged index", path=str(path))
             stored = handle.read(length)
-        flags = int.from_bytes(header[10:12], "little")
-        entries = decode_pack_index(sealing(flags).open(stored))
+    except OSError as exc:
+        raise CorruptFile(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
+    flags = int.from_bytes(header[10:12], "little")
+    return _in_pack(path, lambda data: sealing(flags).open(data), stored), size
+
+
+def _in_pack(path: Path, step: Callable[[bytes], T], data: bytes) -> T:
+    """`step(data)`, its CorruptFile naming the pack."""
+    try:
+        return step(data)
     except CorruptFile as exc:
         raise CorruptFile(f"{path}: {exc.message}" if str(path) not in exc.message else exc.message,
                           path=str(path)) from exc
-    except OSError as exc:
-        raise CorruptFile(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
-    if any(offset + length > size for _id, offset, length in entries):
-        raise CorruptFile(f"{path} has an index pointing past its end", path=str(path))
-    return entries
 
 
 @dataclass
 class PageIndex:
-    """Where pages live, and the packs whose index could not be read (with why)."""
+    """Where pages live, from the index records of every readable pack, and the packs whose index
+    could not be read (with why). `locate` finds many ids at once; `locations` maps the ids
+    `Repository.page_locations` was asked for, for readers of a few pages at random."""
 
-    locations: dict[bytes, PageLocation]
+    packs: list[Path]
     damaged: dict[Path, str]
-    packs: list[Path] = field(default_factory=list)
+    entries: npt.NDArray[np.void] = field(repr=False)  # INDEX_ENTRY rows, in the order of ids
+    pack_numbers: npt.NDArray[np.int32] = field(repr=False)  # each entry's pack, in `packs`
+    keys: npt.NDArray[np.uint64] = field(repr=False)  # each entry's id's first 8 bytes (`_keys`)
+    locations: dict[bytes, PageLocation] = field(default_factory=dict, repr=False)
+
+    def locate(self, ids: Ids) -> Rows:
+        """The entry (row) holding each page id of `ids` (an `S32` array), -1 for one in no
+        readable pack."""
+        if not len(self.keys):
+            return np.full(len(ids), -1, np.intp)
+        wanted = _keys(ids)
+        rows = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        found = self.entries["id"][rows] == ids
+        # Ids that share their first 8 bytes are side by side, in order: look along them.
+        for i in np.flatnonzero(~found & (self.keys[rows] == wanted)):
+            row = rows[i] + 1
+            while row < len(self.keys) and self.keys[row] == wanted[i]:
+                if self.entries["id"][row] == ids[i]:
+                    rows[i], found[i] = row, True
+                    break
+                row += 1
+        return np.where(found, rows, -1)
+
+    def require(self, ids: bytes, needed_by: str) -> Rows:
+        """The entry holding each page id of `ids` (32 bytes each, back to back); MissingFile or
+        CorruptFile (naming the damaged packs, after checking every pack) when one is in no
+        readable pack. Of a page in several packs, the copy among its neighbours (`_near`)."""
+        wanted = np.frombuffer(ids, "S32")
+        rows = self.locate(wanted)
+        unlocated = np.flatnonzero(rows < 0)
+        if len(unlocated):
+            at = int(unlocated[0]) * PAGE_ID_SIZE
+            raise _missing(ids[at : at + PAGE_ID_SIZE], self, needed_by)
+        return self._near(rows, wanted)
+
+    def _near(self, rows: Rows, ids: Ids) -> Rows:
+        """`rows`, with a page that is in several packs taken from the pack of the nearest page
+        before it that is in one. A full backup's pack holds every page it was written with, those
+        an earlier pack holds too, so its pages are then read in runs of consecutive places and
+        written with few calls. Copies of an id are side by side in the entries."""
+        after = np.minimum(rows + 1, len(self.keys) - 1)
+        copied = (rows + 1 < len(self.keys)) & (self.entries["id"][after] == ids)
+        alone = np.maximum.accumulate(np.where(copied, 0, np.arange(len(rows))))
+        preferred = self.pack_numbers[rows[alone]]
+        near, places, step = rows.copy(), np.flatnonzero(copied), 1
+        while len(places):
+            candidates = rows[places] + step
+            inside = candidates < len(self.keys)
+            places, candidates = places[inside], candidates[inside]
+            copy = self.entries["id"][candidates] == ids[places]
+            places, candidates = places[copy], candidates[copy]
+            found = self.pack_numbers[candidates] == preferred[places]
+            near[places[found]] = candidates[found]
+            places, step = places[~found], step + 1
+        return near
+
+    def locations_of(self, wanted: Iterable[bytes] | None) -> dict[bytes, PageLocation]:
+        """Where each id of `wanted` (every id, with None) lives, for the ids that are anywhere."""
+        ids = (np.ascontiguousarray(self.entries["id"]) if wanted is None
+               else np.frombuffer(b"".join(wanted), "S32"))
+        rows = self.locate(ids)
+        rows, ids = rows[rows >= 0], ids[rows >= 0]
+        packs = [self.packs[n] for n in self.pack_numbers[rows].tolist()]
+        return {page_id: PageLocation(pack, offset, length) for page_id, pack, offset, length in zip(
+            ids.view("V32").tolist(), packs, self.entries["offset"][rows].tolist(),
+            self.entries["length"][rows].tolist(), strict=True)}
 
     def find_damage(self) -> None:
         """Check every pack whole (slow: for error paths), setting aside those that fail."""
@@ -145,34 +272,113 @@ class PageIndex:
                 self.damaged[path] = f"{path} is missing"
 
 
-def read_pages(
-    ids: Sequence[bytes], index: PageIndex, sealing: Callable[[int], Sealing], needed_by: str
-) -> Iterator[tuple[bytes, bytes]]:
-    """Yield (page id, page image) for every id, pack by pack, each pack checked whole first.
-    Packs are read, checked and opened by two threads ahead of the caller (reading is disk-bound,
-    and hashing and decompression release the interpreter lock)."""
-    by_pack: dict[Path, list[bytes]] = {}
-    for page_id in dict.fromkeys(ids):
-        location = index.locations.get(page_id)
-        if location is None:
-            raise _missing(page_id, index, needed_by)
-        by_pack.setdefault(location.pack, []).append(page_id)
+def _keys(ids: Ids) -> npt.NDArray[np.uint64]:
+    # The search key: ids are hashes, so their first 8 bytes all but always tell them apart. Read
+    # big-endian, keys are in the order of the ids they start.
+    return np.ascontiguousarray(ids).view(">u8")[::4].astype(np.uint64)
 
-    def open_pack(pack: Path) -> list[tuple[bytes, bytes]]:
+
+def load_page_index(root: Path, sealing: Callable[[int], Sealing]) -> PageIndex:
+    """Where every page lives, from the packs' index records. A pack whose index cannot be read is
+    set aside, not fatal: only a page that is needed and nowhere else is an error."""
+    packs = list(pack_files(root))
+    damaged: dict[Path, str] = {}
+    tables, numbers = [np.empty(0, INDEX_ENTRY)], [np.empty(0, np.int32)]
+
+    def entries_of(path: Path) -> npt.NDArray[np.void] | str:
+        try:
+            return read_pack_entries(path, sealing)
+        except CorruptFile as exc:
+            return exc.message
+
+    with ThreadPoolExecutor(max_workers=INDEX_READERS, thread_name_prefix="cps-index-reader") as pool:
+        for number, (path, entries) in enumerate(zip(packs, pool.map(entries_of, packs), strict=True)):
+            if isinstance(entries, str):
+                damaged[path] = entries
+                continue
+            tables.append(entries)
+            numbers.append(np.full(len(entries), number, np.int32))
+    entries = np.concatenate(tables)
+    order = np.argsort(entries["id"], kind="stable")  # copies of a page side by side
+    entries = entries[order]
+    return PageIndex(packs, damaged, entries, np.concatenate(numbers)[order], _keys(entries["id"]))
+
+
+def load_locations(root: Path, sealing: Callable[[int], Sealing],
+                   wanted: Iterable[bytes] | None = None) -> PageIndex:
+    """`load_page_index`, with `locations` filled for the ids of `wanted` (every id, with None)."""
+    index = load_page_index(root, sealing)
+    index.locations = index.locations_of(wanted)
+    return index
+
+
+def read_pages(rows: Rows, index: PageIndex, sealing: Callable[[int], Sealing], needed_by: str,
+               page_size: int) -> Generator[tuple[Rows, list[Page]], None, None]:
+    """The pages of these entries of the index (`PageIndex.require`), pack by pack: yields the
+    places in `rows` of one pack's pages, ascending, and those pages. Each pack is checked whole
+    before any of its pages is used, and each page is opened once however often it is listed; a
+    page that is not `page_size` bytes is damage. Packs are read, checked and opened by READ_AHEAD
+    threads ahead of the caller (reading waits on the disk; hashing and decompression release the
+    interpreter lock), in the order of their first place in `rows`."""
+    packs = index.pack_numbers[rows]
+    places = np.lexsort((np.arange(len(rows)), packs))
+    groups = np.split(places, np.flatnonzero(np.diff(packs[places])) + 1) if len(places) else []
+    groups.sort(key=lambda group: int(group[0]))
+
+    def open_pack(group: Rows) -> tuple[Rows, list[Page]]:
+        pack = index.packs[int(packs[group[0]])]
         data, flags = _read_checked(pack, needed_by)
-        opener = sealing(flags)
-        spans = ((page_id, index.locations[page_id]) for page_id in by_pack[pack])
-        return [(page_id, opener.open(data[at.offset : at.offset + at.length]))
-                for page_id, at in spans]
+        entries = index.entries[rows[group]]
+        offsets, first, each = np.unique(entries["offset"], return_index=True, return_inverse=True)
+        spans = list(zip(offsets.tolist(), entries["length"][first].tolist(), strict=True))
+        opened = _decompress_at_once(data, spans, page_size) if flags == FLAG_COMPRESSED else None
+        if opened is None:  # record by record: slower, and says which record is damaged
+            opener = sealing(flags)
+            opened = [_open_page(pack, data, span, opener, needed_by, page_size) for span in spans]
+        return group, [opened[record] for record in each.tolist()]
 
-    with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="cps-pack-reader") as pool:
-        packs = list(by_pack)
-        coming = [pool.submit(open_pack, pack) for pack in packs[:READ_AHEAD]]
-        for number in range(len(packs)):
-            pages = coming.pop(0).result()
-            if number + READ_AHEAD < len(packs):
-                coming.append(pool.submit(open_pack, packs[number + READ_AHEAD]))
-            yield from pages
+    return read_ahead(open_pack, groups, "cps-pack-reader")
+
+
+def _decompress_at_once(data: bytes, spans: list[tuple[int, int]], page_size: int
+                        ) -> list[Page] | None:
+    """The pages of a pack whose records are only compressed, each record one zstd frame
+    (docs/repository-format.md): all decompressed in one call, which leaves the interpreter lock
+    to other threads for the whole pack instead of for each page in turn. None when that cannot be
+    done (python-zstandard's C backend has the call), or when any frame does not decompress to
+    exactly `page_size` bytes, for `_open_page` to say which record and why."""
+    if "multi_decompress_to_buffer" not in zstandard.backend_features:
+        return None
+    frames = zstandard.BufferWithSegments(data, np.array(spans, "=u8").tobytes())
+    try:
+        pages = zstandard.ZstdDecompressor().multi_decompress_to_buffer(
+            frames, decompressed_sizes=np.full(len(spans), page_size, "=u8").tobytes())
+    except zstandard.ZstdError:
+        return None
+    # A BufferSegment is a buffer (a view of the one output buffer); the stubs do not say so.
+    return [memoryview(pages[record]) for record in range(len(pages))]  # type: ignore[arg-type]
+
+
+def _open_page(pack: Path, data: bytes, span: tuple[int, int], opener: Sealing, needed_by: str,
+               page_size: int) -> Page:
+    offset, length = span
+    page = _in_pack(pack, opener.open, data[offset : offset + length])
+    if len(page) != page_size:
+        raise CorruptFile(f"{pack} holds a page of {len(page)} bytes at offset {offset}, where "
+                          f"{needed_by} has pages of {page_size}", path=str(pack))
+    return page
+
+
+def read_ahead(read: Callable[[T], R], items: Sequence[T], name: str) -> Generator[R, None, None]:
+    """`read(item)` of each item, in order, by READ_AHEAD threads (named `name`) working ahead of
+    the caller; an error is raised when its item's turn comes."""
+    with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix=name) as pool:
+        coming = deque(pool.submit(read, item) for item in items[:READ_AHEAD])
+        for number in range(len(items)):
+            result = coming.popleft().result()
+            if number + READ_AHEAD < len(items):
+                coming.append(pool.submit(read, items[number + READ_AHEAD]))
+            yield result
 
 
 def _read_checked(pack: Path, needed_by: str) -> tuple[bytes, int]:
@@ -184,31 +390,6 @@ def _read_checked(pack: Path, needed_by: str) -> tuple[bytes, int]:
         raise CorruptFile(f"cannot read {pack}: {exc.strerror}", path=str(pack)) from exc
     flags, _count = check_file(pack, data, "pack")
     return data, flags
-
-
-def load_locations(root: Path, sealing: Callable[[int], Sealing],
-                   wanted: Iterable[bytes] | None = None) -> PageIndex:
-    """Where every page (or every page in `wanted`) lives, from the packs' index records. A pack
-    whose index cannot be read is set aside, not fatal: only a page that is needed and nowhere
-    else is an error."""
-    want = set(wanted) if wanted is not None else None
-    index = PageIndex({}, {}, list(pack_files(root)))
-
-    def entries_of(path: Path) -> list[tuple[bytes, int, int]] | str:
-        try:
-            return read_pack_index(path, sealing)
-        except CorruptFile as exc:
-            return exc.message
-
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="cps-index-reader") as pool:
-        for path, entries in zip(index.packs, pool.map(entries_of, index.packs), strict=True):
-            if isinstance(entries, str):
-                index.damaged[path] = entries
-                continue
-            for page_id, offset, length in entries:
-                if want is None or page_id in want:
-                    index.locations[page_id] = PageLocation(path, offset, length)
-    return index
 
 
 def _missing(page_id: bytes, index: PageIndex, needed_by: str) -> MissingFile | CorruptFile:

@@ -9,9 +9,11 @@ check each file whole before using it.
 
 from __future__ import annotations
 
+import os
+import struct
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,15 @@ from typing import Any
 from ..durable import atomic_write, make_folders
 from ..errors import CorruptFile, MissingFile, NotARepository, RepositoryError, UsageError
 from . import codec, crypto, locks, naming
-from .format import FLAG_COMPRESSED, FLAG_ENCRYPTED, Sealing, encode_file, read_file
+from .format import (
+    FLAG_COMPRESSED,
+    FLAG_ENCRYPTED,
+    HEADER,
+    KIND_MAGIC,
+    Sealing,
+    encode_file,
+    read_file,
+)
 from .model import (
     Chain,
     DatabaseInfo,
@@ -29,7 +39,17 @@ from .model import (
     Segment,
     SegmentRef,
 )
-from .packs import PackWriter, PageIndex, load_locations, read_pages
+from .packs import (
+    PackWriter,
+    Page,
+    PageIndex,
+    PageLocation,
+    Rows,
+    load_locations,
+    load_page_index,
+    read_ahead,
+    read_pages,
+)
 
 
 class Repository:
@@ -163,13 +183,46 @@ class Repository:
     def page_id(self, page: bytes) -> bytes:
         return crypto.page_id(page, self.key)
 
+    def page_index(self) -> PageIndex:
+        """Where every page lives (the packs' index records), for locating many pages at once."""
+        return load_page_index(self.root, self.sealing_for)
+
     def page_locations(self, wanted: Iterable[bytes] | None = None) -> PageIndex:
+        """`page_index` with `locations` filled for the ids of `wanted` (every id, with None)."""
         return load_locations(self.root, self.sealing_for, wanted)
 
-    def read_pages(self, ids: list[bytes], index: PageIndex, needed_by: str
-                   ) -> Iterator[tuple[bytes, bytes]]:
-        """The pages with these ids; `needed_by` names what needs them, for error messages."""
-        return read_pages(ids, index, self.sealing_for, needed_by)
+    def read_pages(self, rows: Rows, index: PageIndex, needed_by: str, page_size: int
+                   ) -> Generator[tuple[Rows, list[Page]], None, None]:
+        """The pages of these entries of `index` (`PageIndex.require`), pack by pack, as the
+        places in `rows` of one pack's pages and those pages (see packs.read_pages); `needed_by`
+        names what needs them, for error messages."""
+        return read_pages(rows, index, self.sealing_for, needed_by, page_size)
+
+    def read_page(self, page_id: bytes, location: PageLocation) -> bytes:
+        """One page, reading only its record of the pack: for a few pages of a large database at
+        random. The pack's checksum covers the whole pack, so the page is checked against its
+        content address instead; CorruptFile when it does not match."""
+        pack = location.pack
+        try:
+            fd = os.open(pack, os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise MissingFile(f"pack {pack} is missing", path=str(pack)) from exc
+        except OSError as exc:
+            raise CorruptFile(f"cannot read {pack}: {exc.strerror}", path=str(pack)) from exc
+        try:
+            magic, _version, flags, _reserved = HEADER.unpack(os.pread(fd, HEADER.size, 0))
+            stored = os.pread(fd, location.length, location.offset)
+            page = self.sealing_for(flags).open(stored)
+        except (OSError, struct.error, CorruptFile) as exc:
+            raise CorruptFile(f"cannot read the page at offset {location.offset} of {pack}: {exc}",
+                              path=str(pack)) from exc
+        finally:
+            os.close(fd)
+        if magic != KIND_MAGIC["pack"] or self.page_id(page) != page_id:
+            raise CorruptFile(f"{pack} does not hold the page its index names at offset "
+                              f"{location.offset}: the pack is damaged",
+                              hint="Run 'cps verify' on the repository.", path=str(pack))
+        return page
 
     def write_full(self, db_id: str, full: FullBackup) -> FullRef:
         ref = FullRef(full.chain, full.txn, full.taken_at)
@@ -204,6 +257,11 @@ class Repository:
 
     def read_segment(self, db_id: str, ref: SegmentRef) -> Segment:
         return codec.decode_segment(self._records(self.segment_path(db_id, ref), "segment"))
+
+    def read_segments(self, db_id: str, refs: Sequence[SegmentRef]) -> Generator[Segment, None, None]:
+        """`read_segment` of each ref, in order, read ahead of the caller by a few threads; the
+        error of a segment that cannot be read is raised when its turn comes."""
+        return read_ahead(lambda ref: self.read_segment(db_id, ref), refs, "cps-segment-reader")
 
     def segment_path(self, db_id: str, ref: SegmentRef) -> Path:
         folder = naming.chain_dir(self.root, db_id, ref.chain) / "segments"

@@ -1,0 +1,126 @@
+"""A point's database image against the golden repositories (written by the real protector, in
+every readable format, plain and encrypted, intact and damaged): byte for byte the file a restore
+of the same plan writes, the rows the table held at that transaction through the VFS, and damage
+reported as the CPSError that names it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cps.errors import CorruptFile, CPSError
+from cps.granular.images import PointImage
+from cps.granular.vfs import serve
+from cps.repository import Repository
+from cps.restore import Target, load_catalog, plan_restore, restore
+
+REPOS = Path(__file__).resolve().parents[2] / "fixtures" / "repos"
+GOLDEN = sorted(p.name for p in REPOS.glob("v*-*") if (p / "expected.json").is_file())
+INTACT = [name for name in GOLDEN if name.endswith(("-plain", "-encrypted"))]
+
+
+def copy_of(name: str, tmp_path: Path) -> tuple[Repository, dict[str, Any]]:
+    expected: dict[str, Any] = json.loads((REPOS / name / "expected.json").read_text())
+    root = tmp_path / name
+    shutil.copytree(REPOS / name / "repo", root)
+    return Repository.open(root, passphrase=expected["passphrase"]), expected
+
+
+def target_of(case: dict[str, Any]) -> Target:
+    if case.get("latest"):
+        return Target("latest")
+    if "point" in case:
+        return Target("point", case["point"])
+    return Target("txn", case["txn"])
+
+
+def rows_through_the_vfs(image: PointImage, query: str) -> tuple[list[list[Any]], list[str]]:
+    """The query's rows and `PRAGMA integrity_check`, read through the VFS."""
+    served = serve(image)
+    try:
+        with closing(served.connect()) as connection:
+            rows = [list(row) for row in connection.execute(query)]
+            check = [row[0] for row in connection.execute("PRAGMA integrity_check")]
+    finally:
+        served.close()
+    return rows, check
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_a_point_is_the_file_a_restore_writes(name: str, tmp_path: Path) -> None:
+    repo, expected = copy_of(name, tmp_path)
+    catalog = load_catalog(repo, expected["db_id"])
+    for number, case in enumerate(c for c in expected["restores"] if not c.get("best_effort")):
+        try:
+            image = PointImage.build(repo, plan_restore(catalog, target_of(case)))
+        except CPSError as error:  # the same refusals as a restore, with the same codes
+            assert case.get("error") == error.code, f"{case}: {error.code}: {error}"
+            continue
+        with closing(image):
+            rows, check = rows_through_the_vfs(image, expected["query"])
+            assert (rows, check) == (expected["states"][str(image.txn)], ["ok"]), case
+            if case.get("error") in ("corrupt", "missing"):
+                # A restore reads every page of the full backup; a point only those the log did
+                # not write again since, and here the log wrote every page again.
+                assert image.pages == sum(image.log.has(n) for n in range(1, image.pages + 1))
+                continue
+            assert "error" not in case, f"{case} opened at transaction {image.txn}"
+            output = tmp_path / f"restored-{number}.db"
+            result = restore(repo, plan_restore(catalog, target_of(case)), output)
+            assert (image.txn, image.txn_time) == (result.txn, result.txn_time)
+            assert image.txn == case["rows_of"]
+            assert image.read(0, image.size) == output.read_bytes(), case
+
+
+@pytest.mark.parametrize("name", INTACT)
+def test_every_segment_time_is_its_last_transaction(name: str, tmp_path: Path) -> None:
+    repo, expected = copy_of(name, tmp_path)
+    catalog = load_catalog(repo, expected["db_id"])
+    [chain] = catalog.chains
+    for segment in chain.segments:
+        plan = plan_restore(catalog, Target("time", segment.last_seen))
+        with closing(PointImage.build(repo, plan)) as image:
+            assert image.txn == segment.last_txn
+            rows, _check = rows_through_the_vfs(image, expected["query"])
+            assert rows == expected["states"][str(segment.last_txn)]
+
+
+@pytest.mark.parametrize("name", INTACT)
+def test_a_damaged_page_is_found_when_read(name: str, tmp_path: Path) -> None:
+    """Every page record of the pack damaged, its index intact: the point opens (nothing of the
+    full backup is read yet), and the first read fails with the pack's name, not garbage."""
+    repo, expected = copy_of(name, tmp_path)
+    index = repo.page_locations()
+    for location in index.locations.values():
+        with location.pack.open("r+b") as pack:
+            pack.seek(location.offset + location.length // 2)
+            byte = pack.read(1)
+            pack.seek(-1, 1)
+            pack.write(bytes([byte[0] ^ 0x40]))
+    plan = plan_restore(load_catalog(repo, expected["db_id"]), Target("txn", 1))
+    with closing(PointImage.build(repo, plan)) as image:
+        served = serve(image)
+        try:
+            # SQLite reads the file's header when it connects, so the failure may come then.
+            with pytest.raises((CorruptFile, sqlite3.DatabaseError)), \
+                    closing(served.connect()) as connection:
+                connection.execute(expected["query"]).fetchall()
+        finally:
+            served.close()
+    assert isinstance(served.failure, CorruptFile)
+    assert location.pack.name in served.failure.message
+
+
+def test_a_page_is_checked_against_its_address(tmp_path: Path) -> None:
+    repo, _expected = copy_of(INTACT[-1], tmp_path)
+    index = repo.page_locations()
+    (first, at_first), (second, _at_second) = list(index.locations.items())[:2]
+    assert repo.page_id(repo.read_page(first, at_first)) == first
+    with pytest.raises(CorruptFile, match="does not hold the page its index names"):
+        repo.read_page(second, at_first)

@@ -1,0 +1,155 @@
+"""Locating and reading pages in packs: the index as arrays, searched by page id, against the packs
+written by `PackWriter` and the index decoder of codec.py."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cps.errors import CorruptFile, MissingFile
+from cps.repository import Repository
+from cps.repository.codec import encode_pack_index
+from cps.repository.format import FLAG_COMPRESSED, Sealing, encode_file
+from cps.repository.naming import pack_path
+from cps.repository.packs import pack_files, read_pack_entries, read_pack_index
+
+PAGE_SIZE = 64
+PREFIX = b"\x07" * 8  # ids sharing their first 8 bytes: the search key
+
+
+def page(n: int) -> bytes:
+    return n.to_bytes(4, "little") * (PAGE_SIZE // 4)
+
+
+def awkward_id(n: int) -> bytes:
+    """Ids that differ only after the search key, and end in zero bytes (which numpy drops when
+    it turns a fixed-width `S32` value into `bytes`)."""
+    return PREFIX + n.to_bytes(2, "big") + bytes(22)
+
+
+def write_packs(repo: Repository, packs: list[list[tuple[bytes, bytes]]]) -> list[Path]:
+    written = []
+    for pages in packs:
+        writer = repo.page_writer()
+        for page_id, data in pages:
+            writer.add(page_id, data)
+        [(_id, location), *_] = writer.flush()
+        written.append(location.pack)
+    return written
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repository:
+    return Repository.init(tmp_path / "repo")
+
+
+def read_all(repo: Repository, ids: list[bytes]) -> list[bytes | None]:
+    index = repo.page_index()
+    rows = index.require(b"".join(ids), "the test")
+    found: list[bytes | None] = [None] * len(ids)
+    for places, pages in repo.read_pages(rows, index, "the test", PAGE_SIZE):
+        assert list(places) == sorted(places)
+        for place, data in zip(places.tolist(), pages, strict=True):
+            assert found[place] is None, "a place read twice"
+            found[place] = data
+    return found
+
+
+def test_the_array_index_of_a_pack_is_what_the_codec_decodes(repo: Repository) -> None:
+    [pack] = write_packs(repo, [[(awkward_id(n), page(n)) for n in range(5)]])
+    entries = read_pack_entries(pack, repo.sealing_for)
+    decoded = read_pack_index(pack, repo.sealing_for)
+    ids = entries["id"].tobytes()  # whole: as a `bytes` each, an `S32` value loses its zero tail
+    assert list(zip([ids[at : at + 32] for at in range(0, len(ids), 32)],
+                    entries["offset"].tolist(), entries["length"].tolist(), strict=True)) == decoded
+    assert [page_id for page_id, _offset, _length in decoded] == [awkward_id(n) for n in range(5)]
+
+
+def test_ids_sharing_their_first_bytes_are_each_found_in_their_own_pack(repo: Repository) -> None:
+    write_packs(repo, [[(awkward_id(n), page(n)) for n in range(0, 40, 2)],
+                       [(awkward_id(n), page(n)) for n in range(1, 40, 2)]])
+    ids = [awkward_id(n) for n in (39, 0, 17, 17, 2)]
+    assert read_all(repo, ids) == [page(39), page(0), page(17), page(17), page(2)]
+
+
+def test_an_id_in_no_pack_is_not_located(repo: Repository) -> None:
+    write_packs(repo, [[(awkward_id(n), page(n)) for n in range(3)]])
+    index = repo.page_index()
+    absent = [awkward_id(3), bytes(32), b"\xff" * 32, PREFIX + b"\x00\x01" + bytes(21) + b"\x01"]
+    wanted = np.frombuffer(b"".join([awkward_id(1), *absent]), "S32")
+    assert index.locate(wanted).tolist()[1:] == [-1] * len(absent)
+    with pytest.raises(MissingFile, match=r"page 0707070707070707, needed by the test"):
+        index.require(absent[0], "the test")
+
+
+def test_a_page_in_two_packs_is_read_from_the_pack_of_the_page_before_it(repo: Repository) -> None:
+    first, second = write_packs(repo, [[(awkward_id(1), page(1)), (awkward_id(2), page(2))],
+                                       [(awkward_id(1), page(1)), (awkward_id(3), page(3))]])
+    index = repo.page_index()
+    ids = [awkward_id(n) for n in (3, 1, 2, 1)]
+    rows = index.require(b"".join(ids), "the test")
+    assert [index.packs[n] for n in index.pack_numbers[rows]] == [second, second, first, first]
+    assert read_all(repo, ids) == [page(n) for n in (3, 1, 2, 1)]
+
+
+def test_locations_keep_ids_whole(repo: Repository) -> None:
+    [pack] = write_packs(repo, [[(awkward_id(n), page(n)) for n in range(3)]])
+    everything = repo.page_locations().locations
+    asked = repo.page_locations([awkward_id(2), awkward_id(9)]).locations
+    assert sorted(everything) == [awkward_id(n) for n in range(3)]
+    assert list(asked) == [awkward_id(2)]
+    assert asked[awkward_id(2)].pack == pack
+
+
+def test_a_pack_whose_index_cannot_be_read_is_set_aside_and_named(repo: Repository) -> None:
+    damaged, intact = write_packs(repo, [[(awkward_id(1), page(1))], [(awkward_id(2), page(2))]])
+    damaged.write_bytes(damaged.read_bytes()[:-1])
+    index = repo.page_index()
+    assert list(index.damaged) == [damaged] and sorted(pack_files(repo.root)) == sorted(index.packs)
+    assert read_all(repo, [awkward_id(2)]) == [page(2)]
+    assert index.locations_of([awkward_id(2)])[awkward_id(2)].pack == intact
+    with pytest.raises(CorruptFile) as raised:
+        index.require(awkward_id(1), "the test")
+    assert damaged.name in raised.value.message
+
+
+def test_a_page_of_another_size_is_damage(repo: Repository) -> None:
+    [pack] = write_packs(repo, [[(awkward_id(1), page(1)), (awkward_id(2), page(2)[:-4])]])
+    with pytest.raises(CorruptFile, match=f"{pack.name} holds a page of {PAGE_SIZE - 4} bytes"):
+        read_all(repo, [awkward_id(1), awkward_id(2)])
+
+
+def write_pack_by_hand(repo: Repository, records: list[tuple[bytes, bytes]],
+                       point_past_the_end: bool = False) -> Path:
+    """A pack of stored records as given, with a right checksum: what a faulty writer could leave."""
+    sealing = repo.sealing_for(FLAG_COMPRESSED)
+    entries, offset = [], 16 + 4
+    for page_id, stored in records:
+        entries.append((page_id, (1 << 20) if point_past_the_end else offset, len(stored)))
+        offset += len(stored) + 4
+    index = sealing.seal(encode_pack_index(entries))
+    data = b"".join(encode_file("pack", Sealing(sealing.flags, bytes, bytes),
+                                [*(stored for _id, stored in records), index]))
+    path = pack_path(repo.root, hashlib.sha256(data).digest())
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_a_checksummed_pack_whose_index_points_past_its_end_is_set_aside(repo: Repository) -> None:
+    stored = repo.sealing_for(FLAG_COMPRESSED).seal(page(1))
+    path = write_pack_by_hand(repo, [(awkward_id(1), stored)], point_past_the_end=True)
+    assert "pointing past its end" in repo.page_index().damaged[path]
+
+
+def test_a_page_that_does_not_decompress_is_damage_naming_the_pack(repo: Repository) -> None:
+    stored = [repo.sealing_for(FLAG_COMPRESSED).seal(page(n)) for n in range(3)]
+    path = write_pack_by_hand(repo, [(awkward_id(0), stored[0]), (awkward_id(1), stored[1][:-3]),
+                                     (awkward_id(2), stored[2])])
+    assert read_all(repo, [awkward_id(2), awkward_id(0)]) == [page(2), page(0)]
+    with pytest.raises(CorruptFile, match="does not decompress") as raised:
+        read_all(repo, [awkward_id(n) for n in range(3)])
+    assert path.name in raised.value.message
