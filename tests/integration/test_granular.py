@@ -195,7 +195,8 @@ def test_a_damaged_pack_is_a_clear_error(history: History, tmp_path: Path) -> No
     first page read from a pack fails as the repository error naming the pack."""
     copy = tmp_path / "repo"
     shutil.copytree(history.repo, copy, ignore=shutil.ignore_patterns("locks"))
-    for location in Repository.open(copy).page_locations().locations.values():
+    index = Repository.open(copy).page_index()
+    for location in map(index.location, range(len(index.entries))):
         with location.pack.open("r+b") as pack:
             pack.seek(location.offset + location.length // 2)
             byte = pack.read(1)

@@ -9,9 +9,10 @@ transaction says (`db_pages`), or the full backup when the log adds nothing.
 - **The log** (what the plan's segments wrote after the full) is applied once, when the image is
   built, into an anonymous temporary file holding each page at its own offset, with a bitmap of
   the pages present: however many pages the log wrote, memory holds one bit per page.
-- **The full backup** stays in the packs: a page is located by its content address (the packs'
-  index records, read once) and read alone, checked against that address, when SQLite first asks
-  for it; a small LRU keeps the last pages read, decompressed and decrypted.
+- **The full backup** stays in the packs: its pages within the point's size are located by content
+  address in one search of the packs' index records, read once (`PageIndex`: arrays, not an object
+  per page), and a page is read alone, checked against that address, when SQLite first asks for
+  it; a small LRU keeps the last pages read, decompressed and decrypted.
 
 A segment or pack that cannot be read is a CPSError saying which and what to do: when the image is
 built (a damaged segment, a page of the full in no readable pack), or when a read needs a damaged
@@ -24,11 +25,15 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable
+from contextlib import closing
 
-from ..errors import CorruptFile, MissingFile, RepositoryError, RestoreError
-from ..repository import PAGE_ID_SIZE, FullBackup, PageIndex, Repository, Transaction
-from ..restore import RestorePlan, format_ms
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import CorruptFile, MissingFile, RestoreError
+from ..repository import FullBackup, PageIndex, Repository, Transaction
+from ..restore import LogUnreadable, RestorePlan, read_log
 
 CACHED_PAGES = 512  # pages of the full backup kept decoded (2 MiB at 4 KiB a page)
 
@@ -37,10 +42,12 @@ class PointImage:
     """The database `plan` restores, readable by offset (see the module docstring). Close it to
     remove its temporary file."""
 
-    def __init__(self, repo: Repository, full: FullBackup, index: PageIndex, log: LogPages) -> None:
+    def __init__(self, repo: Repository, full: FullBackup, index: PageIndex,
+                 rows: npt.NDArray[np.intp], log: LogPages) -> None:
         self.repo = repo
         self.full = full
         self.index = index
+        self.rows = rows  # the index entry of each page of the full within the point's size
         self.log = log
         self.page_size = full.page_size
         self.pages = log.db_pages
@@ -55,18 +62,14 @@ class PointImage:
         full = repo.read_full(plan.db_id, plan.full)
         log = LogPages(full.page_size, full.txn, full.pages)
         try:
-            log.apply(_transactions(repo, plan))
-            # Every page id of the full within the point's size: a few more than the log leaves to
-            # read, located at no extra cost, and far quicker to gather than exactly those.
-            within = min(log.db_pages, full.pages)
-            wanted = {full.page_ids[i : i + PAGE_ID_SIZE]
-                      for i in range(0, within * PAGE_ID_SIZE, PAGE_ID_SIZE)}
-            index = repo.page_locations(wanted)
-            _check_located(repo, plan, full, wanted, log, within, index)
+            with closing(_log(repo, plan)) as transactions:
+                log.apply(transactions)
+            index = repo.page_index()
+            rows = _locate(repo, plan, full, index, log)
         except BaseException:
             log.close()
             raise
-        return cls(repo, full, index, log)
+        return cls(repo, full, index, rows, log)
 
     @property
     def size(self) -> int:
@@ -91,8 +94,8 @@ class PointImage:
             if cached is not None:
                 self._decoded.move_to_end(number)
                 return cached
-        page_id = self.full.page_id(number)
-        page = self.repo.read_page(page_id, self.index.locations[page_id])
+        page = self.repo.read_page(self.full.page_id(number),
+                                   self.index.location(int(self.rows[number - 1])))
         with self._lock:
             self._decoded[number] = page
             if len(self._decoded) > CACHED_PAGES:
@@ -117,7 +120,7 @@ class LogPages:
         # Lives as long as the image, which closes it.
         self._file = tempfile.TemporaryFile(prefix="cps-point-")  # noqa: SIM115
 
-    def apply(self, transactions: Iterator[Transaction]) -> None:
+    def apply(self, transactions: Iterable[Transaction]) -> None:
         fd = self._file.fileno()
         for transaction in transactions:
             for number, image in transaction.pages:
@@ -129,6 +132,15 @@ class LogPages:
     def has(self, number: int) -> bool:
         byte = (number - 1) >> 3
         return byte < len(self.present) and bool(self.present[byte] >> ((number - 1) & 7) & 1)
+
+    def written(self, pages: int) -> npt.NDArray[np.bool_]:
+        """Whether the run wrote each of pages 1 to `pages`."""
+        # Padded here: unpackbits' own padding (`count`) returns uninitialised memory for an empty
+        # input, which is what a point with no log has.
+        bits = np.zeros(-(-pages // 8), np.uint8)
+        held = min(len(bits), len(self.present))
+        bits[:held] = np.frombuffer(bytes(self.present[:held]), np.uint8)
+        return np.unpackbits(bits, bitorder="little")[:pages].astype(bool)
 
     def page(self, number: int) -> bytes:
         return os.pread(self._file.fileno(), self.page_size, (number - 1) * self.page_size)
@@ -143,40 +155,28 @@ class LogPages:
         self.present[byte] |= 1 << ((number - 1) & 7)
 
 
-def _transactions(repo: Repository, plan: RestorePlan) -> Iterator[Transaction]:
-    """The plan's transactions after its full backup, in order, up to the plan's end: its last
-    transaction, and for a time, the last one first seen at or before it. The first transaction
-    past the end ends the run, so what is applied is always an unbroken prefix of the log, even if
-    capture's clock stepped back inside it."""
-    txn = plan.full.txn
-    for ref in plan.segments:
-        try:
-            segment = repo.read_segment(plan.db_id, ref)
-        except RepositoryError as exc:
-            raise RestoreError(
-                f"transactions {ref.first_txn} to {ref.last_txn} ({format_ms(ref.first_seen)} to "
-                f"{format_ms(ref.last_seen)}) cannot be read: {exc.message}",
-                hint=f"Look at a point before transaction {ref.first_txn}, and run 'cps verify' "
-                     "on the repository.") from exc
-        for transaction in segment.transactions:
-            if transaction.txn <= txn:
-                continue
-            if transaction.txn > plan.last_txn or (
-                    plan.stop_time is not None and transaction.seen_at > plan.stop_time):
-                return
-            yield transaction
-            txn = transaction.txn
+def _log(repo: Repository, plan: RestorePlan) -> Generator[Transaction, None, None]:
+    """The plan's log (`read_log`: what a restore of the plan applies), a segment that cannot be
+    read refused with advice for browsing."""
+    try:
+        yield from read_log(repo, plan)
+    except LogUnreadable as damage:
+        raise RestoreError(damage.message, hint=f"Look at a point before transaction "
+                           f"{damage.segment.first_txn}, and run 'cps verify' on the "
+                           "repository.") from damage
 
 
-def _check_located(repo: Repository, plan: RestorePlan, full: FullBackup, wanted: set[bytes],
-                   log: LogPages, within: int, index: PageIndex) -> None:
-    """Fail now, not in the middle of a query, when a page the point needs is in no readable
-    pack, naming the damaged packs if there are any."""
-    unlocated = wanted - index.locations.keys()
-    missing = sum(1 for n in range(1, within + 1)
-                  if full.page_id(n) in unlocated and not log.has(n)) if unlocated else 0
+def _locate(repo: Repository, plan: RestorePlan, full: FullBackup, index: PageIndex, log: LogPages
+            ) -> npt.NDArray[np.intp]:
+    """The index entry of each page of the full within the point's size, -1 for one in no readable
+    pack: a few more pages than the log leaves to read, located at no extra cost in one search.
+    Fails now, not in the middle of a query, when a page the point reads is in no readable pack,
+    naming the damaged packs if there are any."""
+    within = min(log.db_pages, full.pages)
+    rows = index.locate(np.frombuffer(full.page_ids, "S32", within))
+    missing = np.count_nonzero((rows < 0) & ~log.written(within))
     if not missing:
-        return
+        return rows
     text = (f"{missing} pages of the full backup {repo.full_path(plan.db_id, plan.full).name} "
             f"(transaction {plan.full.txn}) are in no readable pack")
     hint = "Look at a point of a later full backup ('cps timeline'), and run 'cps verify'."

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,15 +187,14 @@ def _in_pack(path: Path, step: Callable[[bytes], T], data: bytes) -> T:
 @dataclass
 class PageIndex:
     """Where pages live, from the index records of every readable pack, and the packs whose index
-    could not be read (with why). `locate` finds many ids at once; `locations` maps the ids
-    `Repository.page_locations` was asked for, for readers of a few pages at random."""
+    could not be read (with why). `locate` finds many ids at once, as entries (rows), and
+    `location` says where one entry's page is, for a reader of a few pages at random."""
 
     packs: list[Path]
     damaged: dict[Path, str]
     entries: npt.NDArray[np.void] = field(repr=False)  # INDEX_ENTRY rows, in the order of ids
     pack_numbers: npt.NDArray[np.int32] = field(repr=False)  # each entry's pack, in `packs`
     keys: npt.NDArray[np.uint64] = field(repr=False)  # each entry's id's first 8 bytes (`_keys`)
-    locations: dict[bytes, PageLocation] = field(default_factory=dict, repr=False)
 
     def locate(self, ids: Ids) -> Rows:
         """The entry (row) holding each page id of `ids` (an `S32` array), -1 for one in no
@@ -248,16 +247,11 @@ class PageIndex:
             places, step = places[~found], step + 1
         return near
 
-    def locations_of(self, wanted: Iterable[bytes] | None) -> dict[bytes, PageLocation]:
-        """Where each id of `wanted` (every id, with None) lives, for the ids that are anywhere."""
-        ids = (np.ascontiguousarray(self.entries["id"]) if wanted is None
-               else np.frombuffer(b"".join(wanted), "S32"))
-        rows = self.locate(ids)
-        rows, ids = rows[rows >= 0], ids[rows >= 0]
-        packs = [self.packs[n] for n in self.pack_numbers[rows].tolist()]
-        return {page_id: PageLocation(pack, offset, length) for page_id, pack, offset, length in zip(
-            ids.view("V32").tolist(), packs, self.entries["offset"][rows].tolist(),
-            self.entries["length"][rows].tolist(), strict=True)}
+    def location(self, row: int) -> PageLocation:
+        """Where the page of one entry is stored."""
+        entry = self.entries[row]
+        return PageLocation(self.packs[self.pack_numbers[row]], int(entry["offset"]),
+                            int(entry["length"]))
 
     def find_damage(self) -> None:
         """Check every pack whole (slow: for error paths), setting aside those that fail."""
@@ -302,14 +296,6 @@ def load_page_index(root: Path, sealing: Callable[[int], Sealing]) -> PageIndex:
     order = np.argsort(entries["id"], kind="stable")  # copies of a page side by side
     entries = entries[order]
     return PageIndex(packs, damaged, entries, np.concatenate(numbers)[order], _keys(entries["id"]))
-
-
-def load_locations(root: Path, sealing: Callable[[int], Sealing],
-                   wanted: Iterable[bytes] | None = None) -> PageIndex:
-    """`load_page_index`, with `locations` filled for the ids of `wanted` (every id, with None)."""
-    index = load_page_index(root, sealing)
-    index.locations = index.locations_of(wanted)
-    return index
 
 
 def read_pages(rows: Rows, index: PageIndex, sealing: Callable[[int], Sealing], needed_by: str,

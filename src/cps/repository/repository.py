@@ -45,7 +45,6 @@ from .packs import (
     PageIndex,
     PageLocation,
     Rows,
-    load_locations,
     load_page_index,
     read_ahead,
     read_pages,
@@ -184,12 +183,9 @@ class Repository:
         return crypto.page_id(page, self.key)
 
     def page_index(self) -> PageIndex:
-        """Where every page lives (the packs' index records), for locating many pages at once."""
+        """Where every page lives (the packs' index records): `PageIndex.locate` and `require`
+        find many pages at once, `location` one entry's page for `read_page`."""
         return load_page_index(self.root, self.sealing_for)
-
-    def page_locations(self, wanted: Iterable[bytes] | None = None) -> PageIndex:
-        """`page_index` with `locations` filled for the ids of `wanted` (every id, with None)."""
-        return load_locations(self.root, self.sealing_for, wanted)
 
     def read_pages(self, rows: Rows, index: PageIndex, needed_by: str, page_size: int
                    ) -> Generator[tuple[Rows, list[Page]], None, None]:

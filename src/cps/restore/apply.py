@@ -1,11 +1,11 @@
 """Carrying out a restore plan: the log's newest pages and the full backup's others, into a new file.
 
-The log is read first, in order, up to the target: what it leaves is the newest image of each page
-it wrote and the database's size at the target, and each of those pages is written once (a log of
-more than LOG_HELD_BYTES of pages is written out as it goes). Then come the full backup's pages,
-only those the log did not write and that lie within that size, read pack by pack
-(`Repository.read_pages`) and written in runs of consecutive pages. The file is the same as writing
-the whole full backup and then every transaction in order.
+The log is read first, in order, up to the target (`log.read_log`): what it leaves is the newest
+image of each page it wrote and the database's size at the target, and each of those pages is
+written once (a log of more than LOG_HELD_BYTES of pages is written out as it goes). Then come the
+full backup's pages, only those the log did not write and that lie within that size, read pack by
+pack (`Repository.read_pages`) and written in runs of consecutive pages. The file is the same as
+writing the whole full backup and then every transaction in order.
 
 Everything is written to `<output>.partial`, which is cut to the target's size, then fsynced while
 `PRAGMA integrity_check` reads it. Only when both succeed is it renamed to `<output>` (and the
@@ -28,8 +28,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..durable import fsync_folder
-from ..errors import RepositoryError, RestoreError
-from ..repository import FullBackup, PageIndex, Repository, Segment, SegmentRef
+from ..errors import RestoreError
+from ..repository import FullBackup, PageIndex, Repository, Transaction
+from .log import LogUnreadable, read_log
 from .plan import RestorePlan
 from .targets import format_ms
 
@@ -38,6 +39,7 @@ Numbers = npt.NDArray[np.int64]
 
 LOG_HELD_BYTES = 128 << 20  # newest log pages kept in memory; past that they are written out early
 RUN_BYTES = 256 << 10  # most bytes per write call: longer were no faster, and at 1 MiB at times slower
+PROGRESS_STEPS = 100  # reports over the log: one per transaction would cost more than applying it
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,22 +102,14 @@ class _LogPages:
         self.txn_time: int | None = None
         self.damaged: str | None = None
 
-    def apply(self, segment: Segment, plan: RestorePlan) -> bool:
-        """Apply the segment's transactions after the last one applied, up to the target; False
-        when the target is passed."""
-        for transaction in segment.transactions:
-            if transaction.txn <= self.txn:
-                continue
-            if transaction.txn > plan.last_txn or (
-                    plan.stop_time is not None and transaction.seen_at > plan.stop_time):
-                return False
-            self.newest.update(transaction.pages)
-            self.txn, self.txn_time = transaction.txn, transaction.seen_at
-            self.db_pages = transaction.db_pages
+    def apply(self, transaction: Transaction) -> None:
+        """Apply the transaction that follows the last one applied."""
+        self.newest.update(transaction.pages)
+        self.txn, self.txn_time = transaction.txn, transaction.seen_at
+        self.db_pages = transaction.db_pages
         if len(self.newest) * self.page_size > LOG_HELD_BYTES:
             # All of them: the database may grow back over a page past its size now.
             self.write_out(list(self.newest))
-        return True
 
     def finish(self) -> None:
         """Write the held pages within the database's size (the file is cut to it at the end)."""
@@ -132,21 +126,21 @@ class _LogPages:
 
 def _apply_log(repo: Repository, plan: RestorePlan, log: _LogPages, best_effort: bool,
                progress: Progress) -> None:
-    first = log.txn
-    with contextlib.closing(repo.read_segments(plan.db_id, plan.segments)) as segments:
-        for ref in plan.segments:
-            try:
-                segment = next(segments)
-            except RepositoryError as exc:
-                log.damaged = _damage(ref, exc)
-                if not best_effort:
-                    raise RestoreError(log.damaged, hint="Restore with --best-effort to get the "
-                                       "latest point before the damage.") from exc
-                return
-            going_on = log.apply(segment, plan)
-            progress("transactions", log.txn - first, max(1, plan.last_txn - first))
-            if not going_on:
-                return
+    first = reported = log.txn
+    total = max(1, plan.last_txn - first)
+    try:
+        with contextlib.closing(read_log(repo, plan)) as transactions:
+            for transaction in transactions:
+                log.apply(transaction)
+                if (log.txn - reported) * PROGRESS_STEPS >= total:
+                    progress("transactions", log.txn - first, total)
+                    reported = log.txn
+    except LogUnreadable as damage:
+        if not best_effort:
+            raise RestoreError(damage.message, hint="Restore with --best-effort to get the latest "
+                               "point before the damage.") from damage
+        log.damaged = damage.message
+    progress("transactions", log.txn - first, total)
 
 
 def _write_full_pages(repo: Repository, plan: RestorePlan, full: FullBackup, index: PageIndex,
@@ -188,11 +182,6 @@ def _write_all(fd: int, pages: Sequence[bytes | memoryview], offset: int) -> Non
     data = b"".join(pages) if written < sum(map(len, pages)) else b""
     while written < len(data):  # a short write: rare on a file, but the rest still has to go
         written += os.pwrite(fd, data[written:], offset + written)
-
-
-def _damage(ref: SegmentRef, exc: RepositoryError) -> str:
-    return (f"transactions {ref.first_txn} to {ref.last_txn} ({format_ms(ref.first_seen)} to "
-            f"{format_ms(ref.last_seen)}) cannot be read: {exc.message}")
 
 
 def _sync_and_check(fd: int, path: Path) -> None:

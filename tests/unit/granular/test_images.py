@@ -12,17 +12,19 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from cps.errors import CorruptFile, CPSError
-from cps.granular.images import PointImage
+from cps.errors import CorruptFile, CPSError, MissingFile
+from cps.granular.images import LogPages, PointImage
 from cps.granular.vfs import serve
-from cps.repository import Repository
+from cps.repository import Repository, Transaction
 from cps.restore import Target, load_catalog, plan_restore, restore
 
 REPOS = Path(__file__).resolve().parents[2] / "fixtures" / "repos"
 GOLDEN = sorted(p.name for p in REPOS.glob("v*-*") if (p / "expected.json").is_file())
 INTACT = [name for name in GOLDEN if name.endswith(("-plain", "-encrypted"))]
+PAGE = 512
 
 
 def copy_of(name: str, tmp_path: Path) -> tuple[Repository, dict[str, Any]]:
@@ -91,13 +93,27 @@ def test_every_segment_time_is_its_last_transaction(name: str, tmp_path: Path) -
             assert rows == expected["states"][str(segment.last_txn)]
 
 
+@pytest.mark.parametrize("name", [name for name in GOLDEN if name.endswith("-missing-pack")])
+def test_at_the_full_backups_own_transaction_every_page_of_a_missing_pack_counts(
+        name: str, tmp_path: Path) -> None:
+    """Nothing comes from the log there: every page of the full backup is needed, and the one pack
+    that holds them is gone."""
+    repo, expected = copy_of(name, tmp_path)
+    plan = plan_restore(load_catalog(repo, expected["db_id"]), Target("txn", 1))
+    assert plan.full.txn == 1 and not list(repo.root.glob("packs/*/*"))
+    pages = repo.read_full(plan.db_id, plan.full).pages
+    for _ in range(5):  # the same count every time: none of it comes from memory left over
+        with pytest.raises(MissingFile, match=rf"^{pages} pages of the full backup .*: a pack is "
+                                              "missing from the repository$"):
+            PointImage.build(repo, plan)
+
 @pytest.mark.parametrize("name", INTACT)
 def test_a_damaged_page_is_found_when_read(name: str, tmp_path: Path) -> None:
     """Every page record of the pack damaged, its index intact: the point opens (nothing of the
     full backup is read yet), and the first read fails with the pack's name, not garbage."""
     repo, expected = copy_of(name, tmp_path)
-    index = repo.page_locations()
-    for location in index.locations.values():
+    index = repo.page_index()
+    for location in map(index.location, range(len(index.entries))):
         with location.pack.open("r+b") as pack:
             pack.seek(location.offset + location.length // 2)
             byte = pack.read(1)
@@ -119,8 +135,23 @@ def test_a_damaged_page_is_found_when_read(name: str, tmp_path: Path) -> None:
 
 def test_a_page_is_checked_against_its_address(tmp_path: Path) -> None:
     repo, _expected = copy_of(INTACT[-1], tmp_path)
-    index = repo.page_locations()
-    (first, at_first), (second, _at_second) = list(index.locations.items())[:2]
-    assert repo.page_id(repo.read_page(first, at_first)) == first
+    index = repo.page_index()
+    last = len(index.entries) - 1  # the ids are in order: another page than the first
+    ids = index.entries["id"][[0, last]].tobytes()  # whole: as `bytes`, an id loses its zero tail
+    first, other = ids[:32], ids[32:]
+    assert first != other and repo.page_id(repo.read_page(first, index.location(0))) == first
     with pytest.raises(CorruptFile, match="does not hold the page its index names"):
-        repo.read_page(second, at_first)
+        repo.read_page(other, index.location(0))
+
+
+def test_the_pages_a_log_wrote_are_the_same_one_by_one_and_all_at_once() -> None:
+    log = LogPages(PAGE, 1, 4)
+    try:
+        assert log.written(20).tolist() == [False] * 20  # no log: nothing, whatever memory held
+        log.apply([Transaction(2, 0, 20, ((3, bytes(PAGE)), (9, bytes(PAGE)))),
+                   Transaction(3, 0, 20, ((17, bytes(PAGE)), (1, bytes(PAGE))))])
+        assert [n for n in range(1, 21) if log.has(n)] == [1, 3, 9, 17]
+        assert (np.flatnonzero(log.written(20)) + 1).tolist() == [1, 3, 9, 17]
+        assert (np.flatnonzero(log.written(8)) + 1).tolist() == [1, 3]
+    finally:
+        log.close()

@@ -95,13 +95,19 @@ def test_a_page_in_two_packs_is_read_from_the_pack_of_the_page_before_it(repo: R
     assert read_all(repo, ids) == [page(n) for n in (3, 1, 2, 1)]
 
 
-def test_locations_keep_ids_whole(repo: Repository) -> None:
-    [pack] = write_packs(repo, [[(awkward_id(n), page(n)) for n in range(3)]])
-    everything = repo.page_locations().locations
-    asked = repo.page_locations([awkward_id(2), awkward_id(9)]).locations
-    assert sorted(everything) == [awkward_id(n) for n in range(3)]
-    assert list(asked) == [awkward_id(2)]
-    assert asked[awkward_id(2)].pack == pack
+def test_a_located_page_is_read_alone_and_checked_against_its_address(repo: Repository) -> None:
+    pages = [page(n) for n in range(5)]
+    ids = [repo.page_id(data) for data in pages]
+    first, second = write_packs(repo, [list(zip(ids[:3], pages[:3], strict=True)),
+                                       list(zip(ids[3:], pages[3:], strict=True))])
+    index = repo.page_index()
+    wanted = (4, 0, 2)
+    rows = index.locate(np.frombuffer(b"".join(ids[n] for n in wanted), "S32")).tolist()
+    located = dict(zip(wanted, map(index.location, rows), strict=True))
+    assert [located[n].pack for n in wanted] == [second, first, first]
+    assert [repo.read_page(ids[n], located[n]) for n in wanted] == [pages[n] for n in wanted]
+    with pytest.raises(CorruptFile, match="does not hold the page its index names"):
+        repo.read_page(ids[1], located[0])
 
 
 def test_a_pack_whose_index_cannot_be_read_is_set_aside_and_named(repo: Repository) -> None:
@@ -110,7 +116,8 @@ def test_a_pack_whose_index_cannot_be_read_is_set_aside_and_named(repo: Reposito
     index = repo.page_index()
     assert list(index.damaged) == [damaged] and sorted(pack_files(repo.root)) == sorted(index.packs)
     assert read_all(repo, [awkward_id(2)]) == [page(2)]
-    assert index.locations_of([awkward_id(2)])[awkward_id(2)].pack == intact
+    [row] = index.locate(np.frombuffer(awkward_id(2), "S32")).tolist()
+    assert index.location(row).pack == intact
     with pytest.raises(CorruptFile) as raised:
         index.require(awkward_id(1), "the test")
     assert damaged.name in raised.value.message

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cps.errors import CorruptFile, CPSError, MissingFile
@@ -148,10 +149,10 @@ def full_backup_packs(repo: Repository) -> dict[Path, list[int]]:
     """The packs of the full backup, and the page numbers each holds."""
     [ref] = repo.fulls("mail", 1)
     full = repo.read_full("mail", ref)
-    locations = repo.page_locations(full.ids()).locations
+    index = repo.page_index()
     held: dict[Path, list[int]] = {}
-    for number in range(1, full.pages + 1):
-        held.setdefault(locations[full.page_id(number)].pack, []).append(number)
+    for number, row in enumerate(index.locate(np.frombuffer(full.page_ids, "S32")).tolist(), 1):
+        held.setdefault(index.location(row).pack, []).append(number)
     return held
 
 
