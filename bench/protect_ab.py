@@ -4,18 +4,26 @@
                                           [--workload]
 
 VARIANTS is a JSON object, name -> options for `cps.capture.ProtectOptions` (null: unprotected),
-for example '{"none": null, "cps": {}, "no-log-fulls": {"full_after_log_min": 1e15}}'. Each round
+for example '{"none": null, "cps": {}, "no-log-fulls": {"full_after_log_min": 1e15}}'. An option
+"code": "DIR" runs the protector from another source tree (DIR holds the `cps` package, e.g. from
+`git archive COMMIT src | tar -x -C /tmp/base`), so that two versions of the code meet on the same
+machine at the same moment: '{"none": null, "base": {"code": "/tmp/base/src"}, "new": {}}'. Each round
 runs every variant on a fresh copy of one database (`--base` corpus deliveries, built once), the
 writer delivering `--deliveries` messages flat out, one per transaction (or, with --workload,
 `cps store workload --ops N`). The protector runs in its own process (this file, with `--serve`)
-and reports its longest capture cycle; the benchmark samples the WAL and the protector's RSS and
-CPU as bench/protect.py does. Prints one line per run and the medians.
+and reports its longest capture cycle, how long it held the database's write lock (forced WAL
+resets: total and longest) and the peak RSS of its child processes (full backups made in one); the
+benchmark samples the WAL and the protector's RSS and CPU as bench/protect.py does.
+Prints one line per run and the medians, and each protected variant's ratio to the unprotected run
+of the same round (median, min-max).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import signal
 import statistics
@@ -32,8 +40,10 @@ from protectors import Sampler
 
 
 def serve(db: Path, repo_path: Path, options: dict[str, Any]) -> None:
-    """The protector, with its longest cycle measured; prints "ready" and, at the end, a summary."""
+    """The protector, with its longest cycle and the time it holds the database's write lock
+    measured; prints "ready" and, at the end, a summary."""
     from cps.capture import ProtectOptions, Protector
+    from cps.capture.pinning import ReaderPins
     from cps.repository import Repository
 
     repo = Repository.init(repo_path)
@@ -42,21 +52,54 @@ def serve(db: Path, repo_path: Path, options: dict[str, Any]) -> None:
     events: list[str] = []
     protector = Protector(db, repo, "bench", ProtectOptions(recovery_point_every=None, **options),
                           on_event=lambda event, _fields: events.append(event))
-    longest = [0.0, 0]
-    cycle = protector.cycle
+    cycles = Durations()
+    locked = Durations()  # from BEGIN IMMEDIATE taken to released, in each forced WAL reset
+    protector.cycle = cycles.timed(protector.cycle)  # type: ignore[method-assign]
+    take_lock, force_reset = ReaderPins._take_write_lock, ReaderPins.force_reset
+    taken_at = [0.0]
 
-    def timed_cycle() -> None:
-        started = time.perf_counter()
-        cycle()
-        longest[0] = max(longest[0], time.perf_counter() - started)
-        longest[1] += 1
+    def timed_take(pins: ReaderPins) -> bool:
+        taken = take_lock(pins)
+        taken_at[0] = time.perf_counter()
+        return taken
 
-    protector.cycle = timed_cycle  # type: ignore[method-assign]
+    def timed_reset(pins: ReaderPins, capture: Any) -> bool:
+        taken_at[0] = 0.0
+        reset = force_reset(pins, capture)
+        if taken_at[0]:
+            locked.add(time.perf_counter() - taken_at[0])
+        return reset
+
+    ReaderPins._take_write_lock = timed_take  # type: ignore[method-assign]
+    ReaderPins.force_reset = timed_reset  # type: ignore[method-assign]
     with repo.protector_lock("bench"):
         protector.run(stop, on_ready=lambda: print("ready", flush=True))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, the largest child
     print(json.dumps({"full_backups": events.count("full-backup"), "wal_resets":
-                      events.count("wal-reset"), "cycles": longest[1],
-                      "longest_cycle_ms": round(longest[0] * 1000, 1)}), flush=True)
+                      events.count("wal-reset"), "cycles": cycles.count,
+                      "longest_cycle_ms": round(cycles.longest * 1000, 1),
+                      "write_lock_ms_total": round(locked.total * 1000, 1),
+                      "write_lock_ms_max": round(locked.longest * 1000, 1),
+                      "children_rss_max_mib": round(children / 1024, 1)}), flush=True)
+
+
+class Durations:
+    def __init__(self) -> None:
+        self.count, self.total, self.longest = 0, 0.0, 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.longest = max(self.longest, seconds)
+
+    def timed(self, function: Any) -> Any:
+        def timed_call(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args)
+            finally:
+                self.add(time.perf_counter() - started)
+        return timed_call
 
 
 def one_run(name: str, options: dict[str, Any] | None, seed: Path, work: Path, count: int,
@@ -64,10 +107,16 @@ def one_run(name: str, options: dict[str, Any] | None, seed: Path, work: Path, c
     work.mkdir()
     db = work / "mail.db"
     copy_database(seed, db)
+    os.sync()  # the copy's writeback would otherwise slow the run's first checkpoints
     process = None
     if options is not None:
+        options = dict(options)
+        environment = dict(os.environ)
+        if "code" in options:
+            environment["PYTHONPATH"] = options.pop("code")
         process = subprocess.Popen([sys.executable, __file__, "--serve", str(db), str(work / "repo"),
-                                    json.dumps(options)], stdout=subprocess.PIPE, text=True)
+                                    json.dumps(options)], stdout=subprocess.PIPE, text=True,
+                                   env=environment)
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     with Sampler(db, process.pid if process else None) as samples:
         if workload:
@@ -83,6 +132,25 @@ def one_run(name: str, options: dict[str, Any] | None, seed: Path, work: Path, c
     result = {"variant": name, "per_second": round(rate, 1), **samples.summary(), **report}
     print(json.dumps(result), flush=True)
     return result
+
+
+SUMMARY_FIELDS = ("protector_cpu_seconds", "wal_max_mib", "rss_max_mib", "rss_last_mib",
+                  "write_lock_ms_total", "write_lock_ms_max", "longest_cycle_ms",
+                  "children_rss_max_mib", "full_backups", "wal_resets")
+
+
+def print_summary(variants: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> None:
+    unprotected = next((name for name, options in variants.items() if options is None), None)
+    for name, results in runs.items():
+        rates = [run["per_second"] for run in results]
+        line = f"{name}: median {statistics.median(rates):.1f}/s {rates}"
+        if unprotected is not None and name != unprotected:
+            ratios = [r / u["per_second"] for r, u in zip(rates, runs[unprotected], strict=True)]
+            line += (f"; / {unprotected} per round: median {statistics.median(ratios):.3f} "
+                     f"({min(ratios):.3f}-{max(ratios):.3f})")
+        medians = {field: statistics.median(values) for field in SUMMARY_FIELDS
+                   if (values := [run[field] for run in results if run.get(field) is not None])}
+        print(line + ("; medians " + json.dumps(medians) if medians else ""))
 
 
 def main() -> None:
@@ -104,15 +172,16 @@ def main() -> None:
             run_workload(seed, 2000, 7)
         else:
             run_writer(seed, args.base, fast=True)
-        results: dict[str, list[float]] = {name: [] for name in args.variants}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in args.variants}
+        names = list(args.variants)
         for number in range(args.rounds):
-            for name, options in args.variants.items():
-                run = one_run(name, options, seed, root / f"{name}-{number}", args.deliveries,
-                              args.base, args.workload)
-                results[name].append(run["per_second"])
+            shift = number % len(names)  # the order rotates, so no variant always runs first
+            for name in names[shift:] + names[:shift]:
+                runs[name].append(one_run(name, args.variants[name], seed,
+                                          root / f"{name}-{number}", args.deliveries, args.base,
+                                          args.workload))
                 shutil.rmtree(root / f"{name}-{number}")
-        for name, rates in results.items():
-            print(f"{name}: median {statistics.median(rates):.1f}/s {rates}")
+        print_summary(args.variants, runs)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

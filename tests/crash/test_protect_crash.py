@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cps.capture.sqlite_wal import WAL_HEADER_SIZE, parse_header, read_frames
+from cps.capture.sqlite_wal import WAL_HEADER_SIZE, parse_header, read_runs
 from cps.store import MailDatabase
 from tests.conftest import CPS, run_cps
 from tests.integration.protect_helpers import (
@@ -127,8 +127,8 @@ def uncommitted_frames(wal: Path) -> int:
         header = parse_header(handle.read(WAL_HEADER_SIZE))
         assert header is not None, "the WAL has no header"
         tail = 0
-        for frame in read_frames(handle, header, 0, header.checksum):
-            tail = 0 if frame.commit_size else tail + 1
+        for run in read_runs(handle, header, 0, header.checksum):
+            tail = 0 if run.commit_size else tail + len(run.page_numbers)
     return tail
 
 

@@ -1,13 +1,21 @@
 """Full backups taken while writers go on are exact: each one, page for page, equals the replay
-of the log from the chain's first full backup to the same transaction."""
+of the log from the chain's first full backup to the same transaction. The process that synthesises
+them can fail or be killed at any moment without losing a transaction, and never outlives its
+protector."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import struct
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from cps.capture import ProtectOptions, Protector
 from cps.capture.full_backup import FullSource, take_full
@@ -18,42 +26,65 @@ from cps.restore import Target, load_catalog, plan_restore, restore
 from cps.store import MailDatabase
 from cps.store.dump import dump_lines
 from cps.store.workload import run_workload
+from tests.integration.protect_helpers import DEADLINE_SECONDS, QUICK, ProtectorProcess, wait_until
 
 
 def test_every_full_backup_equals_the_log_replayed(tmp_path: Path) -> None:
     db_path = tmp_path / "mail.db"
     MailDatabase.create(db_path).close()
     repo = Repository.init(tmp_path / "repo")
-    protector = Protector(db_path, repo, "mail", ProtectOptions(
-        full_every=0.2, sync_interval=0.1, reset_frames=400))
-    stop = threading.Event()
-    ready = threading.Event()
-    thread = threading.Thread(target=protector.run, args=(stop,), kwargs={"on_ready": ready.set})
-    thread.start()
-    assert ready.wait(60)
-    run_workload(db_path, ops=1500, seed=7)
-    stop.set()
-    thread.join(60)
+    events = Events()
+    with protecting_in_thread(db_path, repo, events):
+        run_workload(db_path, ops=1500, seed=7)
+        events.wait_for("full-backup", count=3)  # the first, and two made while writes went on
+    check_fulls_and_latest(repo, db_path, tmp_path, fulls_at_least=3)
 
-    catalog = load_catalog(repo, "mail")
-    (chain,) = catalog.chains
-    assert len(chain.fulls) >= 3, "the test needs several full backups"
-    first = chain.fulls[0]
-    for full in chain.fulls[1:]:
-        from_full = restore(repo, plan_restore(catalog, Target("txn", full.txn)),
-                            tmp_path / f"full-{full.txn}.db")
-        assert from_full.txn == full.txn
-        replay_plan = replace(
-            plan_restore(catalog, Target("txn", full.txn)), full=first,
-            segments=tuple(s for s in chain.segments if s.first_txn <= full.txn))
-        replayed = restore(repo, replay_plan, tmp_path / f"replay-{full.txn}.db")
-        assert replayed.txn == full.txn
-        assert from_full.output.read_bytes() == replayed.output.read_bytes()
 
-    latest = restore(repo, plan_restore(catalog, Target("latest")), tmp_path / "latest.db")
-    with MailDatabase.open(latest.output, readonly=True) as restored, \
-            MailDatabase.open(db_path, readonly=True) as live:
-        assert list(dump_lines(restored.connection)) == list(dump_lines(live.connection))
+def test_a_killed_full_backup_process_is_retried_and_loses_nothing(tmp_path: Path) -> None:
+    """Encrypted, so that the child needs the key. The test holds prune's lock before anything is
+    written (no full backup starts without new transactions), so that the child waits for it and
+    is surely killed before it writes its full backup."""
+    db_path = tmp_path / "mail.db"
+    MailDatabase.create(db_path).close()
+    repo = Repository.init(tmp_path / "repo", passphrase="correct horse")
+    events = Events()
+    with protecting_in_thread(db_path, repo, events):
+        with repo.prune_lock():
+            run_workload(db_path, ops=200, seed=7)
+            started = events.wait_for("full-backup-started")
+            os.kill(started["pid"], signal.SIGKILL)
+            failed = events.wait_for("full-backup-failed")
+        done_before = len(events.named("full-backup"))
+        run_workload(db_path, ops=200, seed=8)
+        retried = events.wait_for("full-backup", count=done_before + 1)
+    assert failed["txn"] == started["txn"] and "killed by SIGKILL" in failed["error"]
+    assert retried["txn"] >= started["txn"]
+    check_fulls_and_latest(repo, db_path, tmp_path, fulls_at_least=2)
+
+
+def test_the_full_backup_process_never_outlives_its_protector(tmp_path: Path) -> None:
+    db_path = tmp_path / "mail.db"
+    MailDatabase.create(db_path).close()
+    repo = Repository.init(tmp_path / "repo")
+    for end in ("stopped", "killed"):
+        protector = ProtectorProcess(db_path, tmp_path / "repo", *QUICK, "--full-every", "100ms")
+        try:
+            protector.wait_for("ready")
+            if end == "killed":
+                protector.wait_for("full-backup")  # the one the stopped protector left unmade
+            # No full backup starts without new transactions: the next one waits for this lock.
+            with repo.prune_lock():
+                started = len(protector.named("full-backup-started"))
+                run_workload(db_path, ops=20, seed=len(end))
+                child = protector.wait_for("full-backup-started", count=started + 1)["pid"]
+                assert running(child)
+                if end == "stopped":
+                    protector.stop()
+                else:
+                    protector.kill()
+                wait_until(lambda: not running(child), f"the full backup process ended ({end})")  # noqa: B023
+        finally:
+            protector.kill()
 
 
 def test_a_wal_reset_under_a_running_full_backup_cannot_corrupt_it(tmp_path: Path) -> None:
@@ -94,3 +125,82 @@ def test_a_wal_reset_under_a_running_full_backup_cannot_corrupt_it(tmp_path: Pat
                        tmp_path / "restored.db")
     got = sqlite3.connect(restored.output).execute("SELECT id, body FROM t ORDER BY id").fetchall()
     assert got == want
+
+
+class Events:
+    """The protector's events, as they come, for a test to wait on."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, name: str, fields: dict[str, Any]) -> None:
+        with self._changed:
+            self.seen.append((name, fields))
+            self._changed.notify_all()
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        with self._changed:
+            return [fields for seen, fields in self.seen if seen == name]
+
+    def wait_for(self, name: str, count: int = 1) -> dict[str, Any]:
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        with self._changed:
+            while len(found := self.named(name)) < count:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"event {name!r} #{count} never came: {self.seen[-10:]}"
+                self._changed.wait(remaining)
+        return found[count - 1]
+
+
+@contextmanager
+def protecting_in_thread(db_path: Path, repo: Repository, events: Callable[[str, dict[str, Any]], None]
+                         ) -> Iterator[Protector]:
+    """A protector in a thread of this process, with frequent full backups and WAL resets; stopped
+    (everything captured made durable) at the end of the block."""
+    protector = Protector(db_path, repo, "mail", ProtectOptions(
+        full_every=0.2, sync_interval=0.1, reset_frames=400), on_event=events)
+    stop = threading.Event()
+    ready = threading.Event()
+    thread = threading.Thread(target=protector.run, args=(stop,), kwargs={"on_ready": ready.set})
+    thread.start()
+    try:
+        assert ready.wait(DEADLINE_SECONDS)
+        yield protector
+    finally:
+        stop.set()
+        thread.join(DEADLINE_SECONDS)
+    assert not thread.is_alive()
+
+
+def check_fulls_and_latest(repo: Repository, db_path: Path, folder: Path, *, fulls_at_least: int
+                           ) -> None:
+    """Every full backup equals the log replayed from the chain's first one to it, and the latest
+    restore equals the live database."""
+    catalog = load_catalog(repo, "mail")
+    (chain,) = catalog.chains
+    assert len(chain.fulls) >= fulls_at_least, "the test needs more full backups"
+    first = chain.fulls[0]
+    for full in chain.fulls[1:]:
+        from_full = restore(repo, plan_restore(catalog, Target("txn", full.txn)),
+                            folder / f"full-{full.txn}.db")
+        assert from_full.txn == full.txn
+        replay_plan = replace(
+            plan_restore(catalog, Target("txn", full.txn)), full=first,
+            segments=tuple(s for s in chain.segments if s.first_txn <= full.txn))
+        replayed = restore(repo, replay_plan, folder / f"replay-{full.txn}.db")
+        assert replayed.txn == full.txn
+        assert from_full.output.read_bytes() == replayed.output.read_bytes()
+    latest = restore(repo, plan_restore(catalog, Target("latest")), folder / "latest.db")
+    with MailDatabase.open(latest.output, readonly=True) as restored, \
+            MailDatabase.open(db_path, readonly=True) as live:
+        assert list(dump_lines(restored.connection)) == list(dump_lines(live.connection))
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie no longer does)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

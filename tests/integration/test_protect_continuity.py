@@ -15,6 +15,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from cps.capture import ProtectOptions, Protector
+from cps.repository import Repository
 from tests.conftest import run_cps
 from tests.integration.protect_helpers import (
     QUICK,
@@ -265,3 +267,80 @@ def wal_salt(db: Path) -> bytes:
     reading it here cannot disturb anyone.)"""
     with wal(db).open("rb") as header:
         return header.read(20)[16:]
+
+
+def test_a_repository_that_cannot_be_written_for_a_while_loses_nothing(tmp_path: Path) -> None:
+    """Segments that cannot be written stay in the protector and are written once the folder is
+    back; meanwhile the WAL keeps every frame that is not durable (even against the application's
+    own truncating checkpoint), and the status never says more is durable than is."""
+    db, repo, oracle = store(tmp_path)
+    with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
+        app.run(ops=20)
+        oracle.point("before the failure")
+        segments = next((repo / "databases" / "mail" / "chains").iterdir()) / "segments"
+        segments.rename(segments.with_name("away"))
+        segments.write_bytes(b"")  # a file where the folder should be: every write fails
+        app.run(ops=30)
+        committed = int(time.time() * 1000)  # every one of the 30 before this instant
+        protector.wait_for("sync-failed")
+        generation = wal_salt(db)
+        assert truncating_checkpoint(db)[0] == 1, "the WAL was truncated"
+        assert wal_salt(db) == generation and wal(db).stat().st_size > 0
+        status = wait_for_status(repo, written_after=committed)
+        assert status["synced_through"] < committed, "the status claims what is not durable"
+        segments.unlink()
+        segments.with_name("away").rename(segments)
+        oracle.point("after the failure")  # made once everything before it is durable
+        status = wait_for_status(repo, written_after=int(time.time() * 1000))
+        assert status["synced_through"] >= committed
+        protector.stop()
+        app.close()
+    assert len(timeline(repo)["chains"]) == 1
+    oracle.check_points()
+    oracle.check_latest()
+
+
+def test_a_captured_transaction_stays_in_the_wal_until_it_is_durable(tmp_path: Path) -> None:
+    """Captured is not durable yet: until the segment is written, not even the application's own
+    truncating checkpoint may take the transaction's frames out of the WAL, though every frame is
+    backfilled and nothing else is written (the protector's next snapshot then holds no place in
+    the WAL, and the one before must stay). Cycles are run by hand, so nothing is left to timing."""
+    db, repo, _oracle = store(tmp_path)
+    with closing(sqlite3.connect(db, isolation_level=None)) as app:
+        app.execute("CREATE TABLE notes(body TEXT)")
+        protector = Protector(db, Repository.open(repo), "mail",
+                              ProtectOptions(sync_interval=3600, recovery_point_every=None))
+        protector.start()
+        try:
+            app.execute("INSERT INTO notes VALUES ('captured, not yet durable')")
+            protector.cycle()  # captures it, backfills it
+            protector.cycle()  # nothing new
+            generation = wal_salt(db)
+            assert truncating_checkpoint(db, timeout=0)[0] == 1, "the WAL was truncated"
+            assert wal_salt(db) == generation and wal(db).stat().st_size > 0
+            assert protector.sync()
+            protector.cycle()
+            assert truncating_checkpoint(db, timeout=0) == (0, 0, 0)
+        finally:
+            protector.finish()
+
+
+def truncating_checkpoint(db: Path, timeout: float = 0.5) -> tuple[int, int, int]:
+    """What another application's `PRAGMA wal_checkpoint(TRUNCATE)` gives after waiting `timeout`
+    seconds for readers: (busy, frames in the WAL, frames backfilled)."""
+    with closing(sqlite3.connect(db, timeout=timeout)) as connection:
+        busy, frames, done = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return busy, frames, done
+
+
+def wait_for_status(repo: Path, *, written_after: int) -> dict[str, Any]:
+    """The protector's status file, once it was written after `written_after` (ms)."""
+    found: list[dict[str, Any]] = []
+
+    def written() -> bool:
+        status = Repository.open(repo).status("mail")
+        found[:] = [status] if status and status["updated_at"] > written_after else []
+        return bool(found)
+
+    wait_until(written, f"a status written after {written_after}")
+    return found[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import RepositoryError
-from ..repository import Chain, FullBackup, Repository, WalPosition
+from ..repository import Chain, FullRef, Repository, WalPosition
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,7 @@ class ChainState:
     chain: Chain | None  # None: the database has never been protected into this repository
     last_txn: int
     position: WalPosition | None
-    last_full: FullBackup | None
+    last_full: FullRef | None
     problem: str | None = None  # why the last chain cannot be continued, when it cannot
 
 
@@ -32,9 +32,10 @@ def load_chain_state(repo: Repository, db_id: str) -> ChainState:
     last_txn = max([chain.first_txn - 1] + [f.txn for f in fulls] + [s.last_txn for s in segments])
     if not fulls:
         return ChainState(chain, last_txn, None, None, "the chain's first full backup never finished")
+    last_full = fulls[-1]
     try:
-        last_full = repo.read_full(db_id, fulls[-1])
-        position = last_full.position
+        # Read even when a segment follows it: later full backups are made from it.
+        position = repo.read_full(db_id, last_full).position
         if segments and segments[-1].last_txn > last_full.txn:
             position = repo.read_segment(db_id, segments[-1]).end
         position = _stopped_at(repo, db_id, chain, last_txn) or position

@@ -12,6 +12,8 @@ backup's page list, with each page written since replaced by its last version in
 It never touches the live database, so it costs the application nothing and cannot hold its WAL
 back, however long it takes; and it is exactly the image a restore of the log would produce.
 
+The protector has both kinds made by a child process (full_process.py).
+
 Pages are content-addressed. A page whose id is the same as the previous full backup's page at the
 same number is not stored again, so a new full backup costs only the pages that changed.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from ..errors import CaptureError
 from ..repository import (
     PAGE_ID_SIZE,
     FullBackup,
+    FullRef,
     PackWriter,
     Repository,
     SegmentRef,
@@ -57,7 +60,8 @@ class FullSource:
 
 @dataclass(frozen=True, slots=True)
 class FullResult:
-    full: FullBackup
+    full: FullRef
+    pages: int
     pages_stored: int
     bytes_written: int
 
@@ -69,7 +73,6 @@ def take_full(
     txn: int,
     source: FullSource,
     previous: FullBackup | None,
-    progress: Callable[[int, int], None] | None = None,
 ) -> FullResult:
     """Copy the live image described by `source` into the repository as a full backup at `txn`;
     pages equal to `previous` at the same number are not stored again."""
@@ -81,8 +84,6 @@ def take_full(
         ids += page_id
         if usable is None or number > usable.pages or usable.page_id(number) != page_id:
             writer.add(page_id, page)
-        if progress and number % 4096 == 0:
-            progress(number, source.db_pages)
     return _finish(repo, db_id, FullBackup(chain, txn, _now_ms(), source.page_size,
                                            source.position, bytes(ids)), writer)
 
@@ -134,9 +135,9 @@ def _transactions(repo: Repository, db_id: str, refs: list[SegmentRef], after: i
 
 
 def _finish(repo: Repository, db_id: str, full: FullBackup, writer: PackWriter) -> FullResult:
-    writer.flush()
-    repo.write_full(db_id, full)
-    return FullResult(full, writer.pages_flushed, writer.written_bytes)
+    writer.flush()  # the packs first: a full backup file only ever lists pages already stored
+    ref = repo.write_full(db_id, full)
+    return FullResult(ref, full.pages, writer.pages_flushed, writer.written_bytes)
 
 
 def _now_ms() -> int:

@@ -14,11 +14,22 @@ At every instant some CPS snapshot ends at or before the captured position, so n
 backfill past it and no reset can happen before everything is captured, whoever checkpoints.
 Read-only connections never checkpoint or delete the WAL when they close.
 
+Captured is not yet durable (the segment writer makes it so a moment later), and until then the
+WAL must keep it. A snapshot begun when every frame was already backfilled holds no place in the
+WAL: SQLite reads the database file alone for it. It does keep anything newer from being
+backfilled, so the WAL cannot be reset while newer frames exist; but with nothing committed since
+the previous snapshot began, the WAL could be reset as soon as that one is released. So when step 2
+finds no new transaction while a captured one is not durable yet, the new snapshot is released
+instead and the previous one stays: no frame leaves the WAL before it is durable in the repository.
+
 Under continuous writes the WAL would then never reset and would grow without bound. So when it
-passes `reset_frames`, CPS takes the write lock for a moment (BEGIN IMMEDIATE: writers wait, nobody
-is refused), captures the last frames, drops its readers, backfills what is left with a PASSIVE
-checkpoint, pins again and lets go. The next writer then starts the WAL over. Writers wait for one
-capture read and one short checkpoint (a few milliseconds when checkpoints keep up).
+passes `reset_frames`, CPS makes everything captured durable, then takes the write lock for a
+moment (BEGIN IMMEDIATE: writers wait, nobody is refused), captures the last frames, pins the end of
+the WAL and drops the older pin, and backfills what is left with a PASSIVE checkpoint while the last
+frames are written; once they are durable it pins again (with everything backfilled, a pin that
+holds no place) and lets go. The next writer then starts the WAL over. Writers wait for one capture
+read and the longer of one short checkpoint and one short segment write (a few milliseconds when
+checkpoints keep up). Should the segment not become durable, the pin at the end keeps the WAL.
 """
 
 from __future__ import annotations
@@ -43,15 +54,19 @@ class ReaderPins:
         self._checkpointer = _connect(str(db_path), readonly=False)
         self._active: int | None = None
 
-    def pin_then(self, capture: Callable[[], None]) -> None:
-        """Pin a new snapshot, capture, then release the previous pin (steps 1 to 3)."""
+    def pin_then(self, capture: Callable[[], bool]) -> None:
+        """Pin a new snapshot, capture, then release the previous pin (steps 1 to 3); or the new
+        one, when `capture` says that the previous one must stay."""
         spare = 0 if self._active != 0 else 1
         _begin_read(self._pins[spare])
         try:
-            capture()
+            keep_new = capture()
         except BaseException:
             self._pins[spare].execute("COMMIT")  # the previous pin stays the one held
             raise
+        if not keep_new and self._active is not None:
+            self._pins[spare].execute("COMMIT")
+            return
         if self._active is not None:
             self._pins[self._active].execute("COMMIT")
         self._active = spare
@@ -62,22 +77,35 @@ class ReaderPins:
         _busy, log, done = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(log), int(done)
 
-    def force_reset(self, capture: Callable[[], None]) -> bool:
-        """Make the next writer start the WAL over (see the module docstring). False when the
-        write lock or a full backfill could not be had in time; try again later."""
+    def force_reset(self, capture: Callable[[], None], durable: Callable[[], bool]) -> bool:
+        """Make the next writer start the WAL over (see the module docstring). `capture` reads
+        the last frames and hands them over to be written; `durable` waits until they are. All
+        captured before must be durable already: the last frames are then the only ones that are
+        not, and newer than the previous pin, so not backfilled when the new pin begins, which
+        therefore holds a place in the WAL. False when the write lock, durability or a full
+        backfill could not be had in time; try again later."""
         if not self._take_write_lock():
             return False
         try:
             capture()
-            if self._active is not None:
-                self._pins[self._active].execute("COMMIT")
-                self._active = None
-            log, done = self._checkpoint_until_free()
-            _begin_read(self._pins[0])
-            self._active = 0
+            self._move_pin()
+            log, done = self._checkpoint_until_free()  # while the last frames are written
+            if not durable():
+                return False  # the new pin keeps what is not durable
+            # Begun again with everything backfilled, the pin holds no place in the WAL.
+            assert self._active is not None
+            self._pins[self._active].execute("COMMIT")
+            _begin_read(self._pins[self._active])
             return log == done
         finally:
             self._writer.execute("ROLLBACK")
+
+    def _move_pin(self) -> None:
+        spare = 0 if self._active != 0 else 1
+        _begin_read(self._pins[spare])
+        if self._active is not None:
+            self._pins[self._active].execute("COMMIT")
+        self._active = spare
 
     def _take_write_lock(self) -> bool:
         # SQLite's busy handler sleeps in growing steps and rarely wins against a busy writer;

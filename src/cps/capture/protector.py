@@ -1,10 +1,13 @@
 """The protector: one database, captured continuously into a repository until told to stop.
 
-Each cycle (every `poll_interval`, 10 ms by default) pins a snapshot, reads the transactions newly
-committed to the WAL and stamps each with the time it was first seen. Captured transactions are
-written to the repository as one segment every `sync_interval`, and before anything that could let
-the WAL be reset. Full backups run in a thread of their own while capture goes on; recovery points
-are taken on schedule and on request.
+Each cycle (every `poll_interval`, 10 ms by default) reads the transactions newly committed to the
+WAL and stamps each with the time it was first seen; pinned snapshots keep the WAL from being reset
+before they are durable (pinning.py). Captured transactions are handed over as one segment every
+`sync_interval` (or whenever `segment_max_bytes` are pending) to a thread that writes them
+(segment_writer.py), so that capture goes on while segments are fsynced; a forced WAL reset, a
+recovery point and a full backup each wait until what they need is durable. Full backups are made
+by a child process (full_process.py): a chain's first while capture waits for it, later ones while
+capture goes on. Recovery points are taken on schedule and on request.
 
 On start-up the protector resumes the last chain exactly where it stopped when the WAL proves it
 can (same generation, the last captured frame still there with the same checksum). Otherwise it
@@ -25,7 +28,7 @@ from ..errors import CaptureError
 from ..repository import (
     Chain,
     DatabaseInfo,
-    FullBackup,
+    FullRef,
     RecoveryPoint,
     Repository,
     Segment,
@@ -33,15 +36,17 @@ from ..repository import (
     WalPosition,
 )
 from .chain_state import load_chain_state
-from .full_backup import FullResult, FullSource, synthesize_full, take_full
+from .full_backup import FullResult, FullSource
+from .full_process import FullBackupProcess
 from .pinning import ReaderPins
 from .requests import answer_requests
+from .segment_writer import SegmentWriter
 from .sqlite_db import DatabaseFile, file_pages, require_wal_mode
 from .wal_follower import CommittedTxn, ContinuityLost, WalFollower
 
 logger = logging.getLogger(__name__)
 
-FULL_RETRY_SECONDS = 600.0
+FULL_RETRY_SECONDS = 600.0  # after a failed full backup (sooner when full_every is shorter)
 RESET_RETRY_SECONDS = 0.25
 CATCH_UP_ROUNDS = 5
 STATUS_EVERY_SECONDS = 1.0
@@ -57,9 +62,11 @@ class ProtectOptions:
     full_after_log_min: int = 256 << 20
     full_after_log_interval: float = 600.0  # and not more often than this (a hot page counts
     # once per transaction that writes it, so a busy log outgrows any size quickly)
-    # Write a segment as soon as this many page bytes are pending, whatever the sync interval,
-    # so that memory stays bounded under any write rate.
-    segment_max_bytes: int = 16 << 20
+    # Hand a segment over as soon as this many page bytes are pending, whatever the sync
+    # interval; capture waits while as much again is not yet written. Memory stays bounded under
+    # any write rate: at the peak, about four times this (pending, written, and the writer's
+    # encoded copies), which keeps the protector under 100 MB.
+    segment_max_bytes: int = 8 << 20
     recovery_point_every: float | None = 15 * 60.0
     sync_interval: float = 1.0
     poll_interval: float = 0.01
@@ -93,9 +100,10 @@ class Protector:
         self.pending = _Pending()
         self.chain: Chain | None = None
         self.last_txn = 0
-        self.last_full: FullBackup | None = None
+        self.last_full: FullRef | None = None
         self.last_full_started = 0.0
         self.log_bytes_since_full = 0
+        self.log_bytes_before_full = 0  # given back to the count when a full backup fails
         self.last_point = time.monotonic()
         self.last_sync = time.monotonic()
         self.frames_since_checkpoint = 0
@@ -103,11 +111,9 @@ class Protector:
         self.next_reset_try = 0.0
         self.last_status = 0.0
         self.captured_at = 0  # when the last capture began (ms)
-        self.synced_through = 0  # every commit before this time (ms) is durable in the repository
-        self.full_thread: threading.Thread | None = None
-        self.full_error: BaseException | None = None
-        self.lags: list[float] = []
+        self.full_process: FullBackupProcess | None = None
         self.pins: ReaderPins | None = None
+        self.writer = SegmentWriter(repo, db_id, options.segment_max_bytes)
 
     # Life cycle
 
@@ -138,9 +144,10 @@ class Protector:
             assert position is not None
             self.chain, self.last_full = state.chain, state.last_full
 
-            def resume_and_capture() -> None:
+            def resume_and_capture() -> bool:
                 self.follower.resume(position)
                 self._capture()
+                return True  # the first pin
 
             try:
                 self.pins.pin_then(resume_and_capture)
@@ -149,17 +156,17 @@ class Protector:
         if reason is not None:
             self._new_chain(reason)
             return
+        self.sync()  # a first pin may hold no place in the WAL (pinning.py)
         self.last_full_started = time.monotonic()
         self.on_event("resumed", {"chain": state.chain.chain, "txn": self.last_txn})
 
     def finish(self) -> None:
-        running = self.full_thread
-        if running is not None:
-            running.join()
+        self._stop_full()
         if self.pins is not None and self.chain is not None:
             with contextlib.suppress(ContinuityLost):  # the next start finds it and says so
-                self.pins.pin_then(self._capture)  # everything committed until the stop
-        self.flush()
+                self._capture_pinned()  # everything committed until the stop
+        self.sync()
+        self.writer.close()
         self._write_status("stopped")
         if self.pins is not None:
             self.pins.close()
@@ -170,78 +177,91 @@ class Protector:
 
     def cycle(self) -> None:
         assert self.pins is not None
-        try:
-            self.pins.pin_then(self._capture)
-        except ContinuityLost as lost:
-            self.flush()
-            self._new_chain(lost.reason)
-            return
+        for error in self.writer.failures():
+            self.on_event("sync-failed", {"error": error})
+        if not self.writer.failing:  # else the WAL keeps what is not captured yet
+            try:
+                self._capture_pinned()
+            except ContinuityLost as lost:
+                self.sync()
+                self._new_chain(lost.reason)
+                return
         now = time.monotonic()
         due = self.pending.transactions and now - self.last_sync >= self.options.sync_interval
         if due or self.pending.frames * self.page_size >= self.options.segment_max_bytes:
-            self.flush()
+            self.hand_over()
         self._maintain_wal()
-        self._run_schedules(now)
+        if not self.writer.failing:  # points and full backups need the log before them durable
+            self._run_schedules(now)
+            answer_requests(self.repo, self.db_id, self._request_point)
         if now - self.last_status >= STATUS_EVERY_SECONDS:
             self._write_status("protecting")
-        answer_requests(self.repo, self.db_id, self._request_point)
-        if self.full_error is not None:
-            error, self.full_error = self.full_error, None
-            logger.error("full backup of %s failed, capture goes on: %s", self.db_id, error)
-            self.on_event("full-backup-failed", {"error": str(error)})
-            self.last_full_started = now - self.options.full_every + FULL_RETRY_SECONDS
+        self._check_full(now)
+
+    def _capture_pinned(self) -> None:
+        """Pin a new snapshot and capture (pinning.py); the previous pin stays when nothing new
+        was found while something captured is not durable yet."""
+        assert self.pins is not None
+        before = self.last_txn
+
+        def capture() -> bool:
+            self._capture()
+            return self.last_txn > before or self._all_durable()
+
+        self.pins.pin_then(capture)
+
+    def _all_durable(self) -> bool:
+        return not self.pending.transactions and self.writer.idle
 
     def _capture(self) -> None:
-        """Read everything committed since the last capture, writing a segment whenever a
+        """Read everything committed since the last capture, handing a segment over whenever a
         segment's worth is pending, so that a backlog never has to fit in memory at once."""
         started = _now_ms()
         while True:
             start = self.follower.position
-            committed, complete = self.follower.poll(self.options.segment_max_bytes)
+            room = self.options.segment_max_bytes - self.pending.frames * self.page_size
+            committed, complete = self.follower.poll(max(room, 1))
             for transaction in committed:
                 self._record(transaction, start)
             if complete:
                 break
-            self.flush()
+            self.hand_over()
         self.captured_at = started
-        if not self.pending.transactions:
-            self.synced_through = started  # everything committed before it is durable already
 
     def _record(self, committed: CommittedTxn, start: WalPosition) -> None:
         if self.pending.start is None:
             self.pending.start = start
         self.last_txn += 1
-        pages = tuple((f.page_number, f.page) for f in committed.frames)
+        pages = committed.pages
         self.pending.transactions.append(
             Transaction(self.last_txn, _now_ms(), committed.commit_size, pages))
         self.pending.frames += len(pages)
         self.frames_since_checkpoint += len(pages)
         self.log_bytes_since_full += len(pages) * self.page_size
 
-    def flush(self) -> bool:
-        """Make every captured transaction durable in the repository, as one segment. False when
-        the repository could not be written (the transactions stay pending)."""
+    def hand_over(self) -> None:
+        """Hand every captured transaction to the segment writer, as one segment."""
         if not self.pending.transactions:
-            return True
+            return
         assert self.chain is not None and self.pending.start is not None
         segment = Segment(self.chain.chain, self.page_size, self.pending.start,
                           self.follower.position, tuple(self.pending.transactions))
-        try:
-            self.repo.write_segment(self.db_id, segment)
-        except OSError as exc:
-            # Kept in memory, and the WAL cannot be reset past it: retried at the next sync.
-            logger.error("cannot write a segment of %s (%s); %d transactions kept, retrying",
-                         self.db_id, exc.strerror, len(segment.transactions))
-            self.on_event("sync-failed", {"error": exc.strerror or str(exc)})
-            self.last_sync = time.monotonic()
-            return False
-        durable_at = _now_ms()
-        self.lags.extend((durable_at - t.seen_at) / 1000 for t in segment.transactions)
-        del self.lags[:-10_000]
+        self.writer.hand_over(segment, self.captured_at, self.pending.frames * self.page_size)
         self.pending = _Pending()
         self.last_sync = time.monotonic()
-        self.synced_through = self.captured_at
-        return True
+
+    def sync(self) -> bool:
+        """Make every captured transaction durable in the repository. False when the repository
+        cannot be written (the transactions are kept, and tried again)."""
+        self.hand_over()
+        return self.writer.wait_durable()
+
+    @property
+    def synced_through(self) -> int:
+        """Every commit before this time (ms) is durable in the repository."""
+        if self._all_durable():
+            return self.captured_at  # all captured is durable, and the last capture saw all
+        return self.writer.synced_through
 
     def _maintain_wal(self) -> None:
         assert self.pins is not None
@@ -251,27 +271,30 @@ class Protector:
             log, done = self.pins.checkpoint()
             if log == done:
                 self.frames_since_checkpoint = 0
+        if self.writer.failing:
+            return  # no reset can be made while the log is not durable
         generation = self.follower.position.salt1
         if (self.follower.frame < self.options.reset_frames
                 or self.reset_asked_in == generation or time.monotonic() < self.next_reset_try):
             return
-        # Catch up outside the write lock, so that under it only a transaction or two remain.
+        # Catch up outside the write lock, so that under it only the transactions committed
+        # meanwhile remain to be made durable and backfilled. Frames leave the WAL at the reset:
+        # everything captured before must be durable by then (pinning.py, force_reset).
         for _ in range(CATCH_UP_ROUNDS):
-            self.pins.pin_then(self._capture)
-            if len(self.pending.transactions) <= 2:
+            before = self.last_txn
+            self._capture_pinned()
+            if not self.sync():
+                self.next_reset_try = time.monotonic() + RESET_RETRY_SECONDS
+                return
+            if self.last_txn - before <= 2:
                 break
-            self.flush()
         self.pins.checkpoint()
 
-        def capture_and_flush() -> None:
+        def capture() -> None:
             self._capture()
-            if not self.flush():
-                raise CaptureError("the repository cannot be written; the WAL is kept")
+            self.hand_over()
 
-        try:
-            reset = self.pins.force_reset(capture_and_flush)
-        except CaptureError:
-            reset = False
+        reset = self.pins.force_reset(capture, self.writer.wait_durable)
         if not reset:
             self.next_reset_try = time.monotonic() + RESET_RETRY_SECONDS
             return
@@ -282,8 +305,8 @@ class Protector:
         every = self.options.recovery_point_every
         if every is not None and now - self.last_point >= every:
             self.create_point(time.strftime("scheduled %Y-%m-%dT%H:%M:%SZ", time.gmtime()), True)
-        if self.full_thread is None and (now - self.last_full_started >= self.options.full_every
-                                         or self._log_outgrew_full()):
+        if self.full_process is None and (now - self.last_full_started >= self.options.full_every
+                                          or self._log_outgrew_full()):
             self._start_full()
 
     def _log_outgrew_full(self) -> bool:
@@ -299,7 +322,11 @@ class Protector:
     def create_point(self, name: str, scheduled: bool = False) -> RecoveryPoint:
         """A recovery point at the last transaction captured, made durable first."""
         assert self.chain is not None
-        self.flush()
+        if not self.sync():
+            raise CaptureError(f"no recovery point {name!r}: the transactions before it cannot "
+                               "be written to the repository",
+                               hint="Free space in the repository or fix its disk; capture keeps "
+                                    "them and tries again.")
         point = RecoveryPoint(name, self.chain.chain, self.last_txn, _now_ms(), scheduled)
         self.repo.write_point(self.db_id, point)
         self.last_point = time.monotonic()
@@ -307,8 +334,7 @@ class Protector:
         return point
 
     def _request_point(self, name: str) -> RecoveryPoint:
-        assert self.pins is not None
-        self.pins.pin_then(self._capture)  # everything committed before the request was seen
+        self._capture_pinned()  # everything committed before the request was seen
         return self.create_point(name)
 
     # Chains and full backups
@@ -318,6 +344,7 @@ class Protector:
         assert self.pins is not None
         number = max([c.chain for c in self.repo.chains(self.db_id)], default=0) + 1
         self.pending = _Pending()
+        self._stop_full()  # it would end the chain that ends here
         extra = self.pins.extra_pin()
         try:
             self.follower.start_fresh()  # what the WAL holds now is part of the full's image
@@ -327,40 +354,53 @@ class Protector:
             self.repo.write_chain(self.db_id, self.chain)
             logger.info("new chain %s for %s: %s", number, self.db_id, reason)
             self.on_event("new-chain", {"chain": number, "reason": reason, "txn": self.last_txn})
-            with self.repo.reader_lock():
-                result = take_full(self.repo, self.db_id, number, self.last_txn,
-                                   self._full_source(), self.last_full)
-            self.pins.pin_then(self._capture)  # pinned at or before the captured position again
+            result = FullBackupProcess.copy(self.repo, self.db_id, number, self.last_txn,
+                                            self._full_source(), self.last_full).wait()
+            self._capture_pinned()  # pinned at or before the captured position again
+            self.sync()  # a first pin may hold no place in the WAL (pinning.py)
         finally:
             extra.close()
         self._full_done(result)
 
     def _start_full(self) -> None:
-        """A full backup synthesised from the repository in a thread of its own (see
-        full_backup.py): it needs every transaction up to it written first, and nothing else."""
+        """A full backup synthesised from the repository by a child process: it needs every
+        transaction up to it written first, and nothing else."""
         assert self.chain is not None
         previous = self.last_full
         if previous is None or previous.chain != self.chain.chain:
             return
-        if not self.flush() or self.last_txn == previous.txn:
+        if not self.sync() or self.last_txn == previous.txn:
             self.last_full_started = time.monotonic()
             return
-        txn, position = self.last_txn, self.follower.position
         self.last_full_started = time.monotonic()
-        self.log_bytes_since_full = 0
+        self.log_bytes_before_full, self.log_bytes_since_full = self.log_bytes_since_full, 0
+        self.full_process = FullBackupProcess.synthesize(self.repo, self.db_id, previous,
+                                                         self.last_txn, self.follower.position)
+        self.on_event("full-backup-started", {"txn": self.last_txn, "pid": self.full_process.pid})
 
-        def work() -> None:
-            try:
-                with self.repo.reader_lock():
-                    result = synthesize_full(self.repo, self.db_id, previous, txn, position)
-                self._full_done(result)
-            except BaseException as exc:  # reported on the capture thread, which goes on
-                self.full_error = exc
-            finally:
-                self.full_thread = None
+    def _check_full(self, now: float) -> None:
+        running = self.full_process
+        if running is None:
+            return
+        try:
+            result = running.result()
+        except CaptureError as exc:
+            self.full_process = None
+            retry = min(FULL_RETRY_SECONDS, self.options.full_every)
+            logger.error("full backup of %s at transaction %d failed, capture goes on and it is "
+                         "tried again in %g s: %s", self.db_id, running.txn, retry, exc.message)
+            self.on_event("full-backup-failed", {"txn": running.txn, "error": exc.message})
+            self.last_full_started = now - self.options.full_every + retry
+            self.log_bytes_since_full += self.log_bytes_before_full
+            return
+        if result is not None:
+            self.full_process = None
+            self._full_done(result)
 
-        self.full_thread = threading.Thread(target=work, name="cps-full-backup", daemon=True)
-        self.full_thread.start()
+    def _stop_full(self) -> None:
+        if self.full_process is not None:
+            self.full_process.stop()
+            self.full_process = None
 
     def _full_source(self) -> FullSource:
         pages = self.follower.db_pages or file_pages(self.db_file, self.page_size)
@@ -370,12 +410,12 @@ class Protector:
     def _full_done(self, result: FullResult) -> None:
         self.last_full = result.full
         self.last_full_started = time.monotonic()
-        self.on_event("full-backup", {"txn": result.full.txn, "pages": result.full.pages,
+        self.on_event("full-backup", {"txn": result.full.txn, "pages": result.pages,
                                       "pages_stored": result.pages_stored})
 
     def _write_status(self, state: str) -> None:
         self.last_status = time.monotonic()
-        lags = sorted(self.lags)
+        lags = sorted(self.writer.lags())
         self.repo.write_status(self.db_id, {
             "state": state, "updated_at": _now_ms(), "synced_through": self.synced_through,
             "chain": self.chain.chain if self.chain else None,

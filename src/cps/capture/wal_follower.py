@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..repository import WalPosition
-from .sqlite_wal import WAL_HEADER_SIZE, Frame, WalHeader, parse_header, read_frames
+from .sqlite_wal import WAL_HEADER_SIZE, FrameRun, WalHeader, parse_header, read_runs
 
 
 class ContinuityLost(Exception):
@@ -33,7 +33,7 @@ class ContinuityLost(Exception):
 @dataclass(frozen=True, slots=True)
 class CommittedTxn:
     commit_size: int  # database pages after it
-    frames: tuple[Frame, ...]
+    pages: tuple[tuple[int, bytes], ...]  # (page number, page image) in log order
 
 
 @dataclass
@@ -76,8 +76,10 @@ class WalFollower:
         self.header, self.frame, self.checksum = header, 0, header.checksum
         self.page_frames, self.db_pages = {}, None
         if position.frame:
-            for frame in self._frames_after(0, header.checksum, stop=position.frame):
-                self._advance(frame)
+            for run in self._runs_after(0, header.checksum):
+                if run.last > position.frame:
+                    break
+                self._advance(run)
         if (self.frame, self.checksum) != (position.frame, position.checksum):
             raise ContinuityLost(
                 f"the WAL no longer holds frame {position.frame} as it was captured")
@@ -90,19 +92,21 @@ class WalFollower:
             return [], True  # truncated to nothing by a checkpoint: nothing until the next write
         if self.header is None or _generation(header) != _generation(self.header):
             self._enter_generation(header)
-        pending: list[Frame] = []
+        pending: list[FrameRun] = []  # of a transaction that spans reads
         committed: list[CommittedTxn] = []
         read = 0
-        for frame in self._frames_after(self.frame, self.checksum):
-            pending.append(frame)
-            if frame.commit_size:
-                committed.append(CommittedTxn(frame.commit_size, tuple(pending)))
-                for done in pending:
-                    self._advance(done)
-                read += len(pending) * len(frame.page)
-                pending = []
-                if max_bytes is not None and read >= max_bytes:
-                    return committed, False
+        for run in self._runs_after(self.frame, self.checksum):
+            pending.append(run)
+            if not run.commit_size:
+                continue
+            pages = [page for part in pending for page in part.pages(header.page_size)]
+            committed.append(CommittedTxn(run.commit_size, tuple(pages)))
+            for part in pending:
+                self._advance(part)
+            read += len(pages) * header.page_size
+            pending = []
+            if max_bytes is not None and read >= max_bytes:
+                return committed, False
         return committed, True
 
     def _enter_generation(self, header: WalHeader) -> None:
@@ -117,21 +121,17 @@ class WalFollower:
         self.header, self.frame, self.checksum = header, 0, header.checksum
         self.page_frames, self.db_pages = {}, None
 
-    def _advance(self, frame: Frame) -> None:
-        self.frame, self.checksum = frame.index, frame.checksum
-        self.page_frames[frame.page_number] = frame.index
-        if frame.commit_size:
-            self.db_pages = frame.commit_size
+    def _advance(self, run: FrameRun) -> None:
+        self.frame, self.checksum = run.last, run.checksum
+        self.page_frames.update(zip(run.page_numbers, range(run.first, run.last + 1), strict=True))
+        if run.commit_size:
+            self.db_pages = run.commit_size
 
-    def _frames_after(self, after: int, running: tuple[int, int], stop: int | None = None
-                      ) -> Iterator[Frame]:
+    def _runs_after(self, after: int, running: tuple[int, int]) -> Iterator[FrameRun]:
         assert self.header is not None
         try:
             with self.wal_path.open("rb") as handle:
-                for frame in read_frames(handle, self.header, after, running):
-                    yield frame
-                    if stop is not None and frame.index >= stop:
-                        return
+                yield from read_runs(handle, self.header, after, running)
         except FileNotFoundError:
             return
 

@@ -1,4 +1,4 @@
-"""The WAL reader frame by frame against WAL files SQLite itself wrote."""
+"""The WAL reader against WAL files SQLite itself wrote: every frame, checksum and commit."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 
 from cps.capture.sqlite_wal import (
     FRAME_HEADER_SIZE,
+    FRAMES_PER_READ,
+    FrameRun,
     checksum,
     frame_offset,
     parse_header,
-    read_frames,
+    read_runs,
 )
 
 
@@ -39,41 +41,84 @@ def test_vectorised_checksum_equals_the_loop(data: bytes, s1: int, s2: int) -> N
 
 @pytest.fixture
 def wal(tmp_path: Path) -> Path:
-    """A WAL of 30 committed transactions of varying size, copied while SQLite holds it."""
+    """A WAL of 30 committed transactions of varying size (one of them larger than a read),
+    copied while SQLite holds it."""
     db = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA wal_autocheckpoint=0")
     db.execute("CREATE TABLE t(x)")
     for i in range(30):
-        db.execute("INSERT INTO t VALUES (?)", (os.urandom(700 * (i % 7)),))
+        size = 4096 * (2 * FRAMES_PER_READ + 40) if i == 20 else 700 * (i % 7)
+        db.execute("INSERT INTO t VALUES (?)", (os.urandom(size),))
     shutil.copy(tmp_path / "a.db-wal", tmp_path / "copy.wal")
     db.close()
     return tmp_path / "copy.wal"
 
 
-def frames_of(path: Path) -> list:  # type: ignore[type-arg]
+def runs_of(path: Path, after: int = 0, running: tuple[int, int] | None = None) -> list[FrameRun]:
     header = parse_header(path.read_bytes()[:32])
     assert header is not None
     with path.open("rb") as handle:
-        return list(read_frames(handle, header, 0, header.checksum))
+        return list(read_runs(handle, header, after, running or header.checksum))
+
+
+def frames_of(path: Path) -> list[tuple[int, int, int, bytes]]:
+    """(index, page number, commit size, page) of every valid frame, from the runs."""
+    size = page_size(path)
+    return [(run.first + k, number, run.commit_size if k == len(run.page_numbers) - 1 else 0, page)
+            for run in runs_of(path) for k, (number, page) in enumerate(run.pages(size))]
+
+
+def page_size(path: Path) -> int:
+    header = parse_header(path.read_bytes()[:32])
+    assert header is not None
+    return header.page_size
 
 
 def test_every_frame_of_a_real_wal_is_valid(wal: Path) -> None:
     frames = frames_of(wal)
-    size = parse_header(wal.read_bytes()[:32]).page_size  # type: ignore[union-attr]
+    size = page_size(wal)
     assert len(frames) == (wal.stat().st_size - 32) // (FRAME_HEADER_SIZE + size)
-    assert sum(1 for f in frames if f.commit_size) == 31  # CREATE TABLE and 30 inserts
-    assert [f.index for f in frames] == list(range(1, len(frames) + 1))
+    assert len(frames) > 2 * FRAMES_PER_READ, "the WAL should need several reads"
+    assert sum(1 for f in frames if f[2]) == 31  # CREATE TABLE and 30 inserts
+    assert [f[0] for f in frames] == list(range(1, len(frames) + 1))
+    data = wal.read_bytes()
+    for index, number, commit_size, page in frames:
+        at = frame_offset(index, size)
+        assert (number, commit_size) == struct.unpack_from(">II", data, at)
+        assert page == data[at + FRAME_HEADER_SIZE : at + FRAME_HEADER_SIZE + size]
 
 
-def test_reading_resumes_from_any_frame(wal: Path) -> None:
-    header = parse_header(wal.read_bytes()[:32])
-    assert header is not None
-    frames = frames_of(wal)
-    middle = frames[len(frames) // 2]
-    with wal.open("rb") as handle:
-        rest = list(read_frames(handle, header, middle.index, middle.checksum))
-    assert [f.checksum for f in rest] == [f.checksum for f in frames[middle.index:]]
+def test_every_run_ends_at_a_commit_or_where_a_read_ended(wal: Path) -> None:
+    runs = runs_of(wal)
+    ends = [run.last for run in runs if not run.commit_size]
+    assert ends and all(end % FRAMES_PER_READ == 0 for end in ends)
+    assert [run.first for run in runs[1:]] == [run.last + 1 for run in runs[:-1]]
+
+
+def test_checksums_are_sqlites(wal: Path) -> None:
+    """Each run's checksum is the one SQLite stored in its last frame, and the one the loop gives
+    over the header and every frame before it."""
+    data = wal.read_bytes()
+    size = page_size(wal)
+    running = reference_checksum(data[:24], 0, 0)
+    end = 32
+    for run in runs_of(wal):
+        stop = frame_offset(run.last + 1, size)
+        while end < stop:  # each frame: its first 8 bytes, then its page
+            running = reference_checksum(data[end : end + 8], *running)
+            running = reference_checksum(data[end + FRAME_HEADER_SIZE : end + 24 + size], *running)
+            end += FRAME_HEADER_SIZE + size
+        assert run.checksum == running
+        assert run.checksum == struct.unpack_from(">II", data, stop - size - 8)
+
+
+def test_reading_resumes_from_any_commit(wal: Path) -> None:
+    runs = runs_of(wal)
+    middle = next(run for run in runs[len(runs) // 2 :] if run.commit_size)
+    rest = runs_of(wal, middle.last, middle.checksum)
+    assert [run.checksum for run in rest if run.commit_size] == \
+        [run.checksum for run in runs if run.commit_size and run.last > middle.last]
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -82,22 +127,25 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_a_damaged_page_ends_the_valid_prefix(wal: Path) -> None:
-    frames = frames_of(wal)
-    size = len(frames[0].page)
-    _flip(wal, frame_offset(6, size) + FRAME_HEADER_SIZE + 100)
-    assert [f.index for f in frames_of(wal)] == [1, 2, 3, 4, 5]
+@pytest.mark.parametrize("frame", [6, FRAMES_PER_READ, FRAMES_PER_READ + 1, 2 * FRAMES_PER_READ + 7])
+def test_a_damaged_page_ends_the_valid_prefix(wal: Path, frame: int) -> None:
+    _flip(wal, frame_offset(frame, page_size(wal)) + FRAME_HEADER_SIZE + 100)
+    assert [f[0] for f in frames_of(wal)] == list(range(1, frame))
+
+
+def test_a_damaged_checksum_ends_the_valid_prefix(wal: Path) -> None:
+    _flip(wal, frame_offset(9, page_size(wal)) + 20)  # checksum-2 of frame 9
+    assert len(frames_of(wal)) == 8
 
 
 def test_a_frame_of_another_generation_ends_the_valid_prefix(wal: Path) -> None:
-    size = len(frames_of(wal)[0].page)
-    _flip(wal, frame_offset(4, size) + 8)  # salt-1 of frame 4
+    _flip(wal, frame_offset(4, page_size(wal)) + 8)  # salt-1 of frame 4
     assert len(frames_of(wal)) == 3
 
 
 def test_a_torn_last_frame_is_not_read(wal: Path) -> None:
     frames = frames_of(wal)
-    size = len(frames[0].page)
+    size = page_size(wal)
     with wal.open("r+b") as handle:
         handle.truncate(frame_offset(len(frames), size) + FRAME_HEADER_SIZE + size // 2)
     assert len(frames_of(wal)) == len(frames) - 1
