@@ -7,8 +7,6 @@ fixtures are copied before use, so a test never changes them."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,35 +14,15 @@ from typing import Any
 import pytest
 
 from cps.errors import CPSError
-from cps.repository import Repository
 from cps.repository.format import HEADER, KIND_MAGIC, MAX_FORMAT_VERSION, MIN_FORMAT_VERSION
 from cps.restore import Target, load_catalog, plan_restore, restore
+from tests.golden import GOLDEN, REPOS, copy_golden, target_of
 
-REPOS = Path(__file__).resolve().parents[1] / "fixtures" / "repos"
-GOLDEN = sorted(p.name for p in REPOS.glob("v*-*") if (p / "expected.json").is_file())
 MAGIC_KINDS = {magic: kind for kind, magic in KIND_MAGIC.items()}
 
 
 def golden(name: str) -> pytest.ParameterSet:
     return pytest.param(name, id=name)
-
-
-@pytest.fixture
-def copy_of(tmp_path: Path) -> Any:
-    def copy(name: str) -> tuple[Repository, dict[str, Any]]:
-        expected: dict[str, Any] = json.loads((REPOS / name / "expected.json").read_text())
-        root = tmp_path / name
-        shutil.copytree(REPOS / name / "repo", root)
-        return Repository.open(root, passphrase=expected["passphrase"]), expected
-    return copy
-
-
-def target_of(case: dict[str, Any]) -> Target:
-    if case.get("latest"):
-        return Target("latest")
-    if "point" in case:
-        return Target("point", case["point"])
-    return Target("txn", case["txn"])
 
 
 def rows_in(db: Path, query: str) -> list[list[Any]]:
@@ -62,8 +40,8 @@ def test_there_are_golden_repositories_of_every_readable_version() -> None:
 
 
 @pytest.mark.parametrize("name", [golden(n) for n in GOLDEN])
-def test_golden_repository_restores_as_expected(name: str, copy_of: Any, tmp_path: Path) -> None:
-    repo, expected = copy_of(name)
+def test_golden_repository_restores_as_expected(name: str, tmp_path: Path) -> None:
+    repo, expected = copy_golden(name, tmp_path)
     assert MIN_FORMAT_VERSION <= expected["format_version"] <= MAX_FORMAT_VERSION
     catalog = load_catalog(repo, expected["db_id"])
     for number, case in enumerate(expected["restores"]):
@@ -82,8 +60,8 @@ def test_golden_repository_restores_as_expected(name: str, copy_of: Any, tmp_pat
 
 
 @pytest.mark.parametrize("name", [n for n in GOLDEN if n.endswith(("-plain", "-encrypted"))])
-def test_golden_repository_restores_every_segment_time(name: str, copy_of: Any, tmp_path: Path) -> None:
-    repo, expected = copy_of(name)
+def test_golden_repository_restores_every_segment_time(name: str, tmp_path: Path) -> None:
+    repo, expected = copy_golden(name, tmp_path)
     catalog = load_catalog(repo, expected["db_id"])
     [chain] = catalog.chains
     assert chain.segments, "a golden repository has segments"

@@ -24,6 +24,7 @@ from cps.store import MailDatabase, SearchQuery
 from cps.store.transfer import Format, import_mail
 from cps.store.workload import LogModel, database_content, mailbox_address, read_log
 from tests.conftest import run_cps
+from tests.golden import damage_every_page
 from tests.integration.granular_history import (
     ALICE,
     CAROL,
@@ -195,13 +196,7 @@ def test_a_damaged_pack_is_a_clear_error(history: History, tmp_path: Path) -> No
     first page read from a pack fails as the repository error naming the pack."""
     copy = tmp_path / "repo"
     shutil.copytree(history.repo, copy, ignore=shutil.ignore_patterns("locks"))
-    index = Repository.open(copy).page_index()
-    for location in map(index.location, range(len(index.entries))):
-        with location.pack.open("r+b") as pack:
-            pack.seek(location.offset + location.length // 2)
-            byte = pack.read(1)
-            pack.seek(-1, 1)
-            pack.write(bytes([byte[0] ^ 0x40]))
+    damage_every_page(Repository.open(copy))
     refused = run_cps("browse", copy, "--recovery-point", "p0", ALICE, check=False)
     assert refused.returncode == 14, refused.stderr
     assert b"the pack is damaged" in refused.stderr or b"cannot read the page" in refused.stderr

@@ -5,8 +5,6 @@ reported as the CPSError that names it."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -18,28 +16,12 @@ import pytest
 from cps.errors import CorruptFile, CPSError, MissingFile
 from cps.granular.images import LogPages, PointImage
 from cps.granular.vfs import serve
-from cps.repository import Repository, Transaction
+from cps.repository import Transaction
 from cps.restore import Target, load_catalog, plan_restore, restore
+from tests.golden import GOLDEN, copy_golden, damage_every_page, target_of
 
-REPOS = Path(__file__).resolve().parents[2] / "fixtures" / "repos"
-GOLDEN = sorted(p.name for p in REPOS.glob("v*-*") if (p / "expected.json").is_file())
 INTACT = [name for name in GOLDEN if name.endswith(("-plain", "-encrypted"))]
 PAGE = 512
-
-
-def copy_of(name: str, tmp_path: Path) -> tuple[Repository, dict[str, Any]]:
-    expected: dict[str, Any] = json.loads((REPOS / name / "expected.json").read_text())
-    root = tmp_path / name
-    shutil.copytree(REPOS / name / "repo", root)
-    return Repository.open(root, passphrase=expected["passphrase"]), expected
-
-
-def target_of(case: dict[str, Any]) -> Target:
-    if case.get("latest"):
-        return Target("latest")
-    if "point" in case:
-        return Target("point", case["point"])
-    return Target("txn", case["txn"])
 
 
 def rows_through_the_vfs(image: PointImage, query: str) -> tuple[list[list[Any]], list[str]]:
@@ -56,7 +38,7 @@ def rows_through_the_vfs(image: PointImage, query: str) -> tuple[list[list[Any]]
 
 @pytest.mark.parametrize("name", GOLDEN)
 def test_a_point_is_the_file_a_restore_writes(name: str, tmp_path: Path) -> None:
-    repo, expected = copy_of(name, tmp_path)
+    repo, expected = copy_golden(name, tmp_path)
     catalog = load_catalog(repo, expected["db_id"])
     for number, case in enumerate(c for c in expected["restores"] if not c.get("best_effort")):
         try:
@@ -82,7 +64,7 @@ def test_a_point_is_the_file_a_restore_writes(name: str, tmp_path: Path) -> None
 
 @pytest.mark.parametrize("name", INTACT)
 def test_every_segment_time_is_its_last_transaction(name: str, tmp_path: Path) -> None:
-    repo, expected = copy_of(name, tmp_path)
+    repo, expected = copy_golden(name, tmp_path)
     catalog = load_catalog(repo, expected["db_id"])
     [chain] = catalog.chains
     for segment in chain.segments:
@@ -98,7 +80,7 @@ def test_at_the_full_backups_own_transaction_every_page_of_a_missing_pack_counts
         name: str, tmp_path: Path) -> None:
     """Nothing comes from the log there: every page of the full backup is needed, and the one pack
     that holds them is gone."""
-    repo, expected = copy_of(name, tmp_path)
+    repo, expected = copy_golden(name, tmp_path)
     plan = plan_restore(load_catalog(repo, expected["db_id"]), Target("txn", 1))
     assert plan.full.txn == 1 and not list(repo.root.glob("packs/*/*"))
     pages = repo.read_full(plan.db_id, plan.full).pages
@@ -111,14 +93,8 @@ def test_at_the_full_backups_own_transaction_every_page_of_a_missing_pack_counts
 def test_a_damaged_page_is_found_when_read(name: str, tmp_path: Path) -> None:
     """Every page record of the pack damaged, its index intact: the point opens (nothing of the
     full backup is read yet), and the first read fails with the pack's name, not garbage."""
-    repo, expected = copy_of(name, tmp_path)
-    index = repo.page_index()
-    for location in map(index.location, range(len(index.entries))):
-        with location.pack.open("r+b") as pack:
-            pack.seek(location.offset + location.length // 2)
-            byte = pack.read(1)
-            pack.seek(-1, 1)
-            pack.write(bytes([byte[0] ^ 0x40]))
+    repo, expected = copy_golden(name, tmp_path)
+    (damaged_pack,) = damage_every_page(repo)
     plan = plan_restore(load_catalog(repo, expected["db_id"]), Target("txn", 1))
     with closing(PointImage.build(repo, plan)) as image:
         served = serve(image)
@@ -130,11 +106,11 @@ def test_a_damaged_page_is_found_when_read(name: str, tmp_path: Path) -> None:
         finally:
             served.close()
     assert isinstance(served.failure, CorruptFile)
-    assert location.pack.name in served.failure.message
+    assert damaged_pack.name in served.failure.message
 
 
 def test_a_page_is_checked_against_its_address(tmp_path: Path) -> None:
-    repo, _expected = copy_of(INTACT[-1], tmp_path)
+    repo, _expected = copy_golden(INTACT[-1], tmp_path)
     index = repo.page_index()
     last = len(index.entries) - 1  # the ids are in order: another page than the first
     ids = index.entries["id"][[0, last]].tobytes()  # whole: as `bytes`, an id loses its zero tail
