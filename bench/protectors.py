@@ -290,26 +290,23 @@ class Sampler:
             self.samples.rss.append((round(at, 2), rss))
 
     def _status_kib(self, key: str) -> int:
+        return self._proc_field("status", key)
+
+    def _written(self) -> int:
+        return self._proc_field("io", "write_bytes")
+
+    def _proc_field(self, name: str, key: str) -> int:
+        """The number after `key:` in /proc/PID/NAME of the protector; 0 once it has gone."""
         if self.pid is None:
             return 0
         try:
-            text = Path(f"/proc/{self.pid}/status").read_text()
+            text = Path(f"/proc/{self.pid}/{name}").read_text()
         except (FileNotFoundError, ProcessLookupError):
             return 0
         for line in text.splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1])
         return 0
-
-    def _written(self) -> int:
-        if self.pid is None:
-            return 0
-        try:
-            text = Path(f"/proc/{self.pid}/io").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            return 0
-        return next(int(line.split()[1]) for line in text.splitlines()
-                    if line.startswith("write_bytes:"))
 
     def _cpu(self) -> float:
         if self.pid is None:
