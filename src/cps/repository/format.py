@@ -135,7 +135,7 @@ def check_file(path: Path, data: bytes, kind: str) -> tuple[int, int]:
     count, _last, checksum = FOOTER.unpack_from(data, len(data) - FOOTER.size)
     # The checksum first: a damaged version field is damage, not a newer format. The header and
     # footer layout is the same in every format version, so this check never depends on it.
-    if hashlib.sha256(data[:-32]).digest() != checksum:
+    if hashlib.sha256(memoryview(data)[:-32]).digest() != checksum:
         raise CorruptFile(f"{path} fails its checksum: the file is damaged", path=str(path))
     if magic != KIND_MAGIC[kind]:
         raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=str(path))
