@@ -63,9 +63,9 @@ def serve(db: Path, repo_path: Path, options: dict[str, Any]) -> None:
         taken_at[0] = time.perf_counter()
         return taken
 
-    def timed_reset(pins: ReaderPins, capture: Any) -> bool:
+    def timed_reset(pins: ReaderPins, *args: Any) -> bool:
         taken_at[0] = 0.0
-        reset = force_reset(pins, capture)
+        reset = force_reset(pins, *args)
         if taken_at[0]:
             locked.add(time.perf_counter() - taken_at[0])
         return reset

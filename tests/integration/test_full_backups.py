@@ -204,3 +204,32 @@ def running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_the_log_starts_a_full_backup_by_pages_changed_not_by_their_rewrites(tmp_path: Path
+                                                                             ) -> None:
+    """One row rewritten a thousand times is a few pages for a restore to replay, however much log
+    it makes; as many new rows as the threshold's pages start a full backup."""
+    db_path = tmp_path / "plain.db"
+    with sqlite3.connect(db_path) as app:
+        app.execute("PRAGMA journal_mode=WAL")
+        app.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)")
+        app.execute("INSERT INTO t VALUES (1, zeroblob(100))")
+    repo = Repository.init(tmp_path / "repo")
+    options = ProtectOptions(recovery_point_every=None, full_after_log_min=64 * 4096,
+                             full_after_log_share=0.0, full_after_log_interval=0.0)
+    protector = Protector(db_path, repo, "plain", options)
+    protector.start()
+    try:
+        with sqlite3.connect(db_path, isolation_level=None) as app:
+            for n in range(1000):
+                app.execute("UPDATE t SET body = ? WHERE id = 1", (n.to_bytes(100, "big"),))
+            protector.cycle()
+            assert protector.last_txn >= 1000
+            assert protector.full_process is None, "a few pages rewritten started a full backup"
+            app.executemany("INSERT INTO t VALUES (?, zeroblob(3000))",
+                            [(n,) for n in range(2, 2 + 100)])
+            protector.cycle()
+            assert protector.full_process is not None, "100 new pages started no full backup"
+    finally:
+        protector.finish()

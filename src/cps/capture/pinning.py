@@ -71,11 +71,10 @@ class ReaderPins:
             self._pins[self._active].execute("COMMIT")
         self._active = spare
 
-    def checkpoint(self) -> tuple[int, int]:
+    def checkpoint(self) -> bool:
         """A PASSIVE checkpoint: backfills what the pins allow, never waits, never blocks writers.
-        Returns (frames in the WAL, frames backfilled)."""
-        _busy, log, done = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(log), int(done)
+        True when every frame in the WAL is backfilled."""
+        return _all_backfilled(self._passive_checkpoint())
 
     def force_reset(self, capture: Callable[[], None], durable: Callable[[], bool]) -> bool:
         """Make the next writer start the WAL over (see the module docstring). `capture` reads
@@ -89,14 +88,14 @@ class ReaderPins:
         try:
             capture()
             self._move_pin()
-            log, done = self._checkpoint_until_free()  # while the last frames are written
-            if not durable():
-                return False  # the new pin keeps what is not durable
+            backfilled = self._checkpoint_until_free()  # while the last frames are written
+            if not durable() or not backfilled:
+                return False  # the new pin keeps what is not durable, and the WAL
             # Begun again with everything backfilled, the pin holds no place in the WAL.
             assert self._active is not None
             self._pins[self._active].execute("COMMIT")
             _begin_read(self._pins[self._active])
-            return log == done
+            return True
         finally:
             self._writer.execute("ROLLBACK")
 
@@ -120,16 +119,21 @@ class ReaderPins:
                     return False
                 time.sleep(WRITE_LOCK_RETRY_SECONDS)
 
-    def _checkpoint_until_free(self) -> tuple[int, int]:
+    def _checkpoint_until_free(self) -> bool:
         # A checkpoint the application started after its last commit may still hold the
         # checkpoint lock for a moment; nobody can add frames while we hold the write lock.
         deadline = time.monotonic() + WRITE_LOCK_PATIENCE_SECONDS
         while True:
-            busy, log, done = self._checkpointer.execute(
-                "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            result = self._passive_checkpoint()
+            busy, _log, _done = result
             if not busy or time.monotonic() > deadline:
-                return int(log), int(done)
+                return _all_backfilled(result)
             time.sleep(WRITE_LOCK_RETRY_SECONDS)
+
+    def _passive_checkpoint(self) -> tuple[int, int, int]:
+        """(busy, frames in the WAL, frames backfilled)."""
+        busy, log, done = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(log), int(done)
 
     def extra_pin(self) -> sqlite3.Connection:
         """A further pinned snapshot, for a full backup: the caller captures right after taking
@@ -157,6 +161,13 @@ def _connect(target: str, *, readonly: bool) -> sqlite3.Connection:
     except sqlite3.OperationalError as exc:
         raise CaptureError(f"cannot open the database: {exc}") from exc
     return connection
+
+
+def _all_backfilled(result: tuple[int, int, int]) -> bool:
+    """A busy checkpoint (another one held the checkpoint lock) did nothing, and reports -1 frames
+    in the WAL and -1 backfilled: equal, but it says nothing."""
+    busy, log, done = result
+    return not busy and log == done
 
 
 def _begin_read(connection: sqlite3.Connection) -> None:

@@ -36,6 +36,7 @@ from ..repository import (
     WalPosition,
 )
 from .chain_state import load_chain_state
+from .changed_pages import ChangedPages
 from .full_backup import FullResult, FullSource
 from .full_process import FullBackupProcess
 from .pinning import ReaderPins
@@ -55,22 +56,24 @@ STATUS_EVERY_SECONDS = 1.0
 @dataclass(frozen=True, slots=True)
 class ProtectOptions:
     full_every: float = 24 * 3600.0
-    # Also take a full backup once the log captured since the last one passes this share of the
-    # database's size (and at least full_after_log_min bytes), so a restore never has more than
-    # that to replay after its full backup.
-    full_after_log_share: float = 1.0
+    # Also take a full backup once the pages changed since the last one (each counted once,
+    # changed_pages.py) pass this share of the database's size, and at least
+    # full_after_log_min bytes, so a restore never has more than that to replay after its full
+    # backup; and not more often than every full_after_log_interval seconds.
+    full_after_log_share: float = 0.5
     full_after_log_min: int = 256 << 20
-    full_after_log_interval: float = 600.0  # and not more often than this (a hot page counts
-    # once per transaction that writes it, so a busy log outgrows any size quickly)
+    full_after_log_interval: float = 600.0
     # Hand a segment over as soon as this many page bytes are pending, whatever the sync
     # interval; capture waits while as much again is not yet written. Memory stays bounded under
-    # any write rate: at the peak, about four times this (pending, written, and the writer's
-    # encoded copies), which keeps the protector under 100 MB.
-    segment_max_bytes: int = 8 << 20
+    # any write rate: at the peak, about four times this (pending, being written, and the
+    # writer's encoded copies), which keeps the protector well under 100 MB.
+    segment_max_bytes: int = 6 << 20
     recovery_point_every: float | None = 15 * 60.0
     sync_interval: float = 1.0
     poll_interval: float = 0.01
-    reset_frames: int = 4096  # force a WAL reset once this many frames are in it (16 MiB at 4 KiB)
+    # Force a WAL reset once this many frames are in it (24 MiB at 4 KiB). Each reset holds the
+    # application's writers for a few milliseconds, whatever the size: fewer resets cost less.
+    reset_frames: int = 6144
     checkpoint_frames: int = 1  # run a PASSIVE checkpoint after capturing this many frames
 
 
@@ -102,8 +105,8 @@ class Protector:
         self.last_txn = 0
         self.last_full: FullRef | None = None
         self.last_full_started = 0.0
-        self.log_bytes_since_full = 0
-        self.log_bytes_before_full = 0  # given back to the count when a full backup fails
+        self.changed_since_full = ChangedPages()
+        self.changed_before_full = ChangedPages()  # given back when a full backup fails
         self.last_point = time.monotonic()
         self.last_sync = time.monotonic()
         self.frames_since_checkpoint = 0
@@ -237,7 +240,7 @@ class Protector:
             Transaction(self.last_txn, _now_ms(), committed.commit_size, pages))
         self.pending.frames += len(pages)
         self.frames_since_checkpoint += len(pages)
-        self.log_bytes_since_full += len(pages) * self.page_size
+        self.changed_since_full.add(number for number, _image in pages)
 
     def hand_over(self) -> None:
         """Hand every captured transaction to the segment writer, as one segment."""
@@ -265,17 +268,18 @@ class Protector:
 
     def _maintain_wal(self) -> None:
         assert self.pins is not None
-        if self.frames_since_checkpoint >= self.options.checkpoint_frames:
-            # Backfill as soon as the pin allows, so the application's own automatic
-            # checkpoints (run inside its commits) find little or nothing left to do.
-            log, done = self.pins.checkpoint()
-            if log == done:
-                self.frames_since_checkpoint = 0
+        # Backfill as soon as the pin allows, so the application's own automatic checkpoints
+        # (run inside its commits) find little or nothing left to do.
+        if self.frames_since_checkpoint >= self.options.checkpoint_frames and self.pins.checkpoint():
+            self.frames_since_checkpoint = 0
         if self.writer.failing:
             return  # no reset can be made while the log is not durable
         generation = self.follower.position.salt1
-        if (self.follower.frame < self.options.reset_frames
-                or self.reset_asked_in == generation or time.monotonic() < self.next_reset_try):
+        # A reset asked for happens at the application's next write; should the WAL still grow
+        # in the same generation (the reset could not happen after all), it is asked again.
+        asked = self.reset_asked_in == generation and self.follower.frame < 2 * self.options.reset_frames
+        if (self.follower.frame < self.options.reset_frames or asked
+                or time.monotonic() < self.next_reset_try):
             return
         # Catch up outside the write lock, so that under it only the transactions committed
         # meanwhile remain to be made durable and backfilled. Frames leave the WAL at the reset:
@@ -315,7 +319,7 @@ class Protector:
         database_bytes = (self.follower.db_pages or 0) * self.page_size
         threshold = max(self.options.full_after_log_min,
                         database_bytes * self.options.full_after_log_share)
-        return self.log_bytes_since_full >= threshold
+        return len(self.changed_since_full) * self.page_size >= threshold
 
     # Recovery points
 
@@ -349,7 +353,7 @@ class Protector:
         try:
             self.follower.start_fresh()  # what the WAL holds now is part of the full's image
             self.last_txn += 1
-            self.log_bytes_since_full = 0
+            self.changed_since_full = ChangedPages()
             self.chain = Chain(number, _now_ms(), self.last_txn, reason)
             self.repo.write_chain(self.db_id, self.chain)
             logger.info("new chain %s for %s: %s", number, self.db_id, reason)
@@ -373,7 +377,7 @@ class Protector:
             self.last_full_started = time.monotonic()
             return
         self.last_full_started = time.monotonic()
-        self.log_bytes_before_full, self.log_bytes_since_full = self.log_bytes_since_full, 0
+        self.changed_before_full, self.changed_since_full = self.changed_since_full, ChangedPages()
         self.full_process = FullBackupProcess.synthesize(self.repo, self.db_id, previous,
                                                          self.last_txn, self.follower.position)
         self.on_event("full-backup-started", {"txn": self.last_txn, "pid": self.full_process.pid})
@@ -391,7 +395,7 @@ class Protector:
                          "tried again in %g s: %s", self.db_id, running.txn, retry, exc.message)
             self.on_event("full-backup-failed", {"txn": running.txn, "error": exc.message})
             self.last_full_started = now - self.options.full_every + retry
-            self.log_bytes_since_full += self.log_bytes_before_full
+            self.changed_since_full.absorb(self.changed_before_full)
             return
         if result is not None:
             self.full_process = None

@@ -69,7 +69,10 @@ def db_id_for(db: Path, db_id: str | None) -> str:
               help="The repository to protect into.")
 @click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
               "name without extension]")
-@click.option("--full-every", default="24h", show_default=True, help="Interval of full backups.")
+@click.option("--full-every", default="24h", show_default=True,
+              help="Interval of full backups. One is also taken sooner (at most every 10 "
+                   "minutes) once the pages changed since the last one pass half the "
+                   "database, or 256 MiB when that is more.")
 @click.option("--recovery-point-every", default="15m", show_default=True,
               help="Interval of scheduled recovery points, or 'off'.")
 @click.option("--sync-interval", default="1s", show_default=True,
