@@ -74,11 +74,14 @@ def test_recovery_points_restore_exactly_their_state(tmp_path: Path, kind: str) 
     new_store(db, repo)
     rng = random.Random(SEED)
     oracle = Oracle(db, repo, tmp_path)
-    # Full backups every second, so that restores start from different fulls.
+    # Full backups every second, so that restores start from different fulls: the points after
+    # the second one wait for a full backup taken after it.
     with writer(kind, db) as write, protecting(db, repo, *QUICK, "--full-every", "1s") as protector:
         for step in range(5):
             write(rng.randint(10, 60), step)
             oracle.point(f"p{step}")
+            if step == 1:
+                protector.wait_for("full-backup", count=2)
         again = oracle.point("no writes since p4")
         stopped = protector.stop()
     assert again.txn == oracle.references[-2].txn

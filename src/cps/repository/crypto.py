@@ -33,8 +33,8 @@ NONCE_SIZE = 12
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
 ZSTD_LEVEL = 3
 LARGE_RECORD = 2 << 20
-LARGE_WINDOW_LOG = 24  # 16 MiB: a whole segment (capture's segment_max_bytes); every zstd decoder
-# accepts windows up to 128 MiB without being told to
+LARGE_WINDOW_LOG = 24  # 16 MiB: more than a whole segment (capture's segment_max_bytes); every zstd
+# decoder accepts windows up to 128 MiB without being told to
 MAX_DECOMPRESSED = 1 << 30
 
 _local = threading.local()
