@@ -57,8 +57,7 @@ class ReaderPins:
     def pin_then(self, capture: Callable[[], bool]) -> None:
         """Pin a new snapshot, capture, then release the previous pin (steps 1 to 3); or the new
         one, when `capture` says that the previous one must stay."""
-        spare = 0 if self._active != 0 else 1
-        _begin_read(self._pins[spare])
+        spare = self._begin_spare()
         try:
             keep_new = capture()
         except BaseException:
@@ -67,9 +66,7 @@ class ReaderPins:
         if not keep_new and self._active is not None:
             self._pins[spare].execute("COMMIT")
             return
-        if self._active is not None:
-            self._pins[self._active].execute("COMMIT")
-        self._active = spare
+        self._make_active(spare)
 
     def checkpoint(self) -> bool:
         """A PASSIVE checkpoint: backfills what the pins allow, never waits, never blocks writers.
@@ -87,7 +84,7 @@ class ReaderPins:
             return False
         try:
             capture()
-            self._move_pin()
+            self._make_active(self._begin_spare())
             backfilled = self._checkpoint_until_free()  # while the last frames are written
             if not durable() or not backfilled:
                 return False  # the new pin keeps what is not durable, and the WAL
@@ -99,9 +96,14 @@ class ReaderPins:
         finally:
             self._writer.execute("ROLLBACK")
 
-    def _move_pin(self) -> None:
+    def _begin_spare(self) -> int:
+        """Begin a snapshot on the connection that holds no pin; its index."""
         spare = 0 if self._active != 0 else 1
         _begin_read(self._pins[spare])
+        return spare
+
+    def _make_active(self, spare: int) -> None:
+        """Release the pin held, if any: `spare`'s snapshot is the pin from now on."""
         if self._active is not None:
             self._pins[self._active].execute("COMMIT")
         self._active = spare
