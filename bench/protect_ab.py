@@ -4,7 +4,7 @@
                                           [--workload]
 
 VARIANTS is a JSON object, name -> options for `cps.capture.ProtectOptions` (null: unprotected),
-for example '{"none": null, "cps": {}, "no-log-fulls": {"full_after_log_min": 1e15}}'. An option
+for example '{"none": null, "cps": {}, "no-change-fulls": {"full_after_changes_min": 1e15}}'. An option
 "code": "DIR" runs the protector from another source tree (DIR holds the `cps` package, e.g. from
 `git archive COMMIT src | tar -x -C /tmp/base`), so that two versions of the code meet on the same
 machine at the same moment: '{"none": null, "base": {"code": "/tmp/base/src"}, "new": {}}'. Each round

@@ -216,8 +216,8 @@ def test_the_log_starts_a_full_backup_by_pages_changed_not_by_their_rewrites(tmp
         app.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)")
         app.execute("INSERT INTO t VALUES (1, zeroblob(100))")
     repo = Repository.init(tmp_path / "repo")
-    options = ProtectOptions(recovery_point_every=None, full_after_log_min=64 * 4096,
-                             full_after_log_share=0.0, full_after_log_interval=0.0)
+    options = ProtectOptions(recovery_point_every=None, full_after_changes_min=64 * 4096,
+                             full_after_changes_share=0.0, full_after_changes_interval=0.0)
     protector = Protector(db_path, repo, "plain", options)
     protector.start()
     try:

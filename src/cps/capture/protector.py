@@ -58,11 +58,11 @@ class ProtectOptions:
     full_every: float = 24 * 3600.0
     # Also take a full backup once the pages changed since the last one (each counted once,
     # changed_pages.py) pass this share of the database's size, and at least
-    # full_after_log_min bytes, so a restore never has more than that to replay after its full
-    # backup; and not more often than every full_after_log_interval seconds.
-    full_after_log_share: float = 0.5
-    full_after_log_min: int = 256 << 20
-    full_after_log_interval: float = 600.0
+    # full_after_changes_min bytes, so a restore never has more than that to replay after its full
+    # backup; and not more often than every full_after_changes_interval seconds.
+    full_after_changes_share: float = 0.5
+    full_after_changes_min: int = 256 << 20
+    full_after_changes_interval: float = 600.0
     # Hand a segment over as soon as this many page bytes are pending, whatever the sync
     # interval; capture waits while as much again is not yet written. Memory stays bounded under
     # any write rate: at the peak, about four times this (pending, being written, and the
@@ -311,15 +311,15 @@ class Protector:
         if every is not None and now - self.last_point >= every:
             self.create_point(time.strftime("scheduled %Y-%m-%dT%H:%M:%SZ", time.gmtime()), True)
         if self.full_process is None and (now - self.last_full_started >= self.options.full_every
-                                          or self._log_outgrew_full()):
+                                          or self._changes_outgrew_full()):
             self._start_full()
 
-    def _log_outgrew_full(self) -> bool:
-        if time.monotonic() - self.last_full_started < self.options.full_after_log_interval:
+    def _changes_outgrew_full(self) -> bool:
+        if time.monotonic() - self.last_full_started < self.options.full_after_changes_interval:
             return False
         database_bytes = (self.follower.db_pages or 0) * self.page_size
-        threshold = max(self.options.full_after_log_min,
-                        database_bytes * self.options.full_after_log_share)
+        threshold = max(self.options.full_after_changes_min,
+                        database_bytes * self.options.full_after_changes_share)
         return len(self.changed_since_full) * self.page_size >= threshold
 
     # Recovery points
