@@ -1,9 +1,10 @@
 """The protector: one database, captured continuously into a repository until told to stop.
 
 Each cycle (every `poll_interval`, 10 ms by default) reads the transactions newly committed to the
-WAL and stamps each with the time it was first seen; pinned snapshots keep the WAL from being reset
-before they are durable (pinning.py). Captured transactions are handed over as one segment every
-`sync_interval` (or whenever `segment_max_bytes` are pending) to a thread that writes them
+WAL, stamps each with the time it was first seen and compresses it into the segment being built;
+pinned snapshots keep the WAL from being reset before they are durable (pinning.py). The segment is
+handed over every `sync_interval` (or once it holds `segment_max_bytes` of pages) to a thread that
+writes it
 (segment_writer.py), so that capture goes on while segments are fsynced; a forced WAL reset, a
 recovery point and a full backup each wait until what they need is durable. Full backups are made
 by a child process (full_process.py): a chain's first while capture waits for it, later ones while
@@ -21,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CaptureError
@@ -29,9 +30,10 @@ from ..repository import (
     Chain,
     DatabaseInfo,
     FullRef,
+    RecordCompressor,
     RecoveryPoint,
     Repository,
-    Segment,
+    SegmentBuilder,
     Transaction,
     WalPosition,
 )
@@ -50,6 +52,7 @@ logger = logging.getLogger(__name__)
 FULL_RETRY_SECONDS = 600.0  # after a failed full backup (sooner when full_every is shorter)
 RESET_RETRY_SECONDS = 0.25
 CATCH_UP_ROUNDS = 5
+WAITING_SHARE = 0.25  # of segment_max_bytes, compressed: about one typical segment
 STATUS_EVERY_SECONDS = 1.0
 
 
@@ -63,11 +66,11 @@ class ProtectOptions:
     full_after_changes_share: float = 0.5
     full_after_changes_min: int = 256 << 20
     full_after_changes_interval: float = 600.0
-    # Hand a segment over as soon as this many page bytes are pending, whatever the sync
-    # interval; capture waits while as much again is not yet written. Memory stays bounded under
-    # any write rate: at the peak, about four times this (pending, being written, and the
-    # writer's encoded copies), which keeps the protector well under 100 MB.
-    segment_max_bytes: int = 6 << 20
+    # Hand a segment over as soon as it holds this many page bytes, whatever the sync interval.
+    # Segments are compressed as they are built, so memory holds compressed bytes: the
+    # compressor's 16 MiB window, the segment being built, and those not yet written, which
+    # capture keeps under WAITING_SHARE of this (it waits for the disk beyond that).
+    segment_max_bytes: int = 24 << 20
     recovery_point_every: float | None = 15 * 60.0
     sync_interval: float = 1.0
     poll_interval: float = 0.01
@@ -76,13 +79,6 @@ class ProtectOptions:
     # size: under a stream of deliveries, resets every 24 MiB held them 3 % of the time.
     reset_frames: int = 12288
     checkpoint_frames: int = 1  # run a PASSIVE checkpoint after capturing this many frames
-
-
-@dataclass
-class _Pending:
-    transactions: list[Transaction] = field(default_factory=list)
-    start: WalPosition | None = None
-    frames: int = 0
 
 
 class Protector:
@@ -101,7 +97,8 @@ class Protector:
             self.db_file.close()
             raise
         self.follower = WalFollower(Path(f"{db_path}-wal"))
-        self.pending = _Pending()
+        self.compressor = RecordCompressor()
+        self.pending: SegmentBuilder | None = None  # the segment being built
         self.chain: Chain | None = None
         self.last_txn = 0
         self.last_full: FullRef | None = None
@@ -117,7 +114,8 @@ class Protector:
         self.captured_at = 0  # when the last capture began (ms)
         self.full_process: FullBackupProcess | None = None
         self.pins: ReaderPins | None = None
-        self.writer = SegmentWriter(repo, db_id, options.segment_max_bytes)
+        self.writer = SegmentWriter(repo, db_id,
+                                    int(options.segment_max_bytes * WAITING_SHARE))
 
     # Life cycle
 
@@ -191,8 +189,8 @@ class Protector:
                 self._new_chain(lost.reason)
                 return
         now = time.monotonic()
-        due = self.pending.transactions and now - self.last_sync >= self.options.sync_interval
-        if due or self.pending.frames * self.page_size >= self.options.segment_max_bytes:
+        due = self.pending is not None and now - self.last_sync >= self.options.sync_interval
+        if due or self._pending_bytes() >= self.options.segment_max_bytes:
             self.hand_over()
         self._maintain_wal()
         if not self.writer.failing:  # points and full backups need the log before them durable
@@ -215,7 +213,7 @@ class Protector:
         self.pins.pin_then(capture)
 
     def _all_durable(self) -> bool:
-        return not self.pending.transactions and self.writer.idle
+        return self.pending is None and self.writer.idle
 
     def _capture(self) -> None:
         """Read everything committed since the last capture, handing a segment over whenever a
@@ -223,35 +221,36 @@ class Protector:
         started = _now_ms()
         while True:
             start = self.follower.position
-            room = self.options.segment_max_bytes - self.pending.frames * self.page_size
+            room = self.options.segment_max_bytes - self._pending_bytes()
             committed, complete = self.follower.poll(max(room, 1))
+            seen_at = _now_ms()
             for transaction in committed:
-                self._record(transaction, start)
+                self._record(transaction, start, seen_at)
             if complete:
                 break
             self.hand_over()
         self.captured_at = started
 
-    def _record(self, committed: CommittedTxn, start: WalPosition) -> None:
-        if self.pending.start is None:
-            self.pending.start = start
+    def _record(self, committed: CommittedTxn, start: WalPosition, seen_at: int) -> None:
+        if self.pending is None:
+            assert self.chain is not None
+            self.pending = SegmentBuilder(self.chain.chain, self.page_size, start, self.compressor)
         self.last_txn += 1
         pages = committed.pages
-        self.pending.transactions.append(
-            Transaction(self.last_txn, _now_ms(), committed.commit_size, pages))
-        self.pending.frames += len(pages)
+        self.pending.add(Transaction(self.last_txn, seen_at, committed.commit_size, pages))
         self.frames_since_checkpoint += len(pages)
         self.changed_since_full.add(number for number, _image in pages)
 
+    def _pending_bytes(self) -> int:
+        return self.pending.page_bytes if self.pending is not None else 0
+
     def hand_over(self) -> None:
         """Hand every captured transaction to the segment writer, as one segment."""
-        if not self.pending.transactions:
+        if self.pending is None:
             return
-        assert self.chain is not None and self.pending.start is not None
-        segment = Segment(self.chain.chain, self.page_size, self.pending.start,
-                          self.follower.position, tuple(self.pending.transactions))
-        self.writer.hand_over(segment, self.captured_at, self.pending.frames * self.page_size)
-        self.pending = _Pending()
+        segment = self.pending.finish(self.follower.position)
+        self.pending = None
+        self.writer.hand_over(segment, self.captured_at)
         self.last_sync = time.monotonic()
 
     def sync(self) -> bool:
@@ -348,7 +347,7 @@ class Protector:
         """Start a chain at the database as it is now, with a full backup as its first point."""
         assert self.pins is not None
         number = max([c.chain for c in self.repo.chains(self.db_id)], default=0) + 1
-        self.pending = _Pending()
+        self.pending = None
         self._stop_full()  # it would end the chain that ends here
         extra = self.pins.extra_pin()
         try:

@@ -1,14 +1,16 @@
 """Captured transactions made durable on a thread of their own, so that capture goes on polling.
 
-Capture hands over each segment as soon as it is complete and returns to the WAL; this thread
-encodes, writes and fsyncs the segments one at a time, in the order they were handed over (the
-repository needs segments in transaction order). What must not happen before the log is durable
-(a forced WAL reset, a recovery point, a full backup, the stop) waits for it with `wait_durable`.
+Capture hands over each segment as soon as it is complete (compressed already, as it was built)
+and returns to the WAL; this thread seals, writes and fsyncs the segments one at a time, in the
+order they were handed over (the repository needs segments in transaction order). What must not
+happen before the log is durable (a forced WAL reset, a recovery point, a full backup, the stop)
+waits for it with `wait_durable`.
 It runs at the protector's own priority: a lower one, under other load, would let the WAL grow
 while capture waits for it.
 
-Memory stays bounded: a hand-over waits while it would leave more than `max_waiting_bytes` of pages
-not yet durable, so capture slows to the disk's pace instead of piling transactions up.
+Memory stays bounded: a hand-over waits while it would leave more than `max_waiting_bytes` of
+compressed segments not yet durable, so capture slows to the disk's pace instead of piling
+transactions up.
 
 A segment that cannot be written (disk full, I/O error) stays first in line and is tried again
 every RETRY_SECONDS, or at once when someone waits for it; nothing after it is written before it.
@@ -24,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..repository import Repository, Segment
+from ..repository import BuiltSegment, Repository
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +36,12 @@ LAGS_KEPT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class _Handed:
-    segment: Segment
+    segment: BuiltSegment
     captured_at: int  # every commit before this time (ms) is in this segment or an earlier one
-    page_bytes: int
+
+    @property
+    def size(self) -> int:
+        return len(self.segment.compressed)
 
 
 class SegmentWriter:
@@ -59,16 +64,17 @@ class SegmentWriter:
         self._thread = threading.Thread(target=self._run, name="cps-segment-writer", daemon=True)
         self._thread.start()
 
-    def hand_over(self, segment: Segment, captured_at: int, page_bytes: int) -> None:
+    def hand_over(self, segment: BuiltSegment, captured_at: int) -> None:
         """Queue `segment` to be written after those handed over before it; waits first while
         it would make more than `max_waiting_bytes` wait."""
         with self._changed:
+            handed = _Handed(segment, captured_at)
             self._changed.wait_for(
                 lambda: not self._waiting or self._failing or self._fatal is not None
-                or self._waiting_bytes + page_bytes <= self.max_waiting_bytes)
+                or self._waiting_bytes + handed.size <= self.max_waiting_bytes)
             self._raise_fatal()
-            self._waiting.append(_Handed(segment, captured_at, page_bytes))
-            self._waiting_bytes += page_bytes
+            self._waiting.append(handed)
+            self._waiting_bytes += handed.size
             self._changed.notify_all()
 
     def wait_durable(self) -> bool:
@@ -147,14 +153,14 @@ class SegmentWriter:
         durable_at = time.time()
         with self._changed:
             self._waiting.popleft()
-            self._waiting_bytes -= handed.page_bytes
+            self._waiting_bytes -= handed.size
             self._failing = False
             self._synced_through = handed.captured_at
-            self._lags.extend(durable_at - t.seen_at / 1000 for t in handed.segment.transactions)
+            self._lags.extend(durable_at - seen_at / 1000 for seen_at in handed.segment.seen_at)
             self._changed.notify_all()
 
     def _failed(self, handed: _Handed, exc: OSError) -> None:
-        count = len(handed.segment.transactions)
+        count = len(handed.segment.seen_at)
         logger.error("cannot write a segment of %s (%s); %d transactions kept, retrying",
                      self.db_id, exc.strerror or exc, count)
         with self._changed:
@@ -165,7 +171,7 @@ class SegmentWriter:
             self._changed.notify_all()
             if self._closing:
                 self._given_up = True
-                lost = sum(len(h.segment.transactions) for h in self._waiting)
+                lost = sum(len(h.segment.seen_at) for h in self._waiting)
                 logger.error("stopping: %d captured transactions of %s were not written (the "
                              "next start captures them again if the WAL still holds them)",
                              lost, self.db_id)

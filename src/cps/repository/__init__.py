@@ -4,6 +4,7 @@ Owns every file in a repository: their formats, names, checksums, compression, e
 and the order they are written and read in. It knows SQLite pages and transactions, never mail.
 """
 
+from .crypto import RecordCompressor
 from .model import (
     PAGE_ID_SIZE,
     Chain,
@@ -18,9 +19,11 @@ from .model import (
 )
 from .packs import PackWriter, PageIndex, PageLocation
 from .repository import Repository
+from .segments import BuiltSegment, SegmentBuilder
 
 __all__ = [
     "PAGE_ID_SIZE",
+    "BuiltSegment",
     "Chain",
     "DatabaseInfo",
     "FullBackup",
@@ -28,9 +31,11 @@ __all__ = [
     "PackWriter",
     "PageIndex",
     "PageLocation",
+    "RecordCompressor",
     "RecoveryPoint",
     "Repository",
     "Segment",
+    "SegmentBuilder",
     "SegmentRef",
     "Transaction",
     "WalPosition",

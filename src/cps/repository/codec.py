@@ -8,7 +8,7 @@ with sorted keys. Page-carrying files use fixed structs:
                    32 WAL_POSITION where capture stood when the image was taken
 
     segment: record 0 SEGMENT_HEADER, then one record holding every transaction, one after the
-      other (format 1: one record per transaction; both are read)
+      other, compressed as it is captured (format 1: one record per transaction; both are read)
       SEGMENT_HEADER  0 u64 chain | 8 u32 page size | 12 u32 transactions
                       16 WAL_POSITION start | 40 WAL_POSITION end
       WAL_POSITION    0 u32 checkpoint seq | 4 u32 salt-1 | 8 u32 salt-2 | 12 u32 frame
@@ -82,18 +82,18 @@ def decode_full(records: Iterator[bytes]) -> FullBackup:
     return FullBackup(chain, txn, taken_at, page_size, position, bytes(ids))
 
 
-def encode_segment(segment: Segment) -> Iterator[bytes]:
-    yield (SEGMENT_HEADER.pack(segment.chain, segment.page_size, len(segment.transactions))
-           + _position(segment.start) + _position(segment.end))
-    # One record, so that it is compressed as one stream: a page written by many transactions of
-    # the segment is then stored about once, not once per transaction.
-    parts = []
-    for txn in segment.transactions:
-        parts.append(TRANSACTION.pack(txn.txn, txn.seen_at, txn.db_pages, len(txn.pages)))
-        for number, image in txn.pages:
-            parts.append(PAGE_NUMBER.pack(number))
-            parts.append(image)
-    yield b"".join(parts)
+def encode_segment_header(chain: int, page_size: int, count: int, start: WalPosition,
+                          end: WalPosition) -> bytes:
+    return SEGMENT_HEADER.pack(chain, page_size, count) + _position(start) + _position(end)
+
+
+def encode_transaction(txn: Transaction) -> bytes:
+    """One transaction as laid out in a segment's record 1 (segments.py adds them one by one)."""
+    parts = [TRANSACTION.pack(txn.txn, txn.seen_at, txn.db_pages, len(txn.pages))]
+    for number, image in txn.pages:
+        parts.append(PAGE_NUMBER.pack(number))
+        parts.append(image)
+    return b"".join(parts)
 
 
 def decode_segment(records: Iterator[bytes]) -> Segment:

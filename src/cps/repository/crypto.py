@@ -6,10 +6,11 @@ about plaintext pages). The master key is stored in the key file sealed with a k
 passphrase by scrypt; opening it with a wrong passphrase fails the GCM tag check, which is reported
 as a wrong passphrase and never yields garbage.
 
-Records are compressed with zstd (level 3) before sealing; a record of more than LARGE_RECORD bytes
-(a segment's transactions) with a window of 2^LARGE_WINDOW_LOG bytes instead of level 3's 2 MiB, so
-that a page written again anywhere in a segment costs a reference, not a copy. Each sealed record is
-nonce (12 random bytes) | ciphertext | tag (16).
+Records are compressed with zstd (level 3) before sealing. A segment's transactions are compressed
+as capture adds them (`RecordCompressor`), with a window of 2^LARGE_WINDOW_LOG bytes instead of
+level 3's 2 MiB, so that a page written again anywhere in a segment costs a reference, not a copy;
+such a frame does not say its size up front. Each sealed record is nonce (12 random bytes) |
+ciphertext | tag (16).
 """
 
 from __future__ import annotations
@@ -32,36 +33,80 @@ NONCE_SIZE = 12
 # scrypt cost: 2^15 x 8 x 1 takes ~0.1 s and 32 MiB; recorded in the key file, so it can rise later.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
 ZSTD_LEVEL = 3
-LARGE_RECORD = 2 << 20
-LARGE_WINDOW_LOG = 24  # 16 MiB: more than a whole segment (capture's segment_max_bytes); every zstd
-# decoder accepts windows up to 128 MiB without being told to
+LARGE_WINDOW_LOG = 24  # 16 MiB, two thirds of a segment's page bytes at most (capture's
+# segment_max_bytes); every zstd decoder accepts windows up to 128 MiB without being told to
 MAX_DECOMPRESSED = 1 << 30
+UNSIZED_READ = 4 << 20  # a frame that does not say its size is decompressed this much at a time
 
 _local = threading.local()
 
 
-def _compressors() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdCompressor]:
-    """This thread's compressors for small and large records (zstd contexts are not shared)."""
-    if not hasattr(_local, "compressors"):
-        large = zstandard.ZstdCompressionParameters.from_level(
-            ZSTD_LEVEL, window_log=LARGE_WINDOW_LOG)
-        _local.compressors = (zstandard.ZstdCompressor(level=ZSTD_LEVEL),
-                              zstandard.ZstdCompressor(compression_params=large))
-        _local.decompressor = zstandard.ZstdDecompressor()
-    return _local.compressors  # type: ignore[no-any-return]
+def _contexts() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    """This thread's compressor and decompressor (zstd contexts are not shared)."""
+    if not hasattr(_local, "contexts"):
+        _local.contexts = (zstandard.ZstdCompressor(level=ZSTD_LEVEL), zstandard.ZstdDecompressor())
+    return _local.contexts  # type: ignore[no-any-return]
 
 
 def compress(data: bytes) -> bytes:
-    small, large = _compressors()
-    return (large if len(data) > LARGE_RECORD else small).compress(data)
+    return _contexts()[0].compress(data)
 
 
 def decompress(data: bytes) -> bytes:
-    _compressors()
+    decompressor = _contexts()[1]
     try:
-        return _local.decompressor.decompress(data, max_output_size=MAX_DECOMPRESSED)  # type: ignore[no-any-return]
+        if zstandard.frame_content_size(data) >= 0:
+            return decompressor.decompress(data, max_output_size=MAX_DECOMPRESSED)
+        return _decompress_unsized(decompressor, data)
     except zstandard.ZstdError as exc:
         raise CorruptFile(f"a record does not decompress ({exc})") from exc
+
+
+def _decompress_unsized(decompressor: zstandard.ZstdDecompressor, data: bytes) -> bytes:
+    # In pieces: asked for the whole at once, zstd would reserve MAX_DECOMPRESSED up front.
+    parts, size = [], 0
+    with decompressor.stream_reader(data) as reader:
+        while part := reader.read(UNSIZED_READ):
+            size += len(part)
+            if size > MAX_DECOMPRESSED:
+                raise CorruptFile(f"a record decompresses to more than {MAX_DECOMPRESSED} bytes")
+            parts.append(part)
+    return b"".join(parts)
+
+
+class RecordCompressor:
+    """Compresses one large record at a time as its parts arrive (a segment's transactions, as
+    they are captured), so that only compressed bytes are held; then the next record. Used by one
+    thread; its 16 MiB window is kept from record to record."""
+
+    def __init__(self) -> None:
+        params = zstandard.ZstdCompressionParameters.from_level(
+            ZSTD_LEVEL, window_log=LARGE_WINDOW_LOG)
+        self._zstd = zstandard.ZstdCompressor(compression_params=params)
+        self._stream = self._zstd.compressobj()
+        self._parts: list[bytes] = []
+        self.compressed_bytes = 0
+
+    def start(self) -> None:
+        """Begin a new record, dropping what was added since the last `finish`, if anything."""
+        self._stream = self._zstd.compressobj()
+        self._parts = []
+        self.compressed_bytes = 0
+
+    def add(self, data: bytes) -> None:
+        self._keep(self._stream.compress(data))
+
+    def finish(self) -> bytes:
+        """The record's compressed bytes, one zstd frame; the next record begins."""
+        self._keep(self._stream.flush())
+        record = b"".join(self._parts)
+        self.start()
+        return record
+
+    def _keep(self, part: bytes) -> None:
+        if part:
+            self._parts.append(part)
+            self.compressed_bytes += len(part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +142,21 @@ def sealing(flags: int, key: MasterKey | None) -> Sealing:
     encrypted = key if flags & FLAG_ENCRYPTED else None
 
     def seal(plaintext: bytes) -> bytes:
-        data = compress(plaintext) if compressed else plaintext
+        return seal_compressed(compress(plaintext)) if compressed else encrypt(plaintext)
+
+    def seal_compressed(data: bytes) -> bytes:
+        if not compressed:
+            raise ValueError("a compressed record for a file whose records are not compressed")
+        return encrypt(data)
+
+    def encrypt(data: bytes) -> bytes:
         return encrypted.seal(data) if encrypted else data
 
     def open_(stored: bytes) -> bytes:
         data = encrypted.open(stored) if encrypted else stored
         return decompress(data) if compressed else data
 
-    return Sealing(flags, seal, open_)
+    return Sealing(flags, seal, open_, seal_compressed)
 
 
 def new_key_record(passphrase: str) -> tuple[MasterKey, bytes]:

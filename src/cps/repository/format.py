@@ -65,11 +65,21 @@ MAX_RECORD = 1 << 30
 
 @dataclass(frozen=True, slots=True)
 class Sealing:
-    """How records are stored: `seal` turns plaintext into stored bytes, `open` the reverse."""
+    """How records are stored: `seal` turns plaintext into stored bytes, `open` the reverse;
+    `seal_compressed` stores a record compressed already (crypto.RecordCompressor)."""
 
     flags: int
     seal: Callable[[bytes], bytes]
     open: Callable[[bytes], bytes]
+    seal_compressed: Callable[[bytes], bytes]
+
+    def passthrough(self) -> Sealing:
+        """The same flags, for records that are sealed already: stored as they are."""
+        return Sealing(self.flags, _same, _same, _same)
+
+
+def _same(data: bytes) -> bytes:
+    return data
 
 
 def encode_file(kind: str, sealing: Sealing, records: Iterable[bytes]) -> Iterator[bytes]:

@@ -108,8 +108,7 @@ def _assemble(sealing: Sealing, ids: list[bytes], stored: list[bytes]
         entries.append((page_id, offset + RECORD_LENGTH.size, len(record)))
         offset += RECORD_LENGTH.size + len(record)
     index = sealing.seal(encode_pack_index(entries))
-    passthrough = Sealing(sealing.flags, lambda b: b, lambda b: b)
-    return b"".join(encode_file("pack", passthrough, [*stored, index])), entries
+    return b"".join(encode_file("pack", sealing.passthrough(), [*stored, index])), entries
 
 
 def pack_files(root: Path) -> Iterator[Path]:

@@ -49,6 +49,7 @@ from .packs import (
     read_ahead,
     read_pages,
 )
+from .segments import BuiltSegment
 
 
 class Repository:
@@ -240,11 +241,9 @@ class Repository:
 
     # Log segments
 
-    def write_segment(self, db_id: str, segment: Segment) -> SegmentRef:
-        ref = SegmentRef(segment.chain, segment.first_txn, segment.last_txn,
-                         segment.transactions[0].seen_at, segment.transactions[-1].seen_at)
-        self._write(self.segment_path(db_id, ref), "segment", codec.encode_segment(segment))
-        return ref
+    def write_segment(self, db_id: str, segment: BuiltSegment) -> SegmentRef:
+        atomic_write(self.segment_path(db_id, segment.ref), segment.file_bytes(self._sealing))
+        return segment.ref
 
     def segments(self, db_id: str, chain: int) -> list[SegmentRef]:
         folder = naming.chain_dir(self.root, db_id, chain) / "segments"

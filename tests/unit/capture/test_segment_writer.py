@@ -10,8 +10,17 @@ from pathlib import Path
 import pytest
 
 from cps.capture.segment_writer import SegmentWriter
-from cps.repository import Chain, DatabaseInfo, Repository, Segment, Transaction, WalPosition
+from cps.repository import (
+    BuiltSegment,
+    Chain,
+    DatabaseInfo,
+    Repository,
+    Segment,
+    Transaction,
+    WalPosition,
+)
 from cps.repository.naming import chain_dir
+from tests.segments import built
 
 PAGE = 4096
 
@@ -31,11 +40,11 @@ def writer(repo: Repository) -> Iterator[SegmentWriter]:
     segment_writer.close()
 
 
-def segment(first: int, count: int, seen_at: int) -> Segment:
+def segment(first: int, count: int, seen_at: int) -> BuiltSegment:
     transactions = tuple(Transaction(txn, seen_at, 2, ((1, bytes([txn % 256]) * PAGE),))
                          for txn in range(first, first + count))
-    return Segment(1, PAGE, WalPosition(0, 1, 2, first, (0, 0)),
-                   WalPosition(0, 1, 2, first + count, (0, 0)), transactions)
+    return built(Segment(1, PAGE, WalPosition(0, 1, 2, first, (0, 0)),
+                         WalPosition(0, 1, 2, first + count, (0, 0)), transactions))
 
 
 def written(repo: Repository) -> list[int]:
@@ -46,7 +55,7 @@ def written(repo: Repository) -> list[int]:
 def test_segments_become_durable_in_the_order_handed_over(repo: Repository,
                                                           writer: SegmentWriter) -> None:
     for number in range(5):
-        writer.hand_over(segment(1 + number * 3, 3, seen_at=1000 + number), 2000 + number, 3 * PAGE)
+        writer.hand_over(segment(1 + number * 3, 3, seen_at=1000 + number), 2000 + number)
     assert writer.wait_durable()
     assert writer.idle and not writer.failing
     assert written(repo) == list(range(1, 16))
@@ -56,13 +65,13 @@ def test_segments_become_durable_in_the_order_handed_over(repo: Repository,
 
 def test_a_folder_that_cannot_be_written_keeps_every_transaction(repo: Repository,
                                                                  writer: SegmentWriter) -> None:
-    writer.hand_over(segment(1, 2, seen_at=1000), 1500, 2 * PAGE)
+    writer.hand_over(segment(1, 2, seen_at=1000), 1500)
     assert writer.wait_durable()
     folder = chain_dir(repo.root, "db", 1) / "segments"
     shutil.rmtree(folder)
     folder.write_bytes(b"")  # a file where the folder should be: every write fails
-    writer.hand_over(segment(3, 2, seen_at=2000), 2500, 2 * PAGE)
-    writer.hand_over(segment(5, 1, seen_at=3000), 3500, PAGE)
+    writer.hand_over(segment(3, 2, seen_at=2000), 2500)
+    writer.hand_over(segment(5, 1, seen_at=3000), 3500)
     assert not writer.wait_durable()
     assert writer.failing and not writer.idle
     assert writer.failures(), "the failure was not reported"
@@ -82,6 +91,6 @@ def test_closing_gives_up_on_a_folder_that_cannot_be_written(repo: Repository) -
     folder = chain_dir(repo.root, "db", 1) / "segments"
     shutil.rmtree(folder)
     folder.write_bytes(b"")
-    writer.hand_over(segment(1, 2, seen_at=1000), 1500, 2 * PAGE)
+    writer.hand_over(segment(1, 2, seen_at=1000), 1500)
     writer.close()  # returns: one more attempt, then it stops
     assert not writer.idle and writer.synced_through == 0

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from cps.errors import CorruptFile
 from cps.repository import FullBackup, Segment, Transaction, WalPosition, codec
 from cps.repository.crypto import MasterKey, sealing
-from cps.repository.format import FLAG_COMPRESSED, FLAG_ENCRYPTED, encode_file, parse_file
+from cps.repository.format import FLAG_COMPRESSED, FLAG_ENCRYPTED, parse_file
+from tests.segments import built, plain_records
 
 U32 = st.integers(0, 2**32 - 1)
 U64 = st.integers(0, 2**64 - 1)
@@ -51,7 +52,7 @@ def test_full_backups_round_trip(full: FullBackup) -> None:
 def test_segments_round_trip_through_a_file(segment: Segment, encrypted: bool) -> None:
     flags = FLAG_COMPRESSED | (FLAG_ENCRYPTED if encrypted else 0)
     seal = sealing(flags, KEY if encrypted else None)
-    data = b"".join(encode_file("segment", seal, codec.encode_segment(segment)))
+    data = built(segment).file_bytes(seal)
     assert codec.decode_segment(parse_file(Path("s"), data, "segment").records(seal)) == segment
 
 
@@ -96,7 +97,7 @@ def test_a_full_backup_of_no_pages_is_its_header_alone() -> None:
 
 def test_segment_and_transaction_bytes() -> None:
     txn = Transaction(5, 6, 7, ((3, b"abcd"), (1, b"wxyz")))
-    header, record = codec.encode_segment(Segment(9, 4, POSITION, POSITION, (txn,)))
+    header, record = plain_records(Segment(9, 4, POSITION, POSITION, (txn,)))
     assert header == bytes.fromhex("0900000000000000" "04000000" "01000000") + POSITION_BYTES * 2
     assert record == (struct.pack("<QQII", 5, 6, 7, 2) + (3).to_bytes(4, "little") + b"abcd"
                       + (1).to_bytes(4, "little") + b"wxyz")
@@ -128,7 +129,7 @@ def test_malformed_full_backups_are_corrupt(damage: Damage, message: str) -> Non
 
 def segment_records() -> list[bytes]:
     txn = Transaction(2, 0, 1, ((1, b"p" * 8),))
-    return list(codec.encode_segment(Segment(1, 8, POSITION, POSITION, (txn, txn))))
+    return plain_records(Segment(1, 8, POSITION, POSITION, (txn, txn)))
 
 
 def test_a_segment_stores_its_transactions_in_one_record() -> None:

@@ -22,7 +22,6 @@ from cps.repository import (
     SegmentRef,
     Transaction,
     WalPosition,
-    codec,
 )
 from cps.repository.crypto import (
     NONCE_SIZE,
@@ -34,7 +33,8 @@ from cps.repository.crypto import (
     open_key_record,
     sealing,
 )
-from cps.repository.format import FLAG_COMPRESSED, FLAG_ENCRYPTED, encode_file, read_file
+from cps.repository.format import FLAG_COMPRESSED, FLAG_ENCRYPTED, read_file
+from tests.segments import built
 
 PASSPHRASE = "correct horse battery staple"
 POSITION = WalPosition(1, 2, 3, 4, (5, 6))
@@ -49,7 +49,7 @@ def fill(repo: Repository) -> SegmentRef:
     repo.add_database(DatabaseInfo("db", SOURCE, 512, 1))
     repo.write_chain("db", Chain(1, 1, 1, "first protection of this database"))
     segment = Segment(1, 512, POSITION, POSITION, (Transaction(2, 10, 1, ((1, PAGE),)),))
-    ref = repo.write_segment("db", segment)
+    ref = repo.write_segment("db", built(segment))
     repo.write_point("db", RecoveryPoint(POINT_NAME, 1, 2, 11, False))
     return ref
 
@@ -199,7 +199,7 @@ def test_an_unencrypted_file_in_an_encrypted_repository_is_refused(tmp_path: Pat
     repo = Repository.init(tmp_path / "repo", passphrase=PASSPHRASE)
     ref = fill(repo)
     forged = Segment(1, 512, POSITION, POSITION, (Transaction(2, 10, 1, ((1, bytes(512)),)),))
-    data = b"".join(encode_file("segment", sealing(FLAG_COMPRESSED, None), codec.encode_segment(forged)))
+    data = built(forged).file_bytes(sealing(FLAG_COMPRESSED, None))
     repo.segment_path("db", ref).write_bytes(data)
     with pytest.raises(CorruptFile):
         repo.read_segment("db", ref)

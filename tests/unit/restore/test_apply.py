@@ -27,6 +27,7 @@ from cps.repository import (
 )
 from cps.restore import Target, load_catalog, plan_restore, restore
 from cps.restore import apply as restore_apply
+from tests.segments import built
 
 PAGE_SIZE = 1024
 STARTED = 1_795_400_000_000  # ms; transaction n is seen STARTED + n seconds
@@ -91,7 +92,7 @@ def write_repository(root: Path, states: list[bytes], passphrase: str | None = N
         transactions.append(Transaction(txn, STARTED + txn * 1000, len(after) // PAGE_SIZE, changed))
     for start in range(0, len(transactions), transactions_per_segment):
         batch = tuple(transactions[start : start + transactions_per_segment])
-        repo.write_segment("mail", Segment(1, PAGE_SIZE, POSITION, POSITION, batch))
+        repo.write_segment("mail", built(Segment(1, PAGE_SIZE, POSITION, POSITION, batch)))
     return repo
 
 

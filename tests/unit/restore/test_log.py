@@ -21,6 +21,7 @@ from cps.repository import (
     WalPosition,
 )
 from cps.restore import LogUnreadable, Target, format_ms, load_catalog, plan_restore, read_log
+from tests.segments import built
 
 PAGE_SIZE = 512
 STARTED = 1_795_400_000_000
@@ -47,8 +48,8 @@ def write_repository(root: Path, second_full_at: int | None = None) -> tuple[Rep
     for txn in [1] if second_full_at is None else [1, second_full_at]:
         repo.write_full("mail", FullBackup(1, txn, STARTED + txn * 1000, PAGE_SIZE, POSITION,
                                            repo.page_id(page)))
-    refs = [repo.write_segment("mail", Segment(1, PAGE_SIZE, POSITION, POSITION,
-                                               tuple(map(transaction, txns))))
+    refs = [repo.write_segment("mail", built(Segment(1, PAGE_SIZE, POSITION, POSITION,
+                                                     tuple(map(transaction, txns)))))
             for txns in SEGMENTS]
     return repo, refs
 
