@@ -53,6 +53,7 @@ FULL_RETRY_SECONDS = 600.0  # after a failed full backup (sooner when full_every
 RESET_RETRY_SECONDS = 0.25
 CATCH_UP_ROUNDS = 5
 WAITING_SHARE = 0.25  # of segment_max_bytes, compressed: about one typical segment
+READ_MAX_BYTES = 2 << 20  # of pages read from the WAL before they are compressed
 STATUS_EVERY_SECONDS = 1.0
 
 
@@ -222,13 +223,14 @@ class Protector:
         while True:
             start = self.follower.position
             room = self.options.segment_max_bytes - self._pending_bytes()
-            committed, complete = self.follower.poll(max(room, 1))
+            committed, complete = self.follower.poll(max(min(room, READ_MAX_BYTES), 1))
             seen_at = _now_ms()
             for transaction in committed:
                 self._record(transaction, start, seen_at)
             if complete:
                 break
-            self.hand_over()
+            if self._pending_bytes() >= self.options.segment_max_bytes:
+                self.hand_over()
         self.captured_at = started
 
     def _record(self, committed: CommittedTxn, start: WalPosition, seen_at: int) -> None:

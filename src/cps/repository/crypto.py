@@ -33,8 +33,8 @@ NONCE_SIZE = 12
 # scrypt cost: 2^15 x 8 x 1 takes ~0.1 s and 32 MiB; recorded in the key file, so it can rise later.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
 ZSTD_LEVEL = 3
-LARGE_WINDOW_LOG = 24  # 16 MiB, two thirds of a segment's page bytes at most (capture's
-# segment_max_bytes); every zstd decoder accepts windows up to 128 MiB without being told to
+LARGE_WINDOW_LOG = 24  # 16 MiB: 32 MiB made segments of 24 MiB of pages only 1-2 % smaller for
+# twice the memory; every zstd decoder accepts windows up to 128 MiB without being told to
 MAX_DECOMPRESSED = 1 << 30
 UNSIZED_READ = 4 << 20  # a frame that does not say its size is decompressed this much at a time
 

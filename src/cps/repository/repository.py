@@ -242,7 +242,7 @@ class Repository:
     # Log segments
 
     def write_segment(self, db_id: str, segment: BuiltSegment) -> SegmentRef:
-        atomic_write(self.segment_path(db_id, segment.ref), segment.file_bytes(self._sealing))
+        atomic_write(self.segment_path(db_id, segment.ref), segment.file_chunks(self._sealing))
         return segment.ref
 
     def segments(self, db_id: str, chain: int) -> list[SegmentRef]:

@@ -9,6 +9,7 @@ copy (docs/benchmarks.md, repository size).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import codec
@@ -33,12 +34,12 @@ class BuiltSegment:
     def ref(self) -> SegmentRef:
         return SegmentRef(self.chain, *self.txns, self.seen_at[0], self.seen_at[-1])
 
-    def file_bytes(self, sealing: Sealing) -> bytes:
-        """The whole segment file."""
+    def file_chunks(self, sealing: Sealing) -> Iterator[bytes]:
+        """The whole segment file, in pieces."""
         header = codec.encode_segment_header(self.chain, self.page_size, len(self.seen_at),
                                              self.start, self.end)
         stored = [sealing.seal(header), sealing.seal_compressed(self.compressed)]
-        return b"".join(encode_file("segment", sealing.passthrough(), stored))
+        return encode_file("segment", sealing.passthrough(), stored)
 
 
 class SegmentBuilder:

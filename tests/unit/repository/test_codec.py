@@ -52,7 +52,7 @@ def test_full_backups_round_trip(full: FullBackup) -> None:
 def test_segments_round_trip_through_a_file(segment: Segment, encrypted: bool) -> None:
     flags = FLAG_COMPRESSED | (FLAG_ENCRYPTED if encrypted else 0)
     seal = sealing(flags, KEY if encrypted else None)
-    data = built(segment).file_bytes(seal)
+    data = b"".join(built(segment).file_chunks(seal))
     assert codec.decode_segment(parse_file(Path("s"), data, "segment").records(seal)) == segment
 
 

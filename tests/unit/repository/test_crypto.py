@@ -199,7 +199,7 @@ def test_an_unencrypted_file_in_an_encrypted_repository_is_refused(tmp_path: Pat
     repo = Repository.init(tmp_path / "repo", passphrase=PASSPHRASE)
     ref = fill(repo)
     forged = Segment(1, 512, POSITION, POSITION, (Transaction(2, 10, 1, ((1, bytes(512)),)),))
-    data = built(forged).file_bytes(sealing(FLAG_COMPRESSED, None))
+    data = b"".join(built(forged).file_chunks(sealing(FLAG_COMPRESSED, None)))
     repo.segment_path("db", ref).write_bytes(data)
     with pytest.raises(CorruptFile):
         repo.read_segment("db", ref)
