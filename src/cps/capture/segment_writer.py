@@ -41,7 +41,7 @@ class _Handed:
 
     @property
     def size(self) -> int:
-        return len(self.segment.compressed)
+        return self.segment.compressed_size
 
 
 class SegmentWriter:

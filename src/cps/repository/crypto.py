@@ -20,10 +20,12 @@ import hmac
 import json
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import zstandard
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import CorruptFile, WrongPassphrase
@@ -96,10 +98,10 @@ class RecordCompressor:
     def add(self, data: bytes) -> None:
         self._keep(self._stream.compress(data))
 
-    def finish(self) -> bytes:
-        """The record's compressed bytes, one zstd frame; the next record begins."""
+    def finish(self) -> tuple[bytes, ...]:
+        """The record's compressed bytes, one zstd frame, in pieces; the next record begins."""
         self._keep(self._stream.flush())
-        record = b"".join(self._parts)
+        record = tuple(self._parts)
         self.start()
         return record
 
@@ -117,6 +119,13 @@ class MasterKey:
     def seal(self, plaintext: bytes) -> bytes:
         nonce = os.urandom(NONCE_SIZE)
         return nonce + AESGCM(self.encryption).encrypt(nonce, plaintext, None)
+
+    def seal_pieces(self, pieces: Sequence[bytes]) -> list[bytes]:
+        """`seal` of the pieces joined, made piece by piece: the same stored bytes, in pieces."""
+        nonce = os.urandom(NONCE_SIZE)
+        encryptor = Cipher(algorithms.AES(self.encryption), modes.GCM(nonce)).encryptor()
+        sealed = [nonce, *(encryptor.update(piece) for piece in pieces), encryptor.finalize()]
+        return [*sealed, encryptor.tag]
 
     def open(self, stored: bytes) -> bytes:
         try:
@@ -142,15 +151,13 @@ def sealing(flags: int, key: MasterKey | None) -> Sealing:
     encrypted = key if flags & FLAG_ENCRYPTED else None
 
     def seal(plaintext: bytes) -> bytes:
-        return seal_compressed(compress(plaintext)) if compressed else encrypt(plaintext)
+        data = compress(plaintext) if compressed else plaintext
+        return encrypted.seal(data) if encrypted else data
 
-    def seal_compressed(data: bytes) -> bytes:
+    def seal_compressed(pieces: Sequence[bytes]) -> list[bytes]:
         if not compressed:
             raise ValueError("a compressed record for a file whose records are not compressed")
-        return encrypt(data)
-
-    def encrypt(data: bytes) -> bytes:
-        return encrypted.seal(data) if encrypted else data
+        return encrypted.seal_pieces(pieces) if encrypted else list(pieces)
 
     def open_(stored: bytes) -> bytes:
         data = encrypted.open(stored) if encrypted else stored

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,36 +66,36 @@ MAX_RECORD = 1 << 30
 @dataclass(frozen=True, slots=True)
 class Sealing:
     """How records are stored: `seal` turns plaintext into stored bytes, `open` the reverse;
-    `seal_compressed` stores a record compressed already (crypto.RecordCompressor)."""
+    `seal_compressed` stores a record compressed already, given in pieces
+    (crypto.RecordCompressor), and returns the stored bytes in pieces."""
 
     flags: int
     seal: Callable[[bytes], bytes]
     open: Callable[[bytes], bytes]
-    seal_compressed: Callable[[bytes], bytes]
-
-    def passthrough(self) -> Sealing:
-        """The same flags, for records that are sealed already: stored as they are."""
-        return Sealing(self.flags, _same, _same, _same)
-
-
-def _same(data: bytes) -> bytes:
-    return data
+    seal_compressed: Callable[[Sequence[bytes]], list[bytes]]
 
 
 def encode_file(kind: str, sealing: Sealing, records: Iterable[bytes]) -> Iterator[bytes]:
     """Yield a whole file of `kind` holding `records` (plaintexts), chunk by chunk."""
+    return encode_sealed_file(kind, sealing.flags, ([sealing.seal(record)] for record in records))
+
+
+def encode_sealed_file(kind: str, flags: int, records: Iterable[Sequence[bytes]]
+                       ) -> Iterator[bytes]:
+    """Yield a whole file of `kind` whose records are sealed already (stored bytes, each record
+    in one or more pieces), chunk by chunk, never copying a record whole."""
     digest = hashlib.sha256()
-    header = HEADER.pack(KIND_MAGIC[kind], FORMAT_VERSION, sealing.flags, 0)
+    header = HEADER.pack(KIND_MAGIC[kind], FORMAT_VERSION, flags, 0)
     digest.update(header)
     yield header
     offset, count, last = HEADER.size, 0, 0
-    for plaintext in records:
-        stored = sealing.seal(plaintext)
-        chunk = RECORD_LENGTH.pack(len(stored)) + stored
-        digest.update(chunk)
-        yield chunk
+    for pieces in records:
+        length = sum(map(len, pieces))
+        for chunk in (RECORD_LENGTH.pack(length), *pieces):
+            digest.update(chunk)
+            yield chunk
         last = offset
-        offset += len(chunk)
+        offset += RECORD_LENGTH.size + length
         count += 1
     tail = struct.pack("<IQ", count, last)
     digest.update(tail)

@@ -32,7 +32,7 @@ from .format import (
     RECORD_LENGTH,
     Sealing,
     check_file,
-    encode_file,
+    encode_sealed_file,
     read_file,
 )
 from .model import PAGE_ID_SIZE
@@ -108,7 +108,7 @@ def _assemble(sealing: Sealing, ids: list[bytes], stored: list[bytes]
         entries.append((page_id, offset + RECORD_LENGTH.size, len(record)))
         offset += RECORD_LENGTH.size + len(record)
     index = sealing.seal(encode_pack_index(entries))
-    return b"".join(encode_file("pack", sealing.passthrough(), [*stored, index])), entries
+    return b"".join(encode_sealed_file("pack", sealing.flags, [[r] for r in [*stored, index]])), entries
 
 
 def pack_files(root: Path) -> Iterator[Path]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import codec
 from .crypto import RecordCompressor
-from .format import Sealing, encode_file
+from .format import Sealing, encode_sealed_file
 from .model import SegmentRef, Transaction, WalPosition
 
 
@@ -28,7 +28,7 @@ class BuiltSegment:
     end: WalPosition
     txns: tuple[int, int]  # the first and the last
     seen_at: tuple[int, ...]  # of each transaction, in order
-    compressed: bytes  # record 1, one zstd frame
+    compressed: tuple[bytes, ...]  # record 1, one zstd frame, in the pieces it was made in
 
     @property
     def ref(self) -> SegmentRef:
@@ -38,8 +38,12 @@ class BuiltSegment:
         """The whole segment file, in pieces."""
         header = codec.encode_segment_header(self.chain, self.page_size, len(self.seen_at),
                                              self.start, self.end)
-        stored = [sealing.seal(header), sealing.seal_compressed(self.compressed)]
-        return encode_file("segment", sealing.passthrough(), stored)
+        stored = [[sealing.seal(header)], sealing.seal_compressed(self.compressed)]
+        return encode_sealed_file("segment", sealing.flags, stored)
+
+    @property
+    def compressed_size(self) -> int:
+        return sum(map(len, self.compressed))
 
 
 class SegmentBuilder:

@@ -25,6 +25,7 @@ from cps.repository.format import (
     RECORD_LENGTH,
     Sealing,
     encode_file,
+    encode_sealed_file,
     parse_file,
     read_file,
 )
@@ -185,7 +186,7 @@ def test_a_record_running_past_the_footer_is_refused() -> None:
 
 def test_a_record_that_does_not_open_names_the_file() -> None:
     # Well-formed container, but the stored bytes are no zstd frame.
-    data = b"".join(encode_file("segment", sealing_for(FLAG_COMPRESSED).passthrough(), [b"raw"]))
+    data = b"".join(encode_sealed_file("segment", FLAG_COMPRESSED, [[b"raw"]]))
     checked = parse_file(PATH, data, "segment")
     with pytest.raises(CorruptFile, match="does not decompress") as caught:
         checked.record(0, sealing_for(FLAG_COMPRESSED))

@@ -12,7 +12,7 @@ import pytest
 from cps.errors import CorruptFile, MissingFile
 from cps.repository import Repository
 from cps.repository.codec import encode_pack_index
-from cps.repository.format import FLAG_COMPRESSED, encode_file
+from cps.repository.format import FLAG_COMPRESSED, encode_sealed_file
 from cps.repository.naming import pack_path
 from cps.repository.packs import pack_files, read_pack_entries, read_pack_index
 
@@ -138,8 +138,8 @@ def write_pack_by_hand(repo: Repository, records: list[tuple[bytes, bytes]],
         entries.append((page_id, (1 << 20) if point_past_the_end else offset, len(stored)))
         offset += len(stored) + 4
     index = sealing.seal(encode_pack_index(entries))
-    data = b"".join(encode_file("pack", sealing.passthrough(),
-                                [*(stored for _id, stored in records), index]))
+    data = b"".join(encode_sealed_file("pack", sealing.flags,
+                                       [[stored] for stored in [*(s for _id, s in records), index]]))
     path = pack_path(repo.root, hashlib.sha256(data).digest())
     path.parent.mkdir(parents=True)
     path.write_bytes(data)

@@ -44,9 +44,9 @@ def test_a_built_segment_reads_back_as_the_transactions_added(repo: Repository) 
         builder.add(txn)
     assert builder.page_bytes == 120 * PAGE_SIZE
     segment = builder.finish(END)
-    assert zstandard.frame_content_size(segment.compressed) == -1  # compressed as it came
+    assert zstandard.frame_content_size(segment.compressed[0]) == -1  # compressed as it came
     # The hot page is stored once: 60 new random pages, plus about one more.
-    assert len(segment.compressed) < 62 * PAGE_SIZE
+    assert segment.compressed_size < 62 * PAGE_SIZE
 
     ref = repo.write_segment("db", segment)
     assert (ref.first_txn, ref.last_txn, ref.first_seen, ref.last_seen) == (2, 61, 1002, 1061)
@@ -70,8 +70,18 @@ def test_a_frame_without_its_size_is_decompressed_to_at_most_the_limit(
         monkeypatch: pytest.MonkeyPatch) -> None:
     compressor = RecordCompressor()
     compressor.add(bytes(3 * crypto.UNSIZED_READ))
-    frame = compressor.finish()
+    frame = b"".join(compressor.finish())
     assert crypto.decompress(frame) == bytes(3 * crypto.UNSIZED_READ)
     monkeypatch.setattr(crypto, "MAX_DECOMPRESSED", 2 * crypto.UNSIZED_READ)
     with pytest.raises(CorruptFile, match="decompresses to more than"):
         crypto.decompress(frame)
+
+
+def test_a_record_sealed_in_pieces_opens_whole() -> None:
+    key = crypto.MasterKey(bytes(range(32)), bytes(32))
+    pieces = [b"first ", b"", b"second" * 1000]
+    stored = b"".join(key.seal_pieces(pieces))
+    assert len(stored) == crypto.NONCE_SIZE + 6006 + 16
+    assert key.open(stored) == b"".join(pieces)
+    with pytest.raises(CorruptFile):
+        key.open(stored[:-1] + bytes([stored[-1] ^ 1]))
