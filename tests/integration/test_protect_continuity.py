@@ -15,7 +15,10 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cps.capture import ProtectOptions, Protector
+from cps.capture import protector as protector_module
 from cps.repository import Repository
 from tests.conftest import run_cps
 from tests.integration.protect_helpers import (
@@ -262,6 +265,11 @@ def test_clean_stop_right_after_a_wal_reset_resumes_the_chain(tmp_path: Path) ->
     oracle.check_latest()
 
 
+def wal_frames(db: Path) -> int:
+    """Frames in the WAL file, of any generation (the file is never shortened here)."""
+    return (wal(db).stat().st_size - 32) // (24 + 4096)
+
+
 def wal_salt(db: Path) -> bytes:
     """Salt-1 of the WAL header: it changes at every reset. (The WAL file has no SQLite locks, so
     reading it here cannot disturb anyone.)"""
@@ -344,3 +352,53 @@ def wait_for_status(repo: Path, *, written_after: int) -> dict[str, Any]:
 
     wait_until(written, f"a status written after {written_after}")
     return found[0]
+
+
+def test_a_wal_reset_that_did_not_happen_is_asked_for_again_soon(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite starts the WAL over at the first write after a forced reset, unless another reader
+    holds its read lock at that instant; it then appends to the same generation. The protector
+    asks again once the WAL has grown an eighth of `reset_frames` past the reset, instead of
+    letting it grow to twice `reset_frames`. An application reader that began just before the
+    reset holds the lock here; cycles are run by hand, so nothing is left to timing."""
+    monkeypatch.setattr(protector_module, "RESET_RETRY_SECONDS", 0.0)
+    db, repo, oracle = store(tmp_path)
+    reset_frames = 64
+    events: list[str] = []
+    protector = Protector(db, Repository.open(repo), "mail",
+                          ProtectOptions(sync_interval=3600, recovery_point_every=None,
+                                         reset_frames=reset_frames),
+                          on_event=lambda event, _fields: events.append(event))
+    protector.start()
+    with closing(sqlite3.connect(db, isolation_level=None)) as app, \
+            closing(read_only(db)) as reader:
+        app.execute("CREATE TABLE notes(body BLOB)")
+
+        def write_and_capture() -> None:
+            app.execute("INSERT INTO notes VALUES (randomblob(3000))")
+            protector.cycle()
+
+        try:
+            for _ in range(4 * reset_frames):
+                app.execute("INSERT INTO notes VALUES (randomblob(3000))")
+                if wal_frames(db) >= reset_frames and not reader.in_transaction:
+                    reader.execute("BEGIN")  # on the newest snapshot: the reset can backfill all
+                    reader.execute("SELECT count(*) FROM notes").fetchone()
+                protector.cycle()
+                if "wal-reset" in events:
+                    break
+            assert events.count("wal-reset") == 1 and reader.in_transaction
+            generation, asked_at = wal_salt(db), protector.follower.frame
+            while protector.follower.frame < asked_at + reset_frames // 4:
+                write_and_capture()
+            assert wal_salt(db) == generation, "the reader did not keep the WAL from a reset"
+            reader.execute("COMMIT")
+            while wal_salt(db) == generation:
+                assert protector.follower.frame < asked_at + reset_frames // 2, \
+                    "no new reset was asked for"
+                write_and_capture()
+        finally:
+            protector.finish()
+    assert events.count("wal-reset") == 2
+    assert len(timeline(repo)["chains"]) == 1
+    oracle.check_latest()

@@ -27,9 +27,10 @@ passes `reset_frames`, CPS makes everything captured durable, then takes the wri
 moment (BEGIN IMMEDIATE: writers wait, nobody is refused), captures the last frames, pins the end of
 the WAL and drops the older pin, and backfills what is left with a PASSIVE checkpoint while the last
 frames are written; once they are durable it pins again (with everything backfilled, a pin that
-holds no place) and lets go. The next writer then starts the WAL over. Writers wait for one capture
-read and the longer of one short checkpoint and one short segment write (a few milliseconds when
-checkpoints keep up). Should the segment not become durable, the pin at the end keeps the WAL.
+holds no place) and lets go. The next writer then starts the WAL over, unless a reader holds one
+of the WAL's read locks at that instant (SQLite then appends instead, and the protector asks
+again). Writers wait for one capture read and the longer of one short checkpoint and one short
+segment write (a few milliseconds when checkpoints keep up). Should the segment not become durable, the pin at the end keeps the WAL.
 """
 
 from __future__ import annotations

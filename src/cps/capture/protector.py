@@ -4,11 +4,10 @@ Each cycle (every `poll_interval`, 10 ms by default) reads the transactions newl
 WAL, stamps each with the time it was first seen and compresses it into the segment being built;
 pinned snapshots keep the WAL from being reset before they are durable (pinning.py). The segment is
 handed over every `sync_interval` (or once it holds `segment_max_bytes` of pages) to a thread that
-writes it
-(segment_writer.py), so that capture goes on while segments are fsynced; a forced WAL reset, a
-recovery point and a full backup each wait until what they need is durable. Full backups are made
-by a child process (full_process.py): a chain's first while capture waits for it, later ones while
-capture goes on. Recovery points are taken on schedule and on request.
+writes it (segment_writer.py), so that capture goes on while segments are fsynced; a forced WAL
+reset, a recovery point and a full backup each wait until what they need is durable. Full backups
+are made by a child process (full_process.py): a chain's first while capture waits for it, later
+ones while capture goes on. Recovery points are taken on schedule and on request.
 
 On start-up the protector resumes the last chain exactly where it stopped when the WAL proves it
 can (same generation, the last captured frame still there with the same checksum). Otherwise it
@@ -51,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 FULL_RETRY_SECONDS = 600.0  # after a failed full backup (sooner when full_every is shorter)
 RESET_RETRY_SECONDS = 0.25
+RESET_AGAIN_AFTER = 1 / 8  # of reset_frames, grown in the same generation (see _maintain_wal)
 CATCH_UP_ROUNDS = 5
 WAITING_SHARE = 0.25  # of segment_max_bytes, compressed: about one typical segment
 READ_MAX_BYTES = 2 << 20  # of pages read from the WAL before they are compressed
@@ -109,7 +109,7 @@ class Protector:
         self.last_point = time.monotonic()
         self.last_sync = time.monotonic()
         self.frames_since_checkpoint = 0
-        self.reset_asked_in: int | None = None
+        self.reset_asked: tuple[int, int] | None = None  # (generation's salt-1, frame) when asked
         self.next_reset_try = 0.0
         self.last_status = 0.0
         self.captured_at = 0  # when the last capture began (ms)
@@ -277,9 +277,13 @@ class Protector:
         if self.writer.failing:
             return  # no reset can be made while the log is not durable
         generation = self.follower.position.salt1
-        # A reset asked for happens at the application's next write; should the WAL still grow
-        # in the same generation (the reset could not happen after all), it is asked again.
-        asked = self.reset_asked_in == generation and self.follower.frame < 2 * self.options.reset_frames
+        # A reset asked for happens at the application's next write, unless a reader holds one
+        # of the WAL's read locks at that instant (a reader that began before the reset, or any
+        # connection's checkpoint or snapshot updating a read mark): SQLite then appends to the
+        # same generation. Should the WAL grow on in it, the reset is asked for again.
+        again_at = self.options.reset_frames * RESET_AGAIN_AFTER
+        asked = (self.reset_asked is not None and self.reset_asked[0] == generation
+                 and self.follower.frame < self.reset_asked[1] + again_at)
         if (self.follower.frame < self.options.reset_frames or asked
                 or time.monotonic() < self.next_reset_try):
             return
@@ -304,7 +308,7 @@ class Protector:
         if not reset:
             self.next_reset_try = time.monotonic() + RESET_RETRY_SECONDS
             return
-        self.reset_asked_in = generation
+        self.reset_asked = (generation, self.follower.frame)
         self.on_event("wal-reset", {"frames": self.follower.frame})
 
     def _run_schedules(self, now: float) -> None:
