@@ -30,7 +30,8 @@ frames are written; once they are durable it pins again (with everything backfil
 holds no place) and lets go. The next writer then starts the WAL over, unless a reader holds one
 of the WAL's read locks at that instant (SQLite then appends instead, and the protector asks
 again). Writers wait for one capture read and the longer of one short checkpoint and one short
-segment write (a few milliseconds when checkpoints keep up). Should the segment not become durable, the pin at the end keeps the WAL.
+segment write (a few milliseconds when checkpoints keep up). Should the segment not become
+durable, the pin at the end keeps the WAL.
 """
 
 from __future__ import annotations
