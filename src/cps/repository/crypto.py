@@ -85,15 +85,12 @@ class RecordCompressor:
         params = zstandard.ZstdCompressionParameters.from_level(
             ZSTD_LEVEL, window_log=LARGE_WINDOW_LOG)
         self._zstd = zstandard.ZstdCompressor(compression_params=params)
-        self._stream = self._zstd.compressobj()
-        self._parts: list[bytes] = []
-        self.compressed_bytes = 0
+        self.start()
 
     def start(self) -> None:
         """Begin a new record, dropping what was added since the last `finish`, if anything."""
         self._stream = self._zstd.compressobj()
-        self._parts = []
-        self.compressed_bytes = 0
+        self._parts: list[bytes] = []
 
     def add(self, data: bytes) -> None:
         self._keep(self._stream.compress(data))
@@ -106,9 +103,8 @@ class RecordCompressor:
         return record
 
     def _keep(self, part: bytes) -> None:
-        if part:
+        if part:  # zstd gives nothing back until it has a block's worth
             self._parts.append(part)
-            self.compressed_bytes += len(part)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,10 +61,6 @@ class SegmentBuilder:
         self._seen_at: list[int] = []
         compressor.start()
 
-    @property
-    def compressed_bytes(self) -> int:
-        return self._compressor.compressed_bytes
-
     def add(self, txn: Transaction) -> None:
         self._txns = (self._txns[0] if self._seen_at else txn.txn, txn.txn)
         self._compressor.add(codec.encode_transaction(txn))
