@@ -21,7 +21,8 @@ The hierarchy::
     ├── CaptureError               capture       20  a database cannot be protected as asked
     │   └── NotInWalMode           not-wal       21  the database is not in WAL mode
     └── RestoreError               restore       30  a restore cannot be carried out as asked
-        └── TargetNotCovered       not-covered   31  no restorable point matches the target
+        ├── TargetNotCovered       not-covered   31  the repository does not cover the target
+        └── TargetDamaged          damaged       32  the files the target needs are missing or damaged
 
 `CPSError` is what a user is shown: a lowercase message without a trailing period, plus an optional
 hint written as full sentences. Anything else that escapes is a bug and is shown as one. The codes and
@@ -145,6 +146,11 @@ class TargetNotCovered(RestoreError):
     exit_status = 31
 
 
+class TargetDamaged(RestoreError):
+    code = "damaged"
+    exit_status = 32
+
+
 ALL_ERRORS: tuple[type[CPSError], ...] = (
     CPSError,
     UsageError,
@@ -166,4 +172,5 @@ ALL_ERRORS: tuple[type[CPSError], ...] = (
     NotInWalMode,
     RestoreError,
     TargetNotCovered,
+    TargetDamaged,
 )

@@ -22,7 +22,7 @@ from cps.capture.full_backup import FullSource, take_full
 from cps.capture.sqlite_db import DatabaseFile
 from cps.capture.wal_follower import WalFollower
 from cps.repository import Chain, DatabaseInfo, Repository
-from cps.restore import Target, load_catalog, plan_restore, restore
+from cps.restore import Base, Target, load_catalog, plan_restore, restore
 from cps.store import MailDatabase
 from cps.store.dump import dump_lines
 from cps.store.workload import run_workload
@@ -185,9 +185,8 @@ def check_fulls_and_latest(repo: Repository, db_path: Path, folder: Path, *, ful
         from_full = restore(repo, plan_restore(catalog, Target("txn", full.txn)),
                             folder / f"full-{full.txn}.db")
         assert from_full.txn == full.txn
-        replay_plan = replace(
-            plan_restore(catalog, Target("txn", full.txn)), full=first,
-            segments=tuple(s for s in chain.segments if s.first_txn <= full.txn))
+        replay_plan = replace(plan_restore(catalog, Target("txn", full.txn)), bases=(
+            Base(first, tuple(s for s in chain.segments if s.first_txn <= full.txn)),))
         replayed = restore(repo, replay_plan, folder / f"replay-{full.txn}.db")
         assert replayed.txn == full.txn
         assert from_full.output.read_bytes() == replayed.output.read_bytes()

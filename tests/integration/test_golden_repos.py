@@ -67,7 +67,7 @@ def test_golden_repository_restores_every_segment_time(name: str, tmp_path: Path
     assert chain.segments, "a golden repository has segments"
     for segment in chain.segments:
         output = tmp_path / f"at-{segment.last_txn}.db"
-        result = restore(repo, plan_restore(catalog, Target("time", segment.last_seen)), output)
+        result = restore(repo, plan_restore(catalog, Target("time", segment.last_time)), output)
         assert result.txn == segment.last_txn
         assert rows_in(output, expected["query"]) == expected["states"][str(segment.last_txn)]
 

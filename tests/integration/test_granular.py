@@ -140,7 +140,7 @@ def test_a_point_read_from_the_repository_is_the_restored_database(history: Hist
     catalog = load_catalog(repo, "mail")
     inside = []
     for ref in catalog.chains[-1].segments:
-        stamps = [(t.txn, t.seen_at) for t in repo.read_segment("mail", ref).transactions]
+        stamps = [(t.txn, t.time) for t in repo.read_segment("mail", ref).transactions]
         inside += [(txn, seen + (later - seen) // 2)
                    for (txn, seen), (_, later) in zip(stamps, stamps[1:], strict=False)
                    if later > seen]

@@ -9,20 +9,17 @@ time is found that names the copied state exactly.
 
 from __future__ import annotations
 
-import math
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cps.repository import Repository
-from cps.restore import Target, load_catalog, plan_restore
-from cps.restore import restore as restore_plan
 from cps.store import MailDatabase
 from cps.store.workload import LogModel, database_content, read_log
 from cps.store.workload.replay import Content
@@ -35,7 +32,6 @@ from tests.integration.protect_helpers import (
     assert_same,
     at_argument,
     create_point,
-    database_diff,
     dump,
     finish,
     logged,
@@ -103,17 +99,15 @@ class TimedCopy:
     ended: float  # and just after it finished: the copied state is the one at some instant between
 
 
-def test_restore_at_time_gives_the_state_copied_at_that_time(tmp_path: Path) -> None:
+def test_restore_at_time_gives_exactly_the_state_committed_by_then(tmp_path: Path) -> None:
     """Copies taken at random moments while the workload commits 50 transactions a second; each
-    must be exactly what `cps restore --at` gives for a time when that state was current.
+    must be exactly what `cps restore --at` gives for the time its last transaction committed,
+    and one millisecond earlier, the state before that transaction.
 
-    CPS stamps each transaction with the time capture first saw it committed, a few milliseconds
-    after the commit. A time names a copy's state exactly when it falls between the stamps of that
-    state's transaction and the next one, so the test reads the stamps from the repository. It does
-    not take them on trust: the copy's transaction is searched for from the last transaction
-    stamped before the copy began (a transaction stamped earlier than its commit would put the
-    search past the copy and fail it), every copy must be a state the workload's own log says was
-    current during the copy, and the restore must equal the copy row for row.
+    The store stamps each transaction with its commit time, strictly increasing (its commit
+    clock), so a copy carries the time of its own last transaction. The stamp is not taken on
+    trust either: every copy must be a state the workload's own log says was current during the
+    copy, and the restore must equal the copy row for row, the commit clock included.
     """
     db, repo, log = tmp_path / "mail.db", tmp_path / "repo", tmp_path / "ops.jsonl"
     new_store(db, repo)
@@ -133,48 +127,21 @@ def test_restore_at_time_gives_the_state_copied_at_that_time(tmp_path: Path) -> 
         create_point(db, repo, "end")  # everything committed is captured and durable
         protector.stop()
 
-    stamps = seen_times(repo, "mail")
     states = logged_states(log)
-    exact = 0
     for copy in copies:
         assert_logged_state_of_its_time(copy, states)
-        txn = txn_of_copy(repo, copy, stamps, tmp_path)
-        if txn not in stamps or stamps.get(txn + 1, stamps[txn]) == stamps[txn]:
-            continue  # the full backup, or seen in the same poll as the next: no time names it
-        # The first and the last millisecond at which this state was the latest one captured.
-        for when in (stamps[txn], stamps[txn + 1] - 1):
-            output = tmp_path / f"at-{when}.db"
-            result = restore(repo, output, "--at", at_argument(when))
-            assert result["txn"] == txn
-            assert_same(copy.reference, output, f"restore --at {at_argument(when)}")
-        exact += 1
-    assert exact >= 1, "every copy fell between two transactions seen in the same poll"
+        stamp = commit_clock(copy.reference.path)
+        at = restore(repo, tmp_path / f"at-{stamp}.db", "--at", at_argument(stamp))
+        assert_same(copy.reference, tmp_path / f"at-{stamp}.db", f"restore --at {stamp}")
+        before = restore(repo, tmp_path / f"before-{stamp}.db", "--at", at_argument(stamp - 1))
+        assert before["txn"] == at["txn"] - 1
+        assert commit_clock(tmp_path / f"before-{stamp}.db") < stamp
 
 
-def seen_times(repo_path: Path, db_id: str) -> dict[int, int]:
-    """When capture first saw each transaction, as the repository records it."""
-    repo = Repository.open(repo_path)
-    stamps = {}
-    for chain in repo.chains(db_id):
-        for ref in repo.segments(db_id, chain.chain):
-            for transaction in repo.read_segment(db_id, ref).transactions:
-                stamps[transaction.txn] = transaction.seen_at
-    return stamps
-
-
-def txn_of_copy(repo_path: Path, copy: TimedCopy, stamps: dict[int, int], folder: Path) -> int:
-    """The transaction whose restore is exactly the copy. Every transaction stamped before the
-    copy began was committed before it, so the search starts at the last of those."""
-    before = [txn for txn, seen in stamps.items() if seen < math.floor(copy.started * 1000)]
-    first = max(before, default=min(stamps) - 1)
-    repo = Repository.open(repo_path)
-    catalog = load_catalog(repo, "mail")
-    output = folder / "search.db"
-    for txn in range(first, max(stamps) + 1):
-        restore_plan(repo, plan_restore(catalog, Target("txn", txn)), output, force=True)
-        if database_diff(copy.reference.path, output) == "":
-            return txn
-    raise AssertionError(f"{copy.reference.name} equals no transaction from {first} on")
+def commit_clock(db: Path) -> int:
+    """The commit time of the last transaction a database holds (the store's commit clock)."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        return int(connection.execute("SELECT committed_at FROM cps_commit_clock").fetchone()[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,30 +93,50 @@ def synthesize_full(repo: Repository, db_id: str, previous: FullBackup, txn: int
     """A full backup at `txn` made from `previous` and the segments after it, in the repository."""
     refs = [r for r in repo.segments(db_id, previous.chain)
             if r.last_txn > previous.txn and r.first_txn <= txn]
+    writer = repo.page_writer()
+
+    def store(number: int, page_id: bytes, image: bytes) -> None:
+        if number > previous.pages or previous.page_id(number) != page_id:
+            writer.add(page_id, image)
+
+    state = state_after_log(repo, db_id, previous, refs, txn, store)
+    return _finish(repo, db_id, FullBackup(previous.chain, txn, _now_ms(), previous.page_size,
+                                           position, bytes(state.page_ids)), writer)
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    page_ids: bytearray  # of pages 1, 2, ... of the database after the log
+    db_pages: int
+
+
+def state_after_log(repo: Repository, db_id: str, previous: FullBackup, refs: list[SegmentRef],
+                    txn: int, store: Callable[[int, bytes, bytes], None] | None = None
+                    ) -> LogState:
+    """The page ids of the database after transaction `txn`: `previous`'s, each page the log
+    wrote since replaced by the id of its last image (handed to `store` with the image). Two
+    passes over the log, so that only last images are hashed and no image is held."""
     last_write: dict[int, int] = {}  # page number -> the transaction that wrote it last
     db_pages = previous.pages
     for transaction in _transactions(repo, db_id, refs, previous.txn, txn):
         for number, _image in transaction.pages:
             last_write[number] = transaction.txn
         db_pages = transaction.db_pages
+    missing = [n for n in range(previous.pages + 1, db_pages + 1) if n not in last_write]
+    if missing:
+        raise CaptureError(f"the log does not hold page {missing[0]}, which the database grew to "
+                           f"include after transaction {previous.txn}")
     ids = bytearray(previous.page_ids[: db_pages * PAGE_ID_SIZE])
     ids += bytes((db_pages * PAGE_ID_SIZE) - len(ids))
-    writer = repo.page_writer()
     for transaction in _transactions(repo, db_id, refs, previous.txn, txn):
         for number, image in transaction.pages:
             if number > db_pages or last_write[number] != transaction.txn:
                 continue
             page_id = repo.page_id(image)
-            start = (number - 1) * PAGE_ID_SIZE
-            if number > previous.pages or previous.page_ids[start : start + PAGE_ID_SIZE] != page_id:
-                writer.add(page_id, image)
-            ids[start : start + PAGE_ID_SIZE] = page_id
-    missing = [n for n in range(previous.pages + 1, db_pages + 1) if n not in last_write]
-    if missing:
-        raise CaptureError(f"the log does not hold page {missing[0]}, which the database grew to "
-                           f"include after transaction {previous.txn}")
-    return _finish(repo, db_id, FullBackup(previous.chain, txn, _now_ms(), previous.page_size,
-                                           position, bytes(ids)), writer)
+            if store is not None:
+                store(number, page_id, image)
+            ids[(number - 1) * PAGE_ID_SIZE : number * PAGE_ID_SIZE] = page_id
+    return LogState(ids, db_pages)
 
 
 def _transactions(repo: Repository, db_id: str, refs: list[SegmentRef], after: int, upto: int

@@ -139,6 +139,13 @@ class ReaderPins:
         busy, log, done = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(busy), int(log), int(done)
 
+    def release(self) -> None:
+        """Hold no snapshot any more: checkpoints may backfill every frame and the WAL may start
+        over, whatever was captured (outage.py). The next `pin_then` pins again."""
+        if self._active is not None:
+            self._pins[self._active].execute("COMMIT")
+            self._active = None
+
     def extra_pin(self) -> sqlite3.Connection:
         """A further pinned snapshot, for a full backup: the caller captures right after taking
         it, and closes it when the backup is done."""

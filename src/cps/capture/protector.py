@@ -24,11 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CaptureError
+from ..errors import CaptureError, MissingFile
 from ..repository import (
     Chain,
+    ChainEnd,
     DatabaseInfo,
     FullRef,
+    ProtectorStatus,
     RecordCompressor,
     RecoveryPoint,
     Repository,
@@ -36,10 +38,13 @@ from ..repository import (
     Transaction,
     WalPosition,
 )
-from .chain_state import load_chain_state
+from .chain_state import ChainState, load_chain_state
 from .changed_pages import ChangedPages
+from .commit_clock import CommitClock
+from .continuity import file_is_state
 from .full_backup import FullResult, FullSource
 from .full_process import FullBackupProcess
+from .outage import Outage
 from .pinning import ReaderPins
 from .requests import answer_requests
 from .segment_writer import SegmentWriter
@@ -55,6 +60,7 @@ CATCH_UP_ROUNDS = 5
 WAITING_SHARE = 0.25  # of segment_max_bytes, compressed: about one typical segment
 READ_MAX_BYTES = 2 << 20  # of pages read from the WAL before they are compressed
 STATUS_EVERY_SECONDS = 1.0
+CHAIN_RETRY_SECONDS = 10.0  # after a new chain could not be started
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,11 @@ class ProtectOptions:
     # size: under a stream of deliveries, resets every 24 MiB held them 3 % of the time.
     reset_frames: int = 12288
     checkpoint_frames: int = 1  # run a PASSIVE checkpoint after capturing this many frames
+    # While the repository cannot be written, hold the WAL up to this size, then let it go
+    # (outage.py): the database's disk matters more than the chain's continuity.
+    wal_limit: int = 1 << 30
+    # Accept a database file at another path than the one this id was protected from.
+    new_source: bool = False
 
 
 class Protector:
@@ -99,9 +110,15 @@ class Protector:
             raise
         self.follower = WalFollower(Path(f"{db_path}-wal"))
         self.compressor = RecordCompressor()
+        self.clock = CommitClock()
         self.pending: SegmentBuilder | None = None  # the segment being built
         self.chain: Chain | None = None
         self.last_txn = 0
+        self.durable_floor = 0  # durable in the repository before this run's segments
+        self.next_chain = 1
+        self.chain_wanted: tuple[str, ChainEnd | None] | None = None  # to start, when it can be
+        self.next_chain_try = 0.0
+        self.outage = Outage(db_id, self.follower.wal_path, options.wal_limit, self.on_event)
         self.last_full: FullRef | None = None
         self.last_full_started = 0.0
         self.changed_since_full = ChangedPages()
@@ -121,51 +138,98 @@ class Protector:
     # Life cycle
 
     def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
-        """Protect until `stop` is set; always leaves everything captured durable."""
+        """Protect until `stop` is set; always leaves everything captured durable. `on_ready`
+        is called once a chain is being captured (its first full backup done, or resumed)."""
         try:
             self.start()
-            if on_ready is not None:
-                on_ready()
             while not stop.is_set():
+                if on_ready is not None and self.chain_wanted is None:
+                    on_ready()
+                    on_ready = None
                 self.cycle()
                 stop.wait(self.options.poll_interval)
         finally:
             self.finish()
 
     def start(self) -> None:
-        self.repo.add_database(DatabaseInfo(self.db_id, str(self.db_path.resolve()),
-                                            self.page_size, _now_ms()))
+        state = load_chain_state(self.repo, self.db_id) if self._known() else None
+        here = str(self.db_path.resolve())
+        known = state.source_path if state is not None else ""
+        if known and known != here and not self.options.new_source:
+            raise CaptureError(
+                f"the repository protects another database as {self.db_id!r}: {known}; this is "
+                f"{here}", hint="Protect this one under a name of its own with --db-id NAME. If "
+                "it is the same database, moved or restored to this path, pass --new-source.")
+        self.repo.add_database(DatabaseInfo(self.db_id, here, self.page_size, _now_ms()))
         self.pins = ReaderPins(self.db_path)
-        state = load_chain_state(self.repo, self.db_id)
-        self.last_txn = state.last_txn
+        if state is None:
+            state = load_chain_state(self.repo, self.db_id)
+        self.last_txn = self.durable_floor = state.last_txn
+        self.next_chain = state.next_chain
+        moved = f"protected from a new path, {here} (was {known}): " if known != here and known \
+            else ""
         if state.chain is None:
-            self._new_chain("first protection of this database")
+            self._new_chain(moved + (state.problem or "first protection of this database"),
+                            state.ending)
             return
-        reason = state.problem
-        if reason is None:
-            position = state.position
-            assert position is not None
-            self.chain, self.last_full = state.chain, state.last_full
-
-            def resume_and_capture() -> bool:
-                self.follower.resume(position)
-                self._capture()
-                return True  # the first pin
-
-            try:
-                self.pins.pin_then(resume_and_capture)
-            except ContinuityLost as lost:
-                reason = lost.reason
-        if reason is not None:
-            self._new_chain(reason)
-            return
+        self.chain, self.last_full = state.chain, state.last_full
+        try:
+            self._resume(state)
+        except ContinuityLost as lost:
+            if not self._unchanged(state):
+                self._new_chain(moved + lost.reason, state.ending)
+                return
         self.sync()  # a first pin may hold no place in the WAL (pinning.py)
         self.last_full_started = time.monotonic()
         self.on_event("resumed", {"chain": state.chain.chain, "txn": self.last_txn})
 
+    def _known(self) -> bool:
+        """Whether the repository holds this database already."""
+        try:
+            self.repo.database(self.db_id)
+        except MissingFile:
+            return False
+        return True
+
+    def _resume(self, state: ChainState) -> None:
+        assert self.pins is not None and state.position is not None
+        position = state.position
+
+        def resume_and_capture() -> bool:
+            self.follower.resume(position)
+            self._capture()
+            return True  # the first pin
+
+        self.pins.pin_then(resume_and_capture)
+
+    def _unchanged(self, state: ChainState) -> bool:
+        """After the WAL was checkpointed away while nothing protected the database: whether the
+        database holds exactly the last captured state (continuity.py). If it does, capture goes
+        on from the WAL's first frame, in the same chain."""
+        assert self.pins is not None and state.last_full is not None
+        extra = self.pins.extra_pin()
+        try:
+            if WalFollower(self.follower.wal_path).start_fresh():
+                return False  # frames the file may or may not hold already: no proof
+            if not file_is_state(self.repo, self.db_id, state.last_full, state.log_since_full,
+                                 self.last_txn, self.db_file, self.page_size):
+                return False
+
+            def capture_from_start() -> bool:
+                self.follower.begin_generation()
+                self._capture()
+                return True
+
+            self.pins.pin_then(capture_from_start)
+        finally:
+            extra.close()
+        self.on_event("unchanged", {"chain": state.chain.chain if state.chain else None,
+                                    "txn": state.last_txn})
+        return True
+
     def finish(self) -> None:
         self._stop_full()
-        if self.pins is not None and self.chain is not None:
+        if self.pins is not None and self.chain is not None and self._capturing():
             with contextlib.suppress(ContinuityLost):  # the next start finds it and says so
                 self._capture_pinned()  # everything committed until the stop
         self.sync()
@@ -180,26 +244,50 @@ class Protector:
 
     def cycle(self) -> None:
         assert self.pins is not None
-        for error in self.writer.failures():
-            self.on_event("sync-failed", {"error": error})
-        if not self.writer.failing:  # else the WAL keeps what is not captured yet
+        self.outage.observe(self.writer.error)
+        now = time.monotonic()
+        if self.chain_wanted is not None:
+            if now >= self.next_chain_try and self.writer.idle:
+                self._new_chain(*self.chain_wanted)
+            self._status_if_due(now)
+            return
+        if self._capturing():
             try:
                 self._capture_pinned()
             except ContinuityLost as lost:
                 self.sync()
-                self._new_chain(lost.reason)
+                self._new_chain(lost.reason, self._ending())
                 return
-        now = time.monotonic()
         due = self.pending is not None and now - self.last_sync >= self.options.sync_interval
         if due or self._pending_bytes() >= self.options.segment_max_bytes:
             self.hand_over()
         self._maintain_wal()
-        if not self.writer.failing:  # points and full backups need the log before them durable
+        if self.outage.released is not None and not self.outage.ongoing and self.writer.idle:
+            self._new_chain(self.outage.released, self._ending())
+            return
+        if not self.writer.failing and self.outage.released is None:
+            # points and full backups need the log before them durable
             self._run_schedules(now)
-            answer_requests(self.repo, self.db_id, self._request_point)
+            self._answer_requests()
+        self._status_if_due(now)
+        self._check_full(now)
+
+    def _capturing(self) -> bool:
+        """Capture reads the WAL unless the repository cannot take what it reads (the WAL keeps
+        it), or the WAL was let go (a new chain is next)."""
+        return not self.writer.failing and self.outage.released is None
+
+    def _status_if_due(self, now: float) -> None:
         if now - self.last_status >= STATUS_EVERY_SECONDS:
             self._write_status("protecting")
-        self._check_full(now)
+
+    def _answer_requests(self) -> None:
+        try:
+            answer_requests(self.repo, self.db_id, self._request_point)
+        except (OSError, CaptureError) as exc:
+            message = exc.message if isinstance(exc, CaptureError) else str(exc)
+            logger.error("a recovery point asked for %s could not be made: %s", self.db_id,
+                         message)
 
     def _capture_pinned(self) -> None:
         """Pin a new snapshot and capture (pinning.py); the previous pin stays when nothing new
@@ -239,7 +327,9 @@ class Protector:
             self.pending = SegmentBuilder(self.chain.chain, self.page_size, start, self.compressor)
         self.last_txn += 1
         pages = committed.pages
-        self.pending.add(Transaction(self.last_txn, seen_at, committed.commit_size, pages))
+        committed_at = self.clock.committed_at(pages, seen_at)
+        self.pending.add(Transaction(self.last_txn, seen_at, committed.commit_size, pages,
+                                     committed_at))
         self.frames_since_checkpoint += len(pages)
         self.changed_since_full.add(number for number, _image in pages)
 
@@ -264,9 +354,21 @@ class Protector:
     @property
     def synced_through(self) -> int:
         """Every commit before this time (ms) is durable in the repository."""
-        if self._all_durable():
+        if self._all_durable() and self._capturing():
             return self.captured_at  # all captured is durable, and the last capture saw all
         return self.writer.synced_through
+
+    @property
+    def durable_txn(self) -> int:
+        """The last transaction durable in the repository."""
+        return max(self.durable_floor, self.writer.durable_txn or 0)
+
+    def _ending(self) -> ChainEnd | None:
+        """What is proven of the current chain's end, for the next chain's record: only when
+        everything it captured is durable."""
+        if self.chain is None or self.durable_txn != self.last_txn:
+            return None
+        return ChainEnd(self.chain.chain, self.last_txn, self.synced_through)
 
     def _maintain_wal(self) -> None:
         assert self.pins is not None
@@ -275,7 +377,12 @@ class Protector:
         if self.frames_since_checkpoint >= self.options.checkpoint_frames and self.pins.checkpoint():
             self.frames_since_checkpoint = 0
         if self.writer.failing:
+            if self.outage.must_release():
+                self.pins.release()
+                self.outage.release()
             return  # no reset can be made while the log is not durable
+        if self.outage.released is not None:
+            return
         generation = self.follower.position.salt1
         # A reset asked for happens at the application's next write, unless a reader holds one
         # of the WAL's read locks at that instant (a reader that began before the reset, or any
@@ -314,7 +421,14 @@ class Protector:
     def _run_schedules(self, now: float) -> None:
         every = self.options.recovery_point_every
         if every is not None and now - self.last_point >= every:
-            self.create_point(time.strftime("scheduled %Y-%m-%dT%H:%M:%SZ", time.gmtime()), True)
+            name = time.strftime("scheduled %Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            try:
+                self.create_point(name, True)
+            except (OSError, CaptureError) as exc:
+                self.last_point = now  # tried again at the next interval
+                message = exc.message if isinstance(exc, CaptureError) else str(exc)
+                logger.error("scheduled recovery point of %s failed: %s", self.db_id, message)
+                self.on_event("recovery-point-failed", {"name": name, "error": message})
         if self.full_process is None and (now - self.last_full_started >= self.options.full_every
                                           or self._changes_outgrew_full()):
             self._start_full()
@@ -329,7 +443,8 @@ class Protector:
 
     # Recovery points
 
-    def create_point(self, name: str, scheduled: bool = False) -> RecoveryPoint:
+    def create_point(self, name: str, scheduled: bool = False, *, keep: bool = False
+                     ) -> RecoveryPoint:
         """A recovery point at the last transaction captured, made durable first."""
         assert self.chain is not None
         if not self.sync():
@@ -337,30 +452,51 @@ class Protector:
                                "be written to the repository",
                                hint="Free space in the repository or fix its disk; capture keeps "
                                     "them and tries again.")
-        point = RecoveryPoint(name, self.chain.chain, self.last_txn, _now_ms(), scheduled)
+        point = RecoveryPoint(name, self.chain.chain, self.last_txn, _now_ms(), scheduled, keep)
         self.repo.write_point(self.db_id, point)
         self.last_point = time.monotonic()
         self.on_event("recovery-point", {"name": name, "txn": point.txn})
         return point
 
-    def _request_point(self, name: str) -> RecoveryPoint:
+    def _request_point(self, name: str, keep: bool) -> RecoveryPoint:
         self._capture_pinned()  # everything committed before the request was seen
-        return self.create_point(name)
+        return self.create_point(name, keep=keep)
 
     # Chains and full backups
 
-    def _new_chain(self, reason: str) -> None:
-        """Start a chain at the database as it is now, with a full backup as its first point."""
+    def _new_chain(self, reason: str, previous: ChainEnd | None) -> None:
+        """Start a chain at the database as it is now, with a full backup as its first point.
+        When that fails (the repository cannot be written), it is tried again later; the chain
+        number it took is not used again."""
         assert self.pins is not None
-        number = max([c.chain for c in self.repo.chains(self.db_id)], default=0) + 1
+        number = self.next_chain
+        self.next_chain += 1
+        self.chain_wanted = None
+        self.outage.released = None
         self.pending = None
         self._stop_full()  # it would end the chain that ends here
+        try:
+            result = self._first_full(number, reason, previous)
+        except (OSError, CaptureError) as exc:
+            message = exc.message if isinstance(exc, CaptureError) else str(exc)
+            logger.error("cannot start chain %d of %s (%s); trying again in %g s", number,
+                         self.db_id, message, CHAIN_RETRY_SECONDS)
+            self.on_event("new-chain-failed", {"chain": number, "error": message})
+            self.chain_wanted = (reason, previous)
+            self.next_chain_try = time.monotonic() + CHAIN_RETRY_SECONDS
+            return
+        self.durable_floor = max(self.durable_floor, result.full.txn)
+        self._full_done(result)
+
+    def _first_full(self, number: int, reason: str, previous: ChainEnd | None) -> FullResult:
+        assert self.pins is not None
         extra = self.pins.extra_pin()
         try:
             self.follower.start_fresh()  # what the WAL holds now is part of the full's image
             self.last_txn += 1
             self.changed_since_full = ChangedPages()
-            self.chain = Chain(number, _now_ms(), self.last_txn, reason)
+            self.chain = Chain(number, _now_ms(), self.last_txn, reason,
+                               str(self.db_path.resolve()), previous)
             self.repo.write_chain(self.db_id, self.chain)
             logger.info("new chain %s for %s: %s", number, self.db_id, reason)
             self.on_event("new-chain", {"chain": number, "reason": reason, "txn": self.last_txn})
@@ -370,7 +506,7 @@ class Protector:
             self.sync()  # a first pin may hold no place in the WAL (pinning.py)
         finally:
             extra.close()
-        self._full_done(result)
+        return result
 
     def _start_full(self) -> None:
         """A full backup synthesised from the repository by a child process: it needs every
@@ -426,20 +562,19 @@ class Protector:
     def _write_status(self, state: str) -> None:
         self.last_status = time.monotonic()
         lags = sorted(self.writer.lags())
-        self.repo.write_status(self.db_id, {
-            "state": state, "updated_at": _now_ms(), "synced_through": self.synced_through,
-            "chain": self.chain.chain if self.chain else None,
-            "last_txn": self.last_txn, "source_path": str(self.db_path.resolve()),
-            "position": _position_fields(self.follower.position),
-            "lag_p50": lags[len(lags) // 2] if lags else None,
-            "lag_p99": lags[int(len(lags) * 0.99)] if lags else None,
-        })
-
-
-def _position_fields(position: WalPosition) -> dict[str, object]:
-    return {"checkpoint_seq": position.checkpoint_seq, "salt1": position.salt1,
-            "salt2": position.salt2, "frame": position.frame,
-            "checksum": list(position.checksum)}
+        status = ProtectorStatus(
+            state=state, updated_at=_now_ms(), synced_through=self.synced_through,
+            chain=self.chain.chain if self.chain else None, last_txn=self.last_txn,
+            source_path=str(self.db_path.resolve()), position=self.follower.position,
+            lag_p50=lags[len(lags) // 2] if lags else None,
+            lag_p99=lags[int(len(lags) * 0.99)] if lags else None,
+            durable_txn=self.durable_txn, error=self.outage.error)
+        try:
+            self.repo.write_status(self.db_id, status)
+        except OSError as exc:
+            self.outage.status_failed(exc)
+        else:
+            self.outage.status_written()
 
 
 def _now_ms() -> int:

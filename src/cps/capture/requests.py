@@ -26,7 +26,7 @@ def requests_dir(repo: Repository, db_id: str) -> Path:
 
 
 def answer_requests(repo: Repository, db_id: str,
-                    create: Callable[[str], RecoveryPoint]) -> None:
+                    create: Callable[[str, bool], RecoveryPoint]) -> None:
     folder = requests_dir(repo, db_id)
     if not folder.is_dir():
         return
@@ -34,19 +34,20 @@ def answer_requests(repo: Repository, db_id: str,
         done = request.with_suffix(".done")
         if done.exists():
             continue
-        name = json.loads(request.read_text())["name"]
-        point = create(name)
+        asked = json.loads(request.read_text())
+        point = create(asked["name"], bool(asked.get("keep", False)))
         atomic_write(done, json.dumps({"name": point.name, "txn": point.txn,
                                        "chain": point.chain, "created_at": point.created_at}).encode())
         request.unlink()
 
 
-def ask_protector(repo: Repository, db_id: str, name: str, timeout: float) -> dict[str, object]:
+def ask_protector(repo: Repository, db_id: str, name: str, timeout: float, *,
+                  keep: bool = False) -> dict[str, object]:
     """Ask the running protector for a recovery point and wait for its answer."""
     folder = requests_dir(repo, db_id)
     make_folders(folder)
     request = folder / f"{uuid.uuid4().hex}.request"
-    atomic_write(request, json.dumps({"name": name}).encode())
+    atomic_write(request, json.dumps({"name": name, "keep": keep}).encode())
     done = request.with_suffix(".done")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

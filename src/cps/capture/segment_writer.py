@@ -59,6 +59,8 @@ class SegmentWriter:
         self._closing = False
         self._given_up = False  # closing, and the last attempt failed: the rest stays unwritten
         self._synced_through = 0
+        self._durable_txn: int | None = None  # the last transaction written, this run
+        self._error: str | None = None  # why the last attempt failed, while it did
         self._lags: collections.deque[float] = collections.deque(maxlen=LAGS_KEPT)
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="cps-segment-writer", daemon=True)
@@ -100,6 +102,18 @@ class SegmentWriter:
         """The last attempt to write failed: what is handed over now may wait long."""
         with self._changed:
             return self._failing
+
+    @property
+    def error(self) -> str | None:
+        """Why the last attempt to write failed, while the writer is failing."""
+        with self._changed:
+            return self._error if self._failing else None
+
+    @property
+    def durable_txn(self) -> int | None:
+        """The last transaction written to the repository by this writer (None: none yet)."""
+        with self._changed:
+            return self._durable_txn
 
     @property
     def synced_through(self) -> int:
@@ -156,6 +170,7 @@ class SegmentWriter:
             self._waiting_bytes -= handed.size
             self._failing = False
             self._synced_through = handed.captured_at
+            self._durable_txn = handed.segment.txns[1]
             self._lags.extend(durable_at - seen_at / 1000 for seen_at in handed.segment.seen_at)
             self._changed.notify_all()
 
@@ -166,6 +181,7 @@ class SegmentWriter:
         with self._changed:
             self._failed_attempts += 1
             self._failing = True
+            self._error = exc.strerror or str(exc)
             self._failures.append(exc.strerror or str(exc))
             self._retry_now = False
             self._changed.notify_all()

@@ -56,10 +56,15 @@ class WalFollower:
 
     def start_fresh(self) -> list[CommittedTxn]:
         """Start at the beginning of the current generation; return what it already holds."""
+        self.begin_generation()
+        return self.poll()[0]
+
+    def begin_generation(self) -> None:
+        """Stand before the first frame of the current generation (or of the next WAL, when
+        there is none): its frames are what the next poll reads."""
         self.header = self._read_header()
         self.frame, self.page_frames, self.db_pages = 0, {}, None
         self.checksum = self.header.checksum if self.header else (0, 0)
-        return self.poll()[0]
 
     def resume(self, position: WalPosition) -> None:
         """Continue after `position`, proving first that the WAL still holds it unchanged."""

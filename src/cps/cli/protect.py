@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -13,17 +14,21 @@ from types import FrameType
 import click
 
 from ..capture import ProtectOptions, Protector, ask_protector
-from ..errors import RepositoryLocked
+from ..errors import RepositoryLocked, UsageError
 from ..repository import Repository
 from ..repository.naming import check_db_id
 from . import output
 from .repo_options import (
+    db_option,
     duration_or_off,
     open_repository,
     parse_duration,
     passphrase_file_option,
+    pick_database,
     read_passphrase,
+    repository_argument,
 )
+from .store_serve import parse_size
 
 
 @click.group("repo")
@@ -78,11 +83,18 @@ def db_id_for(db: Path, db_id: str | None) -> str:
 @click.option("--sync-interval", default="1s", show_default=True,
               help="Longest time a committed transaction waits to be made durable in the "
                    "repository.")
+@click.option("--wal-limit", default="1GiB", show_default=True, metavar="SIZE",
+              help="While the repository cannot be written (a full disk), let the WAL grow to "
+                   "this size, then let it go so the database's disk does not fill; a new chain "
+                   "starts when the repository can be written again.")
+@click.option("--new-source", is_flag=True,
+              help="Accept DB although the repository protected this id from another path "
+                   "(the database was moved, or restored to a new path).")
 @passphrase_file_option
 @output.json_option
 def protect_command(db: Path, repo_path: Path, db_id: str | None, full_every: str,
-                    recovery_point_every: str, sync_interval: str,
-                    passphrase_file: Path | None, as_json: bool) -> None:
+                    recovery_point_every: str, sync_interval: str, wal_limit: str,
+                    new_source: bool, passphrase_file: Path | None, as_json: bool) -> None:
     """Protect a SQLite database (in WAL mode) continuously, in the foreground, until stopped
     with Ctrl-C or SIGTERM: a full backup first, then every committed transaction, full backups
     and recovery points on schedule.
@@ -98,7 +110,8 @@ def protect_command(db: Path, repo_path: Path, db_id: str | None, full_every: st
     """
     options = ProtectOptions(full_every=parse_duration(full_every),
                              recovery_point_every=duration_or_off(recovery_point_every),
-                             sync_interval=parse_duration(sync_interval))
+                             sync_interval=parse_duration(sync_interval),
+                             wal_limit=parse_size(wal_limit), new_source=new_source)
     repo = open_repository(repo_path, passphrase_file)
     name = db_id_for(db, db_id)
     stop = threading.Event()
@@ -127,9 +140,12 @@ def point_group() -> None:
 @click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
               "name without extension]")
 @click.option("--name", help="Name of the point.  [default: manual <time>]")
+@click.option("--keep", is_flag=True,
+              help="Keep the point and what it needs whatever the retention policy, until "
+                   "'cps recovery-point keep --off'.")
 @passphrase_file_option
 @output.json_option
-def point_create(db: Path, repo_path: Path, db_id: str | None, name: str | None,
+def point_create(db: Path, repo_path: Path, db_id: str | None, name: str | None, keep: bool,
                  passphrase_file: Path | None, as_json: bool) -> None:
     """Mark the current committed position of DB as a recovery point. Works while 'cps protect'
     runs (it answers, having captured everything committed so far) and when it does not (the
@@ -148,14 +164,47 @@ def point_create(db: Path, repo_path: Path, db_id: str | None, name: str | None,
             protector = Protector(db, repo, ident, ProtectOptions(recovery_point_every=None))
             protector.start()
             try:
-                point = protector.create_point(label)
+                point = protector.create_point(label, keep=keep)
             finally:
                 protector.finish()
             result = {"name": point.name, "txn": point.txn, "chain": point.chain,
-                      "created_at": point.created_at}
+                      "created_at": point.created_at, "keep": point.keep}
     except RepositoryLocked:
-        result = ask_protector(repo, ident, label, timeout=60.0)
+        result = ask_protector(repo, ident, label, timeout=60.0, keep=keep)
     output.emit(result, as_json, lambda r: f"recovery point {r['name']!r} at transaction {r['txn']}")
+
+
+@point_group.command("keep")
+@repository_argument()
+@db_option()
+@click.argument("name")
+@click.option("--off", is_flag=True, help="Let retention decide again.")
+@passphrase_file_option
+@output.json_option
+def point_keep(repo_path: Path, db_id: str | None, name: str, off: bool,
+               passphrase_file: Path | None, as_json: bool) -> None:
+    """Keep the recovery point NAME (and what it needs) whatever the retention policy, or, with
+    --off, let retention decide again.
+
+    Examples:
+
+    \b
+      cps recovery-point keep /backup/cps "before upgrade"
+      cps recovery-point keep /backup/cps --db mail01 "before upgrade" --off
+    """
+    repo = open_repository(repo_path, passphrase_file)
+    ident = pick_database(repo, db_id)
+    points, _unreadable = repo.points(ident)
+    matches = [p for p in points if p.name == name]
+    if len(matches) != 1:
+        known = ", ".join(repr(p.name) for p in points[-8:]) or "none"
+        raise UsageError(f"{len(matches) or 'no'} recovery points named {name!r}",
+                         hint=f"Recovery points of {ident}: {known}.")
+    point = dataclasses.replace(matches[0], keep=not off)
+    repo.write_point(ident, point)  # the same file name: the point is replaced whole
+    output.emit({"name": point.name, "txn": point.txn, "keep": point.keep}, as_json,
+                lambda r: f"recovery point {r['name']!r} " + ("kept" if r["keep"] else
+                                                               "left to retention"))
 
 
 def _event_printer(as_json: bool) -> Callable[[str, dict[str, object]], None]:

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from ..repository.prune import Retention, prune
+from ..restore import format_ms
 from . import output
+from .progress import progress_reporter
 from .repo_options import open_repository, parse_duration, passphrase_file_option, repository_argument
 
 
@@ -36,11 +38,34 @@ def prune_command(repo_path: Path, keep_within: str, keep_daily: int, keep_weekl
       cps prune /backup/cps --keep-within 1d --dry-run
     """
     repo = open_repository(repo_path, passphrase_file)
-    report = prune(repo, Retention(parse_duration(keep_within), keep_daily, keep_weekly),
-                   dry_run=dry_run)
+    with progress_reporter(enabled=not as_json) as progress:
+        report = prune(repo, Retention(parse_duration(keep_within), keep_daily, keep_weekly),
+                       dry_run=dry_run, progress=progress)
+    for path in report.unreadable_points:
+        output.note(f"warning: kept {path}: it cannot be read, so whether it is to be kept is "
+                    "unknown; delete it by hand if it is not needed")
+    if report.packs_left:
+        output.note(f"warning: {report.packs_left}")
     data = {"dry_run": dry_run, "deleted_files": len(report.deleted_files),
-            "deleted_bytes": report.deleted_bytes, "kept_points": len(report.kept_points),
+            "deleted_bytes": report.deleted_bytes, "deleted_fulls": report.deleted_fulls,
+            "deleted_segments": report.deleted_segments, "deleted_points": report.deleted_points,
+            "deleted_chains": report.deleted_chains, "deleted_packs": report.deleted_packs,
+            "kept_fulls": report.kept_fulls, "kept_points": report.kept_points,
+            "kept_since": format_ms(report.kept_since) if report.kept_since else None,
             "files": report.deleted_files}
-    verb = "would delete" if dry_run else "deleted"
-    output.emit(data, as_json, lambda d: f"{verb} {d['deleted_files']} files "
-                f"({d['deleted_bytes']} bytes); {d['kept_points']} restore points kept")
+    output.emit(data, as_json, _render)
+
+
+def _render(d: dict[str, object]) -> str:
+    verb = "would delete" if d["dry_run"] else "deleted"
+    deleted = [_count(d["deleted_fulls"], "full backup"), _count(d["deleted_segments"], "segment"),
+               _count(d["deleted_points"], "recovery point"), _count(d["deleted_chains"], "chain"),
+               _count(d["deleted_packs"], "pack")]
+    size = f"{int(str(d['deleted_bytes'])) / (1 << 20):.1f} MiB"
+    return (f"{verb} {', '.join(deleted)} ({size}); kept {_count(d['kept_fulls'], 'full backup')}, "
+            f"{_count(d['kept_points'], 'recovery point')} and every point in time since "
+            f"{d['kept_since']}")
+
+
+def _count(number: object, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")

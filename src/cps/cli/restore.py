@@ -10,12 +10,12 @@ import click
 
 from ..errors import UsageError
 from ..restore import (
-    Catalog,
     Target,
+    build_timeline,
     format_ms,
     load_catalog,
     parse_time,
-    plan_restore,
+    resolve,
     restore,
 )
 from . import output
@@ -63,8 +63,7 @@ def restore_command(repo_path: Path, db_id: str | None, output_path: Path, lates
     repo = open_repository(repo_path, passphrase_file)
     name = pick_database(repo, db_id)
     with repo.reader_lock():
-        catalog = load_catalog(repo, name)
-        plan = plan_restore(catalog, target, _synced_through(repo, name), best_effort=best_effort)
+        _catalog, plan = resolve(repo, name, target, best_effort=best_effort)
         started = time.monotonic()
         with progress_reporter(enabled=not as_json) as progress:
             result = restore(repo, plan, output_path, force=force, best_effort=best_effort,
@@ -73,12 +72,18 @@ def restore_command(repo_path: Path, db_id: str | None, output_path: Path, lates
         "output": str(result.output), "db_id": name, "chain": result.chain, "txn": result.txn,
         "txn_time": format_ms(result.txn_time) if result.txn_time else None,
         "pages": result.pages, "seconds": round(time.monotonic() - started, 3),
-        "damaged": result.damaged, "target": target.describe(),
+        "damaged": result.damaged, "exact": result.damaged is None, "target": target.describe(),
+        "passed_over": list(result.passed_over),
     }
+    for note in result.passed_over:
+        output.note(f"warning: {note}")
     if result.damaged:
-        output.note(f"warning: {result.damaged}; restored the latest point before it")
+        output.note(f"WARNING: NOT THE TARGET: {result.damaged}. Restored transaction "
+                    f"{result.txn} instead, the latest state the repository proves before "
+                    f"{target.describe()}.")
     output.emit(data, as_json, lambda d: f"restored {d['db_id']} at transaction {d['txn']}"
-                + (f" ({d['txn_time']})" if d["txn_time"] else "") + f" to {d['output']}")
+                + (f" ({d['txn_time']})" if d["txn_time"] else "") + f" to {d['output']}"
+                + ("" if d["exact"] else " (best effort: not the target)"))
 
 
 @click.command("timeline")
@@ -98,10 +103,11 @@ def timeline_command(repo_path: Path, db_id: str | None, passphrase_file: Path |
       cps timeline /backup/cps --db mail01 --json
     """
     repo = open_repository(repo_path, passphrase_file)
-    names = [pick_database(repo, db_id)] if db_id or len(repo.databases()) <= 1 else [
-        d.db_id for d in repo.databases()]
-    timelines = [_timeline(load_catalog(repo, n), repo.status(n)) for n in names]
-    output.emit(timelines if len(timelines) > 1 else timelines[0], as_json, _render_timelines)
+    databases = [d.db_id for d in repo.databases()]
+    names = [pick_database(repo, db_id)] if db_id else databases
+    timelines = [build_timeline(load_catalog(repo, n)).to_json() for n in names]
+    # One database: its timeline; none or several: a list (JSON consumers check which they got).
+    output.emit(timelines[0] if len(timelines) == 1 else timelines, as_json, _render_timelines)
 
 
 def _target(latest: bool, at_time: str | None, point: str | None, txn: int | None) -> Target:
@@ -116,70 +122,55 @@ def _target(latest: bool, at_time: str | None, point: str | None, txn: int | Non
     return given[0]
 
 
-def _synced_through(repo: Any, name: str) -> int | None:
-    status = repo.status(name)
-    if status and status.get("state") == "protecting":
-        return int(status.get("synced_through") or 0) or None
-    return None
-
-
-def _timeline(catalog: Catalog, status: dict[str, Any] | None) -> dict[str, Any]:
-    chains = []
-    previous_end = None
-    for view in catalog.chains:
-        chains.append({
-            "chain": view.chain.chain, "reason": view.chain.reason,
-            "started_at": format_ms(view.chain.started_at),
-            "first_txn": view.first_txn, "last_txn": view.last_txn,
-            "last_time": format_ms(view.last_seen), "restorable": view.restorable,
-            "gap_before": None if previous_end is None else {
-                "from": format_ms(previous_end), "to": format_ms(view.chain.started_at)},
-            "missing_segment_after_txn": view.missing_after(),
-            "fulls": [{"txn": f.txn, "taken_at": format_ms(f.taken_at)} for f in view.fulls],
-            "segments": len(view.segments),
-        })
-        previous_end = view.last_seen
-    restorable = catalog.restorable_chains
-    lag = None
-    if status and status.get("state") == "protecting":
-        lag = {"p50_seconds": status.get("lag_p50"), "p99_seconds": status.get("lag_p99"),
-               "status_age_seconds": round(time.time() - status["updated_at"] / 1000, 3)}
-    return {
-        "db_id": catalog.db_id,
-        "earliest": format_ms(restorable[0].chain.started_at) if restorable else None,
-        "latest": format_ms(restorable[-1].last_seen) if restorable else None,
-        "latest_txn": restorable[-1].last_txn if restorable else None,
-        "chains": chains,
-        "recovery_points": [{"name": p.name, "txn": p.txn, "chain": p.chain,
-                             "created_at": format_ms(p.created_at), "scheduled": p.scheduled}
-                            for p in catalog.points],
-        "protector": status, "capture_lag": lag,
-    }
-
-
 def _render_timelines(data: Any) -> str:
-    return "\n\n".join(_render(t) for t in (data if isinstance(data, list) else [data]))
+    timelines = data if isinstance(data, list) else [data]
+    if not timelines:
+        return "no database is protected into this repository yet"
+    return "\n\n".join(_render(t) for t in timelines)
 
 
 def _render(t: dict[str, Any]) -> str:
-    lines = [f"database {t['db_id']}: restorable from {t['earliest']} to {t['latest']} "
-             f"(transaction {t['latest_txn']})"]
+    if t["latest_txn"] is None:
+        head = f"database {t['db_id']}: nothing restorable yet"
+    else:
+        head = (f"database {t['db_id']}: restorable from {t['earliest']} to {t['latest']} "
+                f"(transaction {t['latest_txn']})")
+    lines = [head]
     for chain in t["chains"]:
-        if chain["gap_before"]:
-            lines.append(f"  GAP {chain['gap_before']['from']} .. {chain['gap_before']['to']}: "
-                         f"{chain['reason']}")
-        lines.append(f"  chain {chain['chain']}: transactions {chain['first_txn']}.."
-                     f"{chain['last_txn']}, {chain['started_at']} .. {chain['last_time']}"
-                     f" ({len(chain['fulls'])} full backups, {chain['segments']} segments)")
-        if chain["missing_segment_after_txn"] is not None:
-            lines.append(f"    MISSING log after transaction {chain['missing_segment_after_txn']}")
+        lines += _render_chain(chain)
     for point in t["recovery_points"]:
+        kept = ", kept" if point["keep"] else ""
         lines.append(f"  point {point['name']!r}: transaction {point['txn']} "
-                     f"({point['created_at']})")
-    lag = t["capture_lag"]
-    if lag and lag["p99_seconds"] is not None:
-        lines.append(f"  capture lag (seen to durable): p50 {lag['p50_seconds']:.3f} s, "
-                     f"p99 {lag['p99_seconds']:.3f} s")
-    elif not lag:
-        lines.append("  not being protected now")
+                     f"({point['created_at']}{kept})")
+    for point in t["unreadable_recovery_points"]:
+        lines.append(f"  point (name unreadable, damaged file): transaction {point['txn']}")
+    lines.append(f"  protector: {t['protector']['description']}")
+    lines += [f"  warning: {w}" for w in t["warnings"]]
     return "\n".join(lines)
+
+
+def _render_chain(chain: dict[str, Any]) -> list[str]:
+    if chain["removed"]:
+        return [f"  chain {chain['chain']}: removed by prune (transactions {chain['first_txn']}.."
+                f"{chain['last_txn']})"]
+    lines = []
+    if chain["gap_before"]:
+        lines.append(f"  GAP {chain['gap_before']['from']} .. {chain['gap_before']['to']}: "
+                     f"{chain['reason']}")
+    if chain["incomplete"]:
+        return [*lines, f"  chain {chain['chain']}: started {chain['started_at']}, its first "
+                        "full backup never finished: nothing restorable in it"]
+    lines.append(f"  chain {chain['chain']}: transactions {chain['first_txn']}.."
+                 f"{chain['last_txn']} ({_count(len(chain['fulls']), 'full backup')}, "
+                 f"{_count(chain['segments'], 'segment')}): {chain['reason']}")
+    if chain["problem"]:
+        lines.append(f"    DAMAGED: {chain['problem']}")
+    pieces = [(s["first_txn"], f"    restorable: transactions {s['first_txn']}..{s['last_txn']}, "
+                               f"{s['from']} .. {s['until']}") for s in chain["spans"]]
+    pieces += [(h["first_txn"], ("    REMOVED BY PRUNE: " if h["kind"] == "pruned" else
+                                 "    MISSING: ") + h["description"]) for h in chain["holes"]]
+    return lines + [text for _first, text in sorted(pieces)]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")

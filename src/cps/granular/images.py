@@ -25,15 +25,15 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable
 from contextlib import closing
 
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import CorruptFile, MissingFile, RestoreError
+from ..errors import CorruptFile, MissingFile
 from ..repository import FullBackup, PageIndex, Repository, Transaction
-from ..restore import LogUnreadable, RestorePlan, read_log
+from ..restore import Base, RestorePlan, from_nearest_readable, read_log
 
 CACHED_PAGES = 512  # pages of the full backup kept decoded (2 MiB at 4 KiB a page)
 
@@ -58,14 +58,20 @@ class PointImage:
 
     @classmethod
     def build(cls, repo: Repository, plan: RestorePlan) -> PointImage:
-        """Apply the plan's log and locate the full backup's pages it still needs."""
-        full = repo.read_full(plan.db_id, plan.full)
+        """Apply the plan's log and locate the full backup's pages it still needs, from the
+        nearest full backup that can be read (restore.from_nearest_readable)."""
+        image, _passed = from_nearest_readable(plan, lambda base: cls._build(repo, plan, base))
+        return image
+
+    @classmethod
+    def _build(cls, repo: Repository, plan: RestorePlan, base: Base) -> PointImage:
+        full = repo.read_full(plan.db_id, base.full)
         log = LogPages(full.page_size, full.txn, full.pages)
         try:
-            with closing(_log(repo, plan)) as transactions:
+            with closing(read_log(repo, plan, base)) as transactions:
                 log.apply(transactions)
             index = repo.page_index()
-            rows = _locate(repo, plan, full, index, log)
+            rows = _locate(repo, plan.db_id, base, full, index, log)
         except BaseException:
             log.close()
             raise
@@ -126,7 +132,7 @@ class LogPages:
             for number, image in transaction.pages:
                 os.pwrite(fd, image, (number - 1) * self.page_size)
                 self._mark(number)
-            self.txn, self.txn_time = transaction.txn, transaction.seen_at
+            self.txn, self.txn_time = transaction.txn, transaction.time
             self.db_pages = transaction.db_pages
 
     def has(self, number: int) -> bool:
@@ -155,19 +161,8 @@ class LogPages:
         self.present[byte] |= 1 << ((number - 1) & 7)
 
 
-def _log(repo: Repository, plan: RestorePlan) -> Generator[Transaction, None, None]:
-    """The plan's log (`read_log`: what a restore of the plan applies), a segment that cannot be
-    read refused with advice for browsing."""
-    try:
-        yield from read_log(repo, plan)
-    except LogUnreadable as damage:
-        raise RestoreError(damage.message, hint=f"Look at a point before transaction "
-                           f"{damage.segment.first_txn}, and run 'cps verify' on the "
-                           "repository.") from damage
-
-
-def _locate(repo: Repository, plan: RestorePlan, full: FullBackup, index: PageIndex, log: LogPages
-            ) -> npt.NDArray[np.intp]:
+def _locate(repo: Repository, db_id: str, base: Base, full: FullBackup, index: PageIndex,
+            log: LogPages) -> npt.NDArray[np.intp]:
     """The index entry of each page of the full within the point's size, -1 for one in no readable
     pack: a few more pages than the log leaves to read, located at no extra cost in one search.
     Fails now, not in the middle of a query, when a page the point reads is in no readable pack,
@@ -177,8 +172,8 @@ def _locate(repo: Repository, plan: RestorePlan, full: FullBackup, index: PageIn
     missing = np.count_nonzero((rows < 0) & ~log.written(within))
     if not missing:
         return rows
-    text = (f"{missing} pages of the full backup {repo.full_path(plan.db_id, plan.full).name} "
-            f"(transaction {plan.full.txn}) are in no readable pack")
+    text = (f"{missing} pages of the full backup {repo.full_path(db_id, base.full).name} "
+            f"(transaction {base.full.txn}) are in no readable pack")
     hint = "Look at a point of a later full backup ('cps timeline'), and run 'cps verify'."
     index.find_damage()
     if index.damaged:

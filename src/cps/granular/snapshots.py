@@ -1,7 +1,7 @@
 """Making a point in time browsable: the database at that transaction, opened read-only straight
 from the repository.
 
-`open_snapshot` plans the point the way `cps restore` does (`cps.restore.plan_restore`), builds
+`open_snapshot` plans the point the way `cps restore` does (`cps.restore.resolve`), builds
 the database image of that plan (`images.PointImage`: the log up to the exact transaction applied
 into a temporary file, the full backup's pages read from the packs when SQLite asks for them), and
 serves it to SQLite through the read-only VFS (`vfs.py`). The result is an ordinary `sqlite3`
@@ -23,7 +23,7 @@ from types import TracebackType
 
 from ..errors import NotAStore
 from ..repository import Repository
-from ..restore import Target, load_catalog, plan_restore
+from ..restore import Target, resolve
 from ..store import MailDatabase
 from .images import PointImage
 from .vfs import ServedImage, serve
@@ -38,7 +38,7 @@ class Snapshot:
     database: MailDatabase
     db_id: str
     txn: int
-    txn_time: int | None  # ms since the epoch, when capture first saw the transaction
+    txn_time: int | None  # ms since the epoch, when the transaction committed
     label: str  # names the point for people and for recovered folders: "txn 1234" or a point name
     seconds: float  # to open it
     served: ServedImage
@@ -71,8 +71,7 @@ def open_snapshot(repo: Repository, db_id: str, target: Target) -> Snapshot:
     resources = ExitStack()
     try:
         resources.enter_context(repo.reader_lock())
-        catalog = load_catalog(repo, db_id)  # a clear error for a database it does not hold
-        plan = plan_restore(catalog, target, synced_through(repo, db_id))
+        _catalog, plan = resolve(repo, db_id, target)
         image = resources.enter_context(closing(PointImage.build(repo, plan)))
         served = resources.enter_context(closing(serve(image)))
         database = _open_mail_database(served, db_id, image.txn)
@@ -82,15 +81,6 @@ def open_snapshot(repo: Repository, db_id: str, target: Target) -> Snapshot:
     label = str(target.value) if target.kind == "point" else f"txn {image.txn}"
     return Snapshot(database, db_id, image.txn, image.txn_time, label, time.monotonic() - started,
                     served, resources)
-
-
-def synced_through(repo: Repository, db_id: str) -> int | None:
-    """While a protector runs, the time up to which it has captured every commit (as `cps
-    restore` uses it), so a time after the last commit is still covered."""
-    status = repo.status(db_id)
-    if status and status.get("state") == "protecting":
-        return int(status["updated_at"])
-    return None
 
 
 def _open_mail_database(served: ServedImage, db_id: str, txn: int) -> MailDatabase:

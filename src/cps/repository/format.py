@@ -38,9 +38,9 @@ from pathlib import Path
 
 from ..errors import CorruptFile, UnsupportedFormat
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MIN_FORMAT_VERSION = 1
-MAX_FORMAT_VERSION = 2
+MAX_FORMAT_VERSION = 3
 
 FLAG_ENCRYPTED = 1
 FLAG_COMPRESSED = 2
@@ -55,6 +55,7 @@ KIND_MAGIC: dict[str, bytes] = {
     "point": b"CPSPOINT",
     "pack": b"CPSPACK\x00",
     "status": b"CPSSTAT\x00",
+    "pruned": b"CPSPRUNE",
 }
 
 HEADER = struct.Struct("<8sHHI")
@@ -109,6 +110,7 @@ class RecordFile:
     path: Path
     data: bytes
     flags: int
+    version: int  # the format version the file was written in
     spans: tuple[tuple[int, int], ...]  # (offset of stored bytes, length) per record
 
     def record(self, index: int, sealing: Sealing) -> bytes:
@@ -133,7 +135,8 @@ def read_file(path: Path, kind: str) -> RecordFile:
 
 def parse_file(path: Path, data: bytes, kind: str) -> RecordFile:
     flags, count = check_file(path, data, kind)
-    return RecordFile(path, data, flags, _record_spans(path, data, count))
+    version = HEADER.unpack_from(data)[1]
+    return RecordFile(path, data, flags, version, _record_spans(path, data, count))
 
 
 def check_file(path: Path, data: bytes, kind: str) -> tuple[int, int]:

@@ -46,6 +46,22 @@ def hold(path: Path, *, exclusive: bool, wait: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
+def is_held(path: Path) -> bool:
+    """Whether a process holds the lock at `path` exclusively now (asked without creating the
+    file or writing anything, so it works on a read-only repository)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the shared lock this took, if it took one
+    return False
+
+
 def _description() -> str:
     return json.dumps({
         "pid": os.getpid(), "host": socket.gethostname(), "since": int(time.time()),

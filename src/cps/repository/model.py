@@ -19,14 +19,29 @@ class DatabaseInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainEnd:
+    """How far the chain before a new one was proven when the new one started: its last
+    transaction, and the time before which every commit of it had been captured (the protector's
+    last word on it, from its status). Recorded in the new chain's file, so the old chain's
+    coverage outlives the status file that said it."""
+
+    chain: int
+    last_txn: int
+    covered_until: int
+
+
+@dataclass(frozen=True, slots=True)
 class Chain:
     """An unbroken run of captured transactions, starting with a full backup. A new chain starts
-    when continuity with the previous one cannot be proven; `reason` says why, in plain words."""
+    when continuity with the previous one cannot be proven; `reason` says why, in plain words.
+    `source_path` and `previous` are empty in chains written before format 3."""
 
     chain: int
     started_at: int
     first_txn: int
     reason: str
+    source_path: str = ""  # the database file this chain was captured from
+    previous: ChainEnd | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +62,13 @@ class Transaction:
     seen_at: int  # when capture first saw it committed
     db_pages: int  # the database's size in pages after it
     pages: tuple[tuple[int, bytes], ...]  # (page number, page image) in log order
+    committed_at: int = 0  # the database's own commit clock, when it keeps one (0: it does not)
+
+    @property
+    def time(self) -> int:
+        """When it committed: the database's commit clock when it keeps one, otherwise when
+        capture first saw it. A restore to a time applies the transactions up to it."""
+        return self.committed_at or self.seen_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +97,8 @@ class SegmentRef:
     chain: int
     first_txn: int
     last_txn: int
-    first_seen: int
-    last_seen: int
+    first_time: int  # Transaction.time of the first and of the last transaction
+    last_time: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +138,54 @@ class RecoveryPoint:
     txn: int
     created_at: int
     scheduled: bool
+    keep: bool = False  # prune keeps it, and what it needs, whatever the retention policy
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectorStatus:
+    """The protector's latest progress report (the `status` file): advisory, for the timeline and
+    for restores by time. Fields older files do not have take their defaults."""
+
+    state: str  # "protecting" or "stopped"
+    updated_at: int
+    chain: int | None
+    last_txn: int  # the last transaction captured (durable or not yet)
+    source_path: str
+    synced_through: int = 0  # every commit before this time (ms) is durable in the repository
+    position: WalPosition | None = None
+    lag_p50: float | None = None
+    lag_p99: float | None = None
+    durable_txn: int | None = None  # the last transaction durable in the repository
+    error: str | None = None  # why the repository cannot be written, while it cannot
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedRange:
+    """Transactions of one chain whose log or full backup `cps prune` deleted (a whole chain, when
+    its chain file went too), with their times and when they were deleted."""
+
+    chain: int
+    first_txn: int
+    last_txn: int
+    first_time: int
+    last_time: int
+    pruned_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainFolder:
+    """A chain's folder as listed: its number, and its chain file when it can be read (`problem`
+    says why not: missing or damaged)."""
+
+    number: int
+    chain: Chain | None
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableFile:
+    """An advisory file that could not be read: the reader goes on without it."""
+
+    path: str
+    txn: int | None  # what its name says, when it names a transaction
+    error: str

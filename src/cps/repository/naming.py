@@ -9,7 +9,8 @@ Numbers are fixed-width lowercase hex, so `ls` order is log order:
     databases/<db>/points/<txn 16>-<name 16>.point
     databases/<db>/chains/<chain 8>/chain
     databases/<db>/chains/<chain 8>/fulls/<txn 16>-<taken 12>.full
-    databases/<db>/chains/<chain 8>/segments/<first 16>-<last 16>-<first seen 12>-<last seen 12>.seg
+    databases/<db>/chains/<chain 8>/segments/<first 16>-<last 16>-<first time 12>-<last time 12>.seg
+    databases/<db>/pruned/<pruned at 12>-<random 8>.pruned
 
 Changing a pattern here changes the on-disk format: bump FORMAT_VERSION in format.py.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from pathlib import Path
 
 from ..errors import UsageError
@@ -28,6 +30,8 @@ _FULL = re.compile(r"([0-9a-f]{16})-([0-9a-f]{12})\.full")
 _SEGMENT = re.compile(r"([0-9a-f]{16})-([0-9a-f]{16})-([0-9a-f]{12})-([0-9a-f]{12})\.seg")
 _CHAIN = re.compile(r"[0-9a-f]{8}")
 _PACK = re.compile(r"[0-9a-f]{64}\.pack")
+_POINT = re.compile(r"([0-9a-f]{16})-[0-9a-f]{16}\.point")
+_PRUNED = re.compile(r"[0-9a-f]{12}-[0-9a-f]{8}\.pruned")
 
 
 def check_db_id(db_id: str) -> str:
@@ -63,20 +67,34 @@ def parse_full(chain: int, name: str) -> FullRef | None:
 
 
 def format_segment(ref: SegmentRef) -> str:
-    return (f"{ref.first_txn:016x}-{ref.last_txn:016x}-{ref.first_seen:012x}-"
-            f"{ref.last_seen:012x}.seg")
+    return (f"{ref.first_txn:016x}-{ref.last_txn:016x}-{ref.first_time:012x}-"
+            f"{ref.last_time:012x}.seg")
 
 
 def parse_segment(chain: int, name: str) -> SegmentRef | None:
     match = _SEGMENT.fullmatch(name)
     if not match:
         return None
-    first, last, first_seen, last_seen = (int(g, 16) for g in match.groups())
-    return SegmentRef(chain, first, last, first_seen, last_seen)
+    first, last, first_time, last_time = (int(g, 16) for g in match.groups())
+    return SegmentRef(chain, first, last, first_time, last_time)
 
 
 def format_point(txn: int, name: str) -> str:
     return f"{txn:016x}-{hashlib.sha256(name.encode()).hexdigest()[:16]}.point"
+
+
+def parse_point(name: str) -> int | None:
+    """The transaction a point file's name gives (its name is only hashed into it)."""
+    match = _POINT.fullmatch(name)
+    return int(match[1], 16) if match else None
+
+
+def format_pruned(pruned_at: int) -> str:
+    return f"{pruned_at:012x}-{secrets.token_hex(4)}.pruned"
+
+
+def is_pruned(name: str) -> bool:
+    return _PRUNED.fullmatch(name) is not None
 
 
 def pack_path(root: Path, pack_id: bytes) -> Path:

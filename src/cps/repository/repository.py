@@ -19,25 +19,37 @@ from pathlib import Path
 from typing import Any
 
 from ..durable import atomic_write, make_folders
-from ..errors import CorruptFile, MissingFile, NotARepository, RepositoryError, UsageError
+from ..errors import (
+    CorruptFile,
+    MissingFile,
+    NotARepository,
+    RepositoryError,
+    UnsupportedFormat,
+    UsageError,
+)
 from . import codec, crypto, locks, naming
 from .format import (
     FLAG_COMPRESSED,
     FLAG_ENCRYPTED,
     HEADER,
     KIND_MAGIC,
+    RecordFile,
     Sealing,
     encode_file,
     read_file,
 )
 from .model import (
     Chain,
+    ChainFolder,
     DatabaseInfo,
     FullBackup,
     FullRef,
+    ProtectorStatus,
+    PrunedRange,
     RecoveryPoint,
     Segment,
     SegmentRef,
+    UnreadableFile,
 )
 from .packs import (
     PackWriter,
@@ -131,6 +143,10 @@ class Repository:
         return locks.hold(self.root / "locks" / f"protect-{naming.check_db_id(db_id)}",
                           exclusive=True)
 
+    def protector_running(self, db_id: str) -> bool:
+        """Whether a protector holds `db_id`'s lock now."""
+        return locks.is_held(self.root / "locks" / f"protect-{naming.check_db_id(db_id)}")
+
     def reader_lock(self) -> AbstractContextManager[None]:
         """Held while reading or adding packs (restore, full backups): prune waits for it."""
         return locks.hold(self.root / "locks" / "repository", exclusive=False, wait=True)
@@ -145,7 +161,7 @@ class Repository:
         path = naming.database_dir(self.root, info.db_id) / "database"
         if not path.exists():
             make_folders(path.parent)
-            self._write(path, "database", [codec.encode_json(_fields(info))])
+            self._write(path, "database", [codec.encode_record(info)])
 
     def databases(self) -> list[DatabaseInfo]:
         folder = self.root / "databases"
@@ -153,25 +169,54 @@ class Repository:
         return [self.database(name) for name in names]
 
     def database(self, db_id: str) -> DatabaseInfo:
-        path = naming.database_dir(self.root, db_id) / "database"
+        """What the repository knows of `db_id`. The file only describes the database: when it
+        is missing or damaged but the database's chains are there, an empty description stands
+        in for it (no source path, page size 0), so its backups stay restorable."""
+        folder = naming.database_dir(self.root, db_id)
+        path = folder / "database"
+        try:
+            return codec.decode_record(DatabaseInfo, self._read_json(path, "database"), str(path))
+        except (MissingFile, CorruptFile, UnsupportedFormat):
+            if (folder / "chains").is_dir():
+                return DatabaseInfo(db_id, "", 0, 0)
+            if path.exists():
+                raise
         known = sorted(p.name for p in (self.root / "databases").glob("*"))
-        if not path.exists():
-            raise MissingFile(f"the repository holds no database {db_id!r}",
-                              hint=f"Databases here: {', '.join(known) or 'none'}.")
-        return DatabaseInfo(**self._read_json(path, "database"))
+        raise MissingFile(f"the repository holds no database {db_id!r}",
+                          hint=f"Databases here: {', '.join(known) or 'none'}.")
 
     def write_chain(self, db_id: str, chain: Chain) -> None:
         folder = naming.chain_dir(self.root, db_id, chain.chain)
         make_folders(folder / "fulls")
         make_folders(folder / "segments")
-        self._write(folder / "chain", "chain", [codec.encode_json(_fields(chain))])
+        self._write(folder / "chain", "chain", [codec.encode_record(chain)])
 
     def chains(self, db_id: str) -> list[Chain]:
+        """The chains whose chain file can be read, in order."""
+        return [f.chain for f in self.chain_folders(db_id) if f.chain is not None]
+
+    def chain_folders(self, db_id: str) -> list[ChainFolder]:
+        """Every chain folder of the database, in order, each with its chain file when it can be
+        read: a chain number is never used twice, whatever became of its files."""
         folder = naming.database_dir(self.root, db_id) / "chains"
         found = []
-        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if naming.parse_chain_dir(path.name) is not None and (path / "chain").exists():
-                found.append(Chain(**self._read_json(path / "chain", "chain")))
+        for path in _listing(folder):
+            number = naming.parse_chain_dir(path.name)
+            if number is None:
+                continue
+            try:
+                chain = codec.decode_record(Chain, self._read_json(path / "chain", "chain"),
+                                            str(path / "chain"))
+            except MissingFile:
+                found.append(ChainFolder(number, None, "its chain file is missing"))
+                continue
+            except (CorruptFile, UnsupportedFormat) as exc:
+                found.append(ChainFolder(number, None, f"its chain file is damaged: {exc.message}"))
+                continue
+            if chain.chain != number:
+                found.append(ChainFolder(number, None, f"its chain file names chain {chain.chain}"))
+                continue
+            found.append(ChainFolder(number, chain, None))
         return found
 
     # Pages and full backups
@@ -251,7 +296,18 @@ class Repository:
         return sorted((r for r in refs if r), key=lambda r: r.first_txn)
 
     def read_segment(self, db_id: str, ref: SegmentRef) -> Segment:
-        return codec.decode_segment(self._records(self.segment_path(db_id, ref), "segment"))
+        """The segment `ref` names, checked whole and against its name (chain, transactions and
+        their times): planning trusts names, so a file that disagrees with its own is damaged."""
+        path = self.segment_path(db_id, ref)
+        checked = self._checked(path, "segment")
+        segment = codec.decode_segment(checked.records(self._sealing_of(checked)), checked.version)
+        first, last = segment.transactions[0], segment.transactions[-1]
+        found = SegmentRef(segment.chain, first.txn, last.txn, first.time, last.time)
+        if found != ref:
+            raise CorruptFile(f"{path} holds transactions {first.txn} to {last.txn} of chain "
+                              f"{segment.chain}, which its name does not say: the file is damaged "
+                              "or misplaced", path=str(path))
+        return segment
 
     def read_segments(self, db_id: str, refs: Sequence[SegmentRef]) -> Generator[Segment, None, None]:
         """`read_segment` of each ref, in order, read ahead of the caller by a few threads; the
@@ -265,24 +321,67 @@ class Repository:
     # Recovery points and status
 
     def write_point(self, db_id: str, point: RecoveryPoint) -> None:
-        folder = naming.database_dir(self.root, db_id) / "points"
-        make_folders(folder)
-        self._write(folder / naming.format_point(point.txn, point.name), "point",
-                    [codec.encode_json(_fields(point))])
+        path = self.point_path(db_id, point)
+        make_folders(path.parent)
+        self._write(path, "point", [codec.encode_record(point)])
 
-    def points(self, db_id: str) -> list[RecoveryPoint]:
-        folder = naming.database_dir(self.root, db_id) / "points"
-        found = [RecoveryPoint(**self._read_json(p, "point"))
-                 for p in _listing(folder) if p.suffix == ".point"]
-        return sorted(found, key=lambda p: (p.txn, p.created_at))
+    def point_path(self, db_id: str, point: RecoveryPoint) -> Path:
+        return (naming.database_dir(self.root, db_id) / "points"
+                / naming.format_point(point.txn, point.name))
 
-    def write_status(self, db_id: str, status: dict[str, Any]) -> None:
+    def points(self, db_id: str) -> tuple[list[RecoveryPoint], list[UnreadableFile]]:
+        """The recovery points, by transaction, and the point files that cannot be read: a
+        damaged one loses its name, never a restore (its transaction is in its file name)."""
+        folder = naming.database_dir(self.root, db_id) / "points"
+        found, unreadable = [], []
+        for path in _listing(folder):
+            if path.suffix != ".point":
+                continue
+            try:
+                found.append(codec.decode_record(RecoveryPoint, self._read_json(path, "point"),
+                                                 str(path)))
+            except (CorruptFile, UnsupportedFormat) as exc:
+                unreadable.append(UnreadableFile(str(path), naming.parse_point(path.name),
+                                                 exc.message))
+        return sorted(found, key=lambda p: (p.txn, p.created_at)), unreadable
+
+    def write_status(self, db_id: str, status: ProtectorStatus) -> None:
         self._write(naming.database_dir(self.root, db_id) / "status", "status",
-                    [codec.encode_json(status)])
+                    [codec.encode_record(status)])
 
-    def status(self, db_id: str) -> dict[str, Any] | None:
+    def status(self, db_id: str) -> ProtectorStatus | None:
+        """The protector's latest report, None when there is none; CorruptFile when damaged."""
         path = naming.database_dir(self.root, db_id) / "status"
-        return self._read_json(path, "status") if path.exists() else None
+        try:
+            return codec.decode_record(ProtectorStatus, self._read_json(path, "status"), str(path))
+        except MissingFile:
+            return None
+
+    # Prune records
+
+    def write_pruned(self, db_id: str, ranges: list[PrunedRange]) -> Path:
+        """A new prune record listing `ranges` (written before what they name is deleted)."""
+        folder = naming.database_dir(self.root, db_id) / "pruned"
+        make_folders(folder)
+        path = folder / naming.format_pruned(_now())
+        self._write(path, "pruned", [codec.encode_pruned(ranges)])
+        return path
+
+    def pruned(self, db_id: str) -> tuple[list[tuple[Path, list[PrunedRange]]], list[UnreadableFile]]:
+        """Every prune record (its path and ranges), and those that cannot be read."""
+        folder = naming.database_dir(self.root, db_id) / "pruned"
+        found, unreadable = [], []
+        for path in _listing(folder):
+            if not naming.is_pruned(path.name):
+                continue
+            try:
+                record = next(self._records(path, "pruned"))
+                found.append((path, codec.decode_pruned(record, str(path))))
+            except (CorruptFile, UnsupportedFormat, StopIteration) as exc:
+                message = exc.message if isinstance(exc, CorruptFile | UnsupportedFormat) else \
+                    "it holds no record"
+                unreadable.append(UnreadableFile(str(path), None, message))
+        return found, unreadable
 
     # Files
 
@@ -290,15 +389,20 @@ class Repository:
         atomic_write(path, b"".join(encode_file(kind, self._sealing, records)))
 
     def _records(self, path: Path, kind: str) -> Iterator[bytes]:
+        checked = self._checked(path, kind)
+        return checked.records(self._sealing_of(checked))
+
+    def _checked(self, path: Path, kind: str) -> RecordFile:
         try:
-            checked = read_file(path, kind)
+            return read_file(path, kind)
         except FileNotFoundError as exc:
             raise MissingFile(f"{path} is missing", path=str(path)) from exc
+
+    def _sealing_of(self, checked: RecordFile) -> Sealing:
         try:
-            sealing = self.sealing_for(checked.flags)
+            return self.sealing_for(checked.flags)
         except CorruptFile as exc:
-            raise CorruptFile(f"{path}: {exc.message}", path=str(path)) from exc
-        return checked.records(sealing)
+            raise CorruptFile(f"{checked.path}: {exc.message}", path=str(checked.path)) from exc
 
     def _read_json(self, path: Path, kind: str) -> dict[str, Any]:
         try:
@@ -309,10 +413,6 @@ class Repository:
 
 def _listing(folder: Path) -> list[Path]:
     return sorted(folder.iterdir()) if folder.is_dir() else []
-
-
-def _fields(record: Any) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__slots__}
 
 
 def _now() -> int:

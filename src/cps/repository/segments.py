@@ -27,12 +27,13 @@ class BuiltSegment:
     start: WalPosition
     end: WalPosition
     txns: tuple[int, int]  # the first and the last
+    times: tuple[int, int]  # Transaction.time of the first and of the last
     seen_at: tuple[int, ...]  # of each transaction, in order
     compressed: tuple[bytes, ...]  # record 1, one zstd frame, in the pieces it was made in
 
     @property
     def ref(self) -> SegmentRef:
-        return SegmentRef(self.chain, *self.txns, self.seen_at[0], self.seen_at[-1])
+        return SegmentRef(self.chain, *self.txns, *self.times)
 
     def file_chunks(self, sealing: Sealing) -> Iterator[bytes]:
         """The whole segment file, in pieces."""
@@ -58,11 +59,13 @@ class SegmentBuilder:
         self.page_bytes = 0  # of the page images added, before compression
         self._compressor = compressor
         self._txns = (0, 0)
+        self._times = (0, 0)
         self._seen_at: list[int] = []
         compressor.start()
 
     def add(self, txn: Transaction) -> None:
         self._txns = (self._txns[0] if self._seen_at else txn.txn, txn.txn)
+        self._times = (self._times[0] if self._seen_at else txn.time, txn.time)
         self._compressor.add(codec.encode_transaction(txn))
         self._seen_at.append(txn.seen_at)
         self.page_bytes += len(txn.pages) * self.page_size
@@ -70,5 +73,5 @@ class SegmentBuilder:
     def finish(self, end: WalPosition) -> BuiltSegment:
         """The segment, with `end` the WAL position after its last transaction."""
         assert self._seen_at, "a segment holds at least one transaction"
-        return BuiltSegment(self.chain, self.page_size, self.start, end, self._txns,
+        return BuiltSegment(self.chain, self.page_size, self.start, end, self._txns, self._times,
                             tuple(self._seen_at), self._compressor.finish())

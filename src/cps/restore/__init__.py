@@ -1,29 +1,42 @@
 """Restoring a database to a transaction, a time or a recovery point, from a repository.
 
-Owns the catalog of what a repository covers (`catalog.py`, from file names alone), the pure
-planner (`plan.py`), the parsing of targets (`targets.py`), the reading of a plan's log up to its
-end (`log.py`, shared with granular recovery so that both apply exactly the same transactions) and
-the careful execution of a plan into a new file (`apply.py`). It reads the repository and never
-imports capture.
+Plans a target against the catalog of what a repository proves (`cps.repository.catalog`,
+re-exported here) with a pure planner (`plan.py`); waits for a running protector when a time is
+just past what it has made durable (`resolve.py`); parses targets (`targets.py`); reads a plan's
+log up to its end (`log.py`, shared with granular recovery so that both apply exactly the same
+transactions); picks the nearest full backup that can be read (`bases.py`); carries a plan out
+carefully into a new file (`apply.py`); and builds the timeline (`timeline.py`). It reads the
+repository and never imports capture.
 """
 
+from ..repository.catalog import Catalog, ChainView, Hole, Span, load_catalog
 from .apply import RestoreResult, restore
-from .catalog import Catalog, ChainView, load_catalog
+from .bases import from_nearest_readable
 from .log import LogUnreadable, read_log
-from .plan import RestorePlan, plan_restore
+from .plan import Base, RestorePlan, plan_restore
+from .resolve import resolve
 from .targets import Target, format_ms, parse_time
+from .timeline import ProtectorView, Timeline, build_timeline
 
 __all__ = [
+    "Base",
     "Catalog",
     "ChainView",
+    "Hole",
     "LogUnreadable",
+    "ProtectorView",
     "RestorePlan",
     "RestoreResult",
+    "Span",
     "Target",
+    "Timeline",
+    "build_timeline",
     "format_ms",
+    "from_nearest_readable",
     "load_catalog",
     "parse_time",
     "plan_restore",
+    "resolve",
     "read_log",
     "restore",
 ]

@@ -20,7 +20,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -30,8 +30,9 @@ import numpy.typing as npt
 from ..durable import fsync_folder
 from ..errors import RestoreError
 from ..repository import FullBackup, PageIndex, Repository, Transaction
+from .bases import from_nearest_readable
 from .log import LogUnreadable, read_log
-from .plan import RestorePlan
+from .plan import Base, RestorePlan
 from .targets import format_ms
 
 Progress = Callable[[str, int, int], None]
@@ -49,11 +50,15 @@ class RestoreResult:
     txn: int
     txn_time: int | None
     pages: int
-    damaged: str | None  # with best effort: what could not be read, and what was left out
+    damaged: str | None  # with best effort: why the result stops before the target
+    passed_over: tuple[str, ...] = ()  # full backups that could not be read, and were not used
 
 
 def restore(repo: Repository, plan: RestorePlan, output: Path, *, force: bool = False,
             best_effort: bool = False, progress: Progress | None = None) -> RestoreResult:
+    """Write the database `plan` names to `output`. With `best_effort`, a log that cannot be
+    read through gives the latest state before the damage; the result says so in `damaged`, as
+    it does when the plan itself stops short of its target (`RestorePlan.shortfall`)."""
     if output.exists() and not force:
         raise RestoreError(f"{output} already exists",
                            hint="Choose another output, or pass --force to replace it.")
@@ -62,30 +67,40 @@ def restore(repo: Repository, plan: RestorePlan, output: Path, *, force: bool = 
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            result = _build(repo, plan, fd, output, best_effort, progress or _quiet)
+            def build(base: Base) -> RestoreResult:
+                os.ftruncate(fd, 0)  # a base tried before may have written some pages
+                return _build(repo, plan, base, fd, output, best_effort, progress or _quiet)
+
+            result, passed = from_nearest_readable(plan, build)
             _sync_and_check(fd, partial)
         finally:
             os.close(fd)
         _remove_database(output)  # an old -wal beside the output would be replayed onto it
         os.replace(partial, output)
         fsync_folder(output.parent)
-        return result
+        return replace(result, passed_over=passed,
+                       damaged=_joined(plan.shortfall, result.damaged))
     except BaseException:
         _remove_database(partial)
         raise
 
 
-def _build(repo: Repository, plan: RestorePlan, fd: int, output: Path, best_effort: bool,
-           progress: Progress) -> RestoreResult:
+def _build(repo: Repository, plan: RestorePlan, base: Base, fd: int, output: Path,
+           best_effort: bool, progress: Progress) -> RestoreResult:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cps-index") as pool:
         index = pool.submit(repo.page_index)  # the packs' indexes are read while the log is
-        full = repo.read_full(plan.db_id, plan.full)
+        full = repo.read_full(plan.db_id, base.full)
         log = _LogPages(fd, full)
-        _apply_log(repo, plan, log, best_effort, progress)
+        _apply_log(repo, plan, base, log, best_effort, progress)
         log.finish()
-        _write_full_pages(repo, plan, full, index.result(), log, progress)
+        _write_full_pages(repo, plan.db_id, full, base, index.result(), log, progress)
     os.ftruncate(fd, log.db_pages * full.page_size)
     return RestoreResult(output, plan.chain, log.txn, log.txn_time, log.db_pages, log.damaged)
+
+
+def _joined(*notes: str | None) -> str | None:
+    present = [n for n in notes if n]
+    return "; ".join(present) if present else None
 
 
 class _LogPages:
@@ -105,7 +120,7 @@ class _LogPages:
     def apply(self, transaction: Transaction) -> None:
         """Apply the transaction that follows the last one applied."""
         self.newest.update(transaction.pages)
-        self.txn, self.txn_time = transaction.txn, transaction.seen_at
+        self.txn, self.txn_time = transaction.txn, transaction.time
         self.db_pages = transaction.db_pages
         if len(self.newest) * self.page_size > LOG_HELD_BYTES:
             # All of them: the database may grow back over a page past its size now.
@@ -124,12 +139,12 @@ class _LogPages:
         self.newest.clear()
 
 
-def _apply_log(repo: Repository, plan: RestorePlan, log: _LogPages, best_effort: bool,
-               progress: Progress) -> None:
+def _apply_log(repo: Repository, plan: RestorePlan, base: Base, log: _LogPages,
+               best_effort: bool, progress: Progress) -> None:
     first = reported = log.txn
     total = max(1, plan.last_txn - first)
     try:
-        with contextlib.closing(read_log(repo, plan)) as transactions:
+        with contextlib.closing(read_log(repo, plan, base)) as transactions:
             for transaction in transactions:
                 log.apply(transaction)
                 if (log.txn - reported) * PROGRESS_STEPS >= total:
@@ -137,16 +152,15 @@ def _apply_log(repo: Repository, plan: RestorePlan, log: _LogPages, best_effort:
                     reported = log.txn
     except LogUnreadable as damage:
         if not best_effort:
-            raise RestoreError(damage.message, hint="Restore with --best-effort to get the latest "
-                               "point before the damage.") from damage
-        log.damaged = damage.message
+            raise
+        log.damaged = f"{damage.message}; restored transaction {log.txn}, the last before it"
     progress("transactions", log.txn - first, total)
 
 
-def _write_full_pages(repo: Repository, plan: RestorePlan, full: FullBackup, index: PageIndex,
-                      log: _LogPages, progress: Progress) -> None:
+def _write_full_pages(repo: Repository, db_id: str, full: FullBackup, base: Base,
+                      index: PageIndex, log: _LogPages, progress: Progress) -> None:
     """The full backup's pages within the target's size that the log did not write."""
-    needed_by = (f"the full backup {repo.full_path(plan.db_id, plan.full).name} "
+    needed_by = (f"the full backup {repo.full_path(db_id, base.full).name} "
                  f"(transaction {full.txn}, {format_ms(full.taken_at)})")
     # Every page of the full, even one the log wrote over: a page in no readable pack is damage to
     # report, whichever pages this target happens to need.

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import NotAStore, StoreBusy, StoreError
-from .schema import APPLICATION_ID, DDL, SCHEMA_VERSION
+from .schema import APPLICATION_ID, CLOCK_DDL, DDL, SCHEMA_VERSION
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -86,18 +86,39 @@ def open_database(
             f"({SCHEMA_VERSION})",
             hint="Upgrade CPS to open this database.",
         )
+    if version < SCHEMA_VERSION and not readonly:
+        _migrate(connection)
     return connection
 
 
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Schema 1 to 2: the commit clock (one transaction; a reader of either version reads both)."""
+    with transaction(connection, stamped=False):
+        if connection.execute("PRAGMA user_version").fetchone()[0] < 2:
+            for statement in CLOCK_DDL.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
 @contextmanager
-def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: all of it commits durably, or none of it does."""
+def transaction(connection: sqlite3.Connection, *, stamped: bool = True
+                ) -> Iterator[sqlite3.Connection]:
+    """One write transaction: all of it commits durably, or none of it does. Its last write sets
+    the commit clock (schema.CLOCK_DDL) to the time it commits."""
     try:
         connection.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         raise _translate(exc) from exc
     try:
         yield connection
+        if stamped:
+            # Strictly increasing: SQLite leaves a page unwritten when a row is rewritten with
+            # the same bytes, and a transaction that does not write the clock is one the clock
+            # does not date (two commits in one millisecond, or a clock stepped back).
+            connection.execute("UPDATE cps_commit_clock SET committed_at = "
+                               "max(committed_at + 1, ?) WHERE id = 1",
+                               (time.time_ns() // 1_000_000,))
         connection.execute("COMMIT")
     except BaseException as exc:
         if connection.in_transaction:

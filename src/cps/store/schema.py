@@ -13,7 +13,7 @@ from __future__ import annotations
 
 # 'CPSm' in ASCII: `PRAGMA application_id` of every CPS mail database, so `file` and CPS can tell one.
 APPLICATION_ID = 0x4350536D
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cps_commit_clock
 
 # IMAP system flags, stored as a bitmask in messages.flags.
 SYSTEM_FLAGS: dict[str, int] = {
@@ -33,7 +33,21 @@ STANDARD_FOLDERS: tuple[tuple[str, str], ...] = (
     ("Junk Email", "junk"),
 )
 
-DDL = """
+# The commit clock: one row, set to the time in ms by every write transaction just before it
+# commits (connection.transaction), and at least one more than before. Capture reads it from the transaction's pages, so a restore
+# to a time gives exactly the transactions committed by then (docs/store.md, "The commit clock").
+# The tag makes the row's page recognisable by its content alone.
+CLOCK_TAG = "cps-commit-clock"
+CLOCK_DDL = f"""
+CREATE TABLE cps_commit_clock (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    tag          TEXT NOT NULL CHECK (tag = '{CLOCK_TAG}'),
+    committed_at INTEGER NOT NULL
+);
+INSERT INTO cps_commit_clock VALUES (1, '{CLOCK_TAG}', 0);
+"""
+
+DDL = CLOCK_DDL + """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

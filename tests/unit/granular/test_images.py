@@ -68,7 +68,7 @@ def test_every_segment_time_is_its_last_transaction(name: str, tmp_path: Path) -
     catalog = load_catalog(repo, expected["db_id"])
     [chain] = catalog.chains
     for segment in chain.segments:
-        plan = plan_restore(catalog, Target("time", segment.last_seen))
+        plan = plan_restore(catalog, Target("time", segment.last_time))
         with closing(PointImage.build(repo, plan)) as image:
             assert image.txn == segment.last_txn
             rows, _check = rows_through_the_vfs(image, expected["query"])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cps.errors import CorruptFile
 from cps.repository import FullBackup, Segment, Transaction, WalPosition, codec
 from cps.repository.crypto import MasterKey, sealing
-from cps.repository.format import FLAG_COMPRESSED, FLAG_ENCRYPTED, parse_file
+from cps.repository.format import FLAG_COMPRESSED, FLAG_ENCRYPTED, FORMAT_VERSION, parse_file
 from tests.segments import built, plain_records
 
 U32 = st.integers(0, 2**32 - 1)
@@ -36,7 +36,7 @@ def segments(draw: st.DrawFn) -> Segment:
     page_size = draw(PAGE_SIZES)
     page = st.tuples(U32, st.binary(min_size=page_size, max_size=page_size))
     transactions = draw(st.lists(
-        st.builds(Transaction, U64, U64, U32, st.lists(page, max_size=4).map(tuple)),
+        st.builds(Transaction, U64, U64, U32, st.lists(page, max_size=4).map(tuple), U64),
         min_size=1, max_size=5))
     return Segment(draw(U64), page_size, draw(positions), draw(positions), tuple(transactions))
 
@@ -53,7 +53,9 @@ def test_segments_round_trip_through_a_file(segment: Segment, encrypted: bool) -
     flags = FLAG_COMPRESSED | (FLAG_ENCRYPTED if encrypted else 0)
     seal = sealing(flags, KEY if encrypted else None)
     data = b"".join(built(segment).file_chunks(seal))
-    assert codec.decode_segment(parse_file(Path("s"), data, "segment").records(seal)) == segment
+    checked = parse_file(Path("s"), data, "segment")
+    assert checked.version == FORMAT_VERSION
+    assert codec.decode_segment(checked.records(seal), checked.version) == segment
 
 
 @given(entries=st.lists(st.tuples(st.binary(min_size=32, max_size=32), U64, U32), max_size=30))
@@ -96,11 +98,19 @@ def test_a_full_backup_of_no_pages_is_its_header_alone() -> None:
 
 
 def test_segment_and_transaction_bytes() -> None:
-    txn = Transaction(5, 6, 7, ((3, b"abcd"), (1, b"wxyz")))
+    txn = Transaction(5, 6, 7, ((3, b"abcd"), (1, b"wxyz")), 8)
     header, record = plain_records(Segment(9, 4, POSITION, POSITION, (txn,)))
     assert header == bytes.fromhex("0900000000000000" "04000000" "01000000") + POSITION_BYTES * 2
-    assert record == (struct.pack("<QQII", 5, 6, 7, 2) + (3).to_bytes(4, "little") + b"abcd"
+    assert record == (struct.pack("<QQQII", 5, 6, 8, 7, 2) + (3).to_bytes(4, "little") + b"abcd"
                       + (1).to_bytes(4, "little") + b"wxyz")
+
+
+def test_format_2_transactions_have_no_commit_time() -> None:
+    header, _record = plain_records(Segment(9, 4, POSITION, POSITION,
+                                            (Transaction(5, 6, 7, ((3, b"abcd"),)),)))
+    old = struct.pack("<QQII", 5, 6, 7, 1) + (3).to_bytes(4, "little") + b"abcd"
+    [txn] = codec.decode_segment(iter([header, old]), 2).transactions
+    assert (txn.txn, txn.seen_at, txn.committed_at, txn.db_pages, txn.time) == (5, 6, 0, 7, 6)
 
 
 def test_pack_index_bytes() -> None:
@@ -134,14 +144,14 @@ def segment_records() -> list[bytes]:
 
 def test_a_segment_stores_its_transactions_in_one_record() -> None:
     header, record = segment_records()
-    assert len(record) == 2 * (struct.calcsize("<QQII") + 4 + 8)
+    assert len(record) == 2 * (struct.calcsize("<QQQII") + 4 + 8)
 
 
 def test_format_1_segments_with_a_record_per_transaction_still_decode() -> None:
     header, record = segment_records()
     half = len(record) // 2
-    segment = codec.decode_segment(iter([header, record[:half], record[half:]]))
-    assert segment == codec.decode_segment(iter([header, record]))
+    segment = codec.decode_segment(iter([header, record[:half], record[half:]]), FORMAT_VERSION)
+    assert segment == codec.decode_segment(iter([header, record]), FORMAT_VERSION)
     assert [t.txn for t in segment.transactions] == [2, 2]
 
 
@@ -155,13 +165,13 @@ def test_format_1_segments_with_a_record_per_transaction_still_decode() -> None:
 ])
 def test_malformed_segments_are_corrupt(damage: Damage, message: str) -> None:
     with pytest.raises(CorruptFile, match=message):
-        codec.decode_segment(iter(damage(segment_records())))
+        codec.decode_segment(iter(damage(segment_records())), FORMAT_VERSION)
 
 
 def test_a_segment_without_transactions_is_corrupt() -> None:
     header = segment_records()[0][:12] + bytes(4) + segment_records()[0][16:]
     with pytest.raises(CorruptFile, match="holds 0 transactions"):
-        codec.decode_segment(iter([header]))
+        codec.decode_segment(iter([header]), FORMAT_VERSION)
 
 
 @pytest.mark.parametrize("record", [b"", b"\x01\x00\x00", (1).to_bytes(4, "little") + bytes(43),

@@ -70,7 +70,7 @@ def test_the_right_passphrase_opens_and_reads(encrypted: Repository) -> None:
     assert reopened.key == encrypted.key
     [ref] = reopened.segments("db", 1)
     assert reopened.read_segment("db", ref).transactions[0].pages == ((1, PAGE),)
-    assert [p.name for p in reopened.points("db")] == [POINT_NAME]
+    assert [p.name for p in reopened.points("db")[0]] == [POINT_NAME]
 
 
 def test_a_wrong_passphrase_is_refused_and_nothing_is_read_or_changed(encrypted: Repository) -> None:

@@ -90,7 +90,7 @@ def test_any_records_round_trip(kind: str, records: list[bytes], compressed: boo
 def test_header_fields_are_where_the_format_says() -> None:
     data = encode("full", [b"x"], FLAG_COMPRESSED | FLAG_ENCRYPTED)
     assert data[:8] == b"CPSFULL\x00"
-    assert data[8:10] == (2).to_bytes(2, "little")
+    assert data[8:10] == (3).to_bytes(2, "little")
     assert data[10:12] == (3).to_bytes(2, "little")
     assert data[12:16] == bytes(4)
 

@@ -19,6 +19,8 @@ from cps.capture import ProtectOptions, Protector
 from cps.repository import (
     Chain,
     DatabaseInfo,
+    ProtectorStatus,
+    PrunedRange,
     RecoveryPoint,
     Repository,
     codec,
@@ -185,7 +187,7 @@ def json_fields(kind: str) -> set[str]:
 
 
 @pytest.mark.parametrize("kind, record", [("database", DatabaseInfo), ("chain", Chain),
-                                          ("point", RecoveryPoint)])
+                                          ("point", RecoveryPoint), ("pruned", PrunedRange)])
 def test_json_fields_of_records_match_the_model(kind: str, record: type) -> None:
     assert json_fields(kind) == {f.name for f in dataclasses.fields(record)}
 
@@ -209,9 +211,10 @@ def test_json_fields_of_status_match_what_the_protector_writes(tmp_path: Path) -
     protector = Protector(db, repo, "small", ProtectOptions(recovery_point_every=None))
     protector.start()
     protector.finish()
-    status = repo.status("small")
-    assert status is not None
-    assert json_fields("status") == set(status)
+    path = repo.root / "databases" / "small" / "status"
+    written = codec.decode_json(next(repo._records(path, "status")), "status")
+    assert json_fields("status") == set(written)
+    assert set(written) == {f.name for f in dataclasses.fields(ProtectorStatus)}
 
 
 def test_every_documented_json_kind_exists() -> None:

@@ -28,9 +28,9 @@ def test_full_names_round_trip(chain: int, txn: int, taken: int) -> None:
     assert naming.parse_full(chain, name) == ref
 
 
-@given(chain=CHAIN, first=TXN, last=TXN, first_seen=MS, last_seen=MS)
-def test_segment_names_round_trip(chain: int, first: int, last: int, first_seen: int, last_seen: int) -> None:
-    ref = SegmentRef(chain, first, last, first_seen, last_seen)
+@given(chain=CHAIN, first=TXN, last=TXN, first_time=MS, last_time=MS)
+def test_segment_names_round_trip(chain: int, first: int, last: int, first_time: int, last_time: int) -> None:
+    ref = SegmentRef(chain, first, last, first_time, last_time)
     name = naming.format_segment(ref)
     assert len(name) == 16 + 1 + 16 + 1 + 12 + 1 + 12 + len(".seg")
     assert naming.parse_segment(chain, name) == ref
@@ -146,4 +146,4 @@ def test_points_listing_reads_only_point_files(tmp_path: Path) -> None:
     (points / "README").write_text("not a point")
     stray = b"".join(encode_file("point", sealing(FLAG_COMPRESSED, None), [b"{}"]))
     (points / "0000000000000001-0000000000000000.point.bak").write_bytes(stray)
-    assert repo.points("db") == []
+    assert repo.points("db") == ([], [])

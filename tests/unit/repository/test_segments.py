@@ -49,7 +49,7 @@ def test_a_built_segment_reads_back_as_the_transactions_added(repo: Repository) 
     assert segment.compressed_size < 62 * PAGE_SIZE
 
     ref = repo.write_segment("db", segment)
-    assert (ref.first_txn, ref.last_txn, ref.first_seen, ref.last_seen) == (2, 61, 1002, 1061)
+    assert (ref.first_txn, ref.last_txn, ref.first_time, ref.last_time) == (2, 61, 1002, 1061)
     read = repo.read_segment("db", ref)
     assert read.transactions == tuple(added)
     assert (read.start, read.end, read.page_size) == (START, END, PAGE_SIZE)

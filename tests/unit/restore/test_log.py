@@ -56,7 +56,7 @@ def write_repository(root: Path, second_full_at: int | None = None) -> tuple[Rep
 
 def logged(repo: Repository, target: Target) -> list[int]:
     plan = plan_restore(load_catalog(repo, "mail"), target)
-    return [t.txn for t in read_log(repo, plan)]
+    return [t.txn for t in read_log(repo, plan, plan.bases[0])]
 
 
 def test_the_transactions_after_the_full_backup_up_to_the_target(tmp_path: Path) -> None:
@@ -81,12 +81,12 @@ def test_an_unreadable_segment_ends_the_log_after_the_transactions_before_it(
     damaged = repo.segment_path("mail", refs[1])
     damaged.write_bytes(damaged.read_bytes()[:-3])
     read = []
+    plan = plan_restore(load_catalog(repo, "mail"), Target("txn", 9))
     with pytest.raises(LogUnreadable) as raised:
-        read.extend(t.txn for t in read_log(repo, plan_restore(load_catalog(repo, "mail"),
-                                                               Target("txn", 9))))
+        read.extend(t.txn for t in read_log(repo, plan, plan.bases[0]))
     assert read == [2, 3, 4]
     assert raised.value.segment == refs[1] and isinstance(raised.value, RestoreError)
-    assert raised.value.code == "restore"
+    assert raised.value.code == "damaged"
     message = raised.value.message
     assert message.startswith(f"transactions 5 to 7 ({format_ms(STARTED + 3500)} to "
                               f"{format_ms(STARTED + 7000)}) cannot be read: ")
@@ -101,4 +101,4 @@ def test_a_segment_past_the_end_is_never_an_error(tmp_path: Path) -> None:
     # Its first transaction was seen before the time, so the plan lists the segment; the log ends
     # before it, at transaction 4, seen after the time.
     assert refs[1] in plan.segments
-    assert [t.txn for t in read_log(repo, plan)] == [2, 3]
+    assert [t.txn for t in read_log(repo, plan, plan.bases[0])] == [2, 3]
