@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -24,7 +25,7 @@ def detect_format(source: Path) -> Format:
     if source.is_dir():
         return Format.MAILDIR if maildir.is_maildir(source) else Format.EML
     try:
-        with open_regular_file(source) as (handle, _info):
+        with open_regular_file(os.path.realpath(source)) as (handle, _info):
             head = handle.read(len(mbox.BOM) + len(mbox.FROM_))
     except (Unreadable, OSError):
         return Format.EML  # the eml reader reports why the file cannot be read
