@@ -189,11 +189,13 @@ def test_postfix_delivers_over_lmtp_and_retries_after_451(postfix_root: Path) ->
             subprocess.run([POSTQUEUE, "-c", config, "-f"], check=True)
             wait_for(lambda: len(inbox(database, alice)) == 2, "the retried delivery")
     stored = inbox(database, alice)
-    # Postfix prepends its trace header; the message arrives unchanged, its long line unbroken
-    # (lmtp_line_length_limit = 0)
+    # Postfix prepends its trace header and CPS its own before that; the message arrives
+    # unchanged, its long line unbroken (lmtp_line_length_limit = 0)
     assert [raw.endswith(sent) for raw, sent in zip(stored, (first, second), strict=True)] == [
         True, True]
-    assert all(raw.startswith(b"Received: from ") for raw in stored)
+    cps_trace = f"Return-Path: <sender@example.org>\r\nDelivered-To: {alice}\r\n".encode()
+    assert all(raw.startswith(cps_trace) for raw in stored)
+    assert [raw.count(b"\r\nReceived: from ") for raw in stored] == [2, 2]
 
 
 def message(subject: str) -> bytes:

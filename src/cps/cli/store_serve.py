@@ -66,7 +66,8 @@ def serve_command(
     databases DB. A recipient is accepted if one of the databases (the first, in the order
     given) has a live mailbox with that address; others get 550. A message is acknowledged
     with 250 only once it is committed to disk; if it cannot be stored the reply is 451 and
-    the sender retries.
+    the sender retries. The stored message is the bytes received with Return-Path,
+    Delivered-To (for a single recipient) and Received header fields in front.
 
     Prints one line per listener ("smtp listening on 127.0.0.1:2525") when ready, and runs
     until SIGTERM or SIGINT.
