@@ -17,6 +17,7 @@ from .server import (
     running,
     serve,
 )
+from .tls import server_context
 
 __all__ = [
     "DEFAULT_LMTP",
@@ -27,4 +28,5 @@ __all__ = [
     "parse_endpoint",
     "running",
     "serve",
+    "server_context",
 ]

@@ -9,7 +9,7 @@ The size limit counts the bytes as transmitted, and is the only limit on a line:
 1000 octets, but real mail breaks that, import stores lines of any length, and so does delivery. A
 line longer than the size limit is a message over it, refused with 552 like any other.
 
-The banner reads "<host> ESMTP CPS" (or LMTP).
+With a TLS context, both listeners offer STARTTLS; the banner reads "<host> ESMTP CPS" (or LMTP).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -119,6 +120,7 @@ class IntakeServer:
         lmtp: Endpoint | None = DEFAULT_LMTP,
         max_size: int = DEFAULT_MAX_SIZE,
         busy_timeout: float = BUSY_TIMEOUT_SECONDS,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not databases:
             raise UsageError("no mail database to deliver to", hint="Name at least one database.")
@@ -126,6 +128,7 @@ class IntakeServer:
             raise UsageError("no listener", hint="Listen for SMTP, LMTP or both.")
         self.endpoints = {"smtp": smtp, "lmtp": lmtp}
         self.max_size = max_size
+        self.tls = tls
         self.deliverer = Deliverer([Path(p) for p in databases], busy_timeout)
         self.listeners: list[tuple[str, Endpoint]] = []
         self._servers: list[asyncio.Server] = []
@@ -176,7 +179,7 @@ class IntakeServer:
             assert self._handler is not None
             session = protocol(
                 self._handler, data_size_limit=self.max_size, enable_SMTPUTF8=True,
-                hostname=hostname, loop=loop)
+                hostname=hostname, tls_context=self.tls, loop=loop)
             self._sessions.add(session)
             return session
 
