@@ -18,7 +18,7 @@ from ..store.intake import (
     serve,
     server_context,
 )
-from . import output
+from .store_text import emit
 
 SIZE_UNITS = {
     "": 1, "b": 1,
@@ -106,4 +106,4 @@ def serve_command(
         busy_timeout=busy_timeout,
         tls=_tls(tls_cert, tls_key),
     )
-    serve(server, lambda name, endpoint: output.emit(f"{name} listening on {endpoint}", False, str))
+    serve(server, lambda name, endpoint: emit(f"{name} listening on {endpoint}", False, str))

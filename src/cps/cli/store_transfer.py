@@ -11,6 +11,7 @@ import click
 from ..store.names import split_mailbox_path, split_path
 from ..store.transfer import Format, ImportReport, Quoting, export_mail, import_mail
 from . import output
+from .store_text import counted, emit, note
 from .targets import database_argument, open_db
 
 # Most problems shown in the text report; --json lists them all.
@@ -60,7 +61,7 @@ def import_command(
         )
     if not as_json:
         _note_problems(report)
-    output.emit(report.as_dict(), as_json, _render_import)
+    emit(report.as_dict(), as_json, _render_import)
 
 
 @click.command("export")
@@ -89,26 +90,27 @@ def export_command(db: Path, mailbox_path: str, destination: Path, kind: str, as
     address, folder = split_mailbox_path(mailbox_path)
     with open_db(db, readonly=True) as database:
         report = export_mail(database, address, folder, destination, Format(kind))
-    output.emit(report.as_dict(), as_json, _render_export)
+    emit(report.as_dict(), as_json, _render_export)
 
 
 def _note_problems(report: ImportReport) -> None:
     errors = [p for p in report.problems if p.severity == "error"]
     for problem in errors[:SHOWN_PROBLEMS]:
-        output.note(f"{problem.where}: {problem.reason}")
+        note(f"{problem.where}: {problem.reason}")
     if len(errors) > SHOWN_PROBLEMS:
-        output.note(f"... and {len(errors) - SHOWN_PROBLEMS} more problems (see --json)")
+        note(f"... and {counted(len(errors) - SHOWN_PROBLEMS, 'more problem')} (see --json)")
     warnings = len(report.problems) - len(errors)
     if warnings:
-        output.note(f"{warnings} imported messages have parse defects (see --json)")
+        note(f"{counted(warnings, 'imported message has', 'imported messages have')} parse "
+             "defects (see --json)")
 
 
 def _render_import(report: dict[str, Any]) -> str:
     rate = report["imported_bytes"] / report["seconds"] / 1e6 if report["seconds"] else 0.0
     return (
-        f"imported {report['imported']} of {report['found']} messages into "
+        f"imported {report['imported']} of {counted(report['found'], 'message')} into "
         f"{report['mailbox']}/{report['folder']} ({report['skipped_already_imported']} imported "
-        f"before, {report['rejected']} rejected; {report['imported_bytes']} bytes in "
+        f"before, {report['rejected']} rejected; {counted(report['imported_bytes'], 'byte')} in "
         f"{report['seconds']:.1f} s, {rate:.1f} MB/s)"
     )
 
@@ -116,6 +118,7 @@ def _render_import(report: dict[str, Any]) -> str:
 def _render_export(report: dict[str, Any]) -> str:
     source = report["mailbox"] + (f"/{report['folder']}" if report["folder"] else "")
     return (
-        f"exported {report['messages']} messages in {report['folders']} folders of {source} to "
-        f"{report['destination']} as {report['format']}"
+        f"exported {counted(report['messages'], 'message')} in "
+        f"{counted(report['folders'], 'folder')} of {source} to {report['destination']} as "
+        f"{report['format']}"
     )
