@@ -1,12 +1,16 @@
-"""What the store commands print for people: hostile text made harmless, words counted right."""
+"""What the store commands print for people: hostile text made harmless, words counted right,
+and progress bars on a terminal only."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import threading
 from pathlib import Path
 
 from cps.store import MailDatabase
-from tests.conftest import run_cps
+from tests.conftest import CPS, run_cps
 
 HOSTILE = (
     "From: \x1b[31mMallory\x1b[0m <mallory@example.org>\r\n"
@@ -61,3 +65,57 @@ def test_counts_are_singular_for_one(tmp_path: Path) -> None:
     deleted = run_cps("store", "message", "delete", path, "alice@example.com/Inbox", "1").stderr
     assert deleted == b"deleted 1 message\n"
 
+
+def run_on_terminal(*args: str | Path) -> tuple[int, bytes, bytes]:
+    """Run `cps` with stderr on a pseudo-terminal and stdout on a pipe: its exit status, its
+    stdout, and all the terminal showed."""
+    controller, terminal = os.openpty()
+    environment = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    process = subprocess.Popen([*CPS, *map(str, args)], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=terminal, env=environment)
+    os.close(terminal)
+    shown: list[bytes] = []
+
+    def read_terminal() -> None:
+        try:
+            while chunk := os.read(controller, 65536):
+                shown.append(chunk)
+        except OSError:  # EIO: the last holder of the terminal closed it
+            pass
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    stdout, _ = process.communicate(timeout=600)
+    reader.join(timeout=60)
+    os.close(controller)
+    return process.returncode, stdout, b"".join(shown)
+
+
+def many_messages(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for n in range(count):
+        (folder / f"{n:04d}.eml").write_bytes(b"Subject: message %d\r\n\r\n%s\r\n" % (n, b"x" * 2000))
+    return folder
+
+
+def test_import_and_export_draw_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    path = make_store(tmp_path)
+    source = many_messages(tmp_path / "source", 300)
+    status, stdout, terminal = run_on_terminal(
+        "store", "import", path, source, "--mailbox", "alice@example.com")
+    assert status == 0
+    assert b"importing" in terminal and b"%" in terminal
+    assert stdout.startswith(b"imported 300 of 300 messages") and b"importing" not in stdout
+    status, stdout, terminal = run_on_terminal(
+        "store", "export", path, "alice@example.com/Inbox", tmp_path / "out", "--format", "mbox")
+    assert status == 0
+    assert b"exporting" in terminal and b"%" in terminal
+    assert stdout.startswith(b"exported 300 messages")
+    # never with --json, never on a pipe
+    status, stdout, terminal = run_on_terminal(
+        "store", "export", path, "alice@example.com/Inbox", tmp_path / "out2", "--format", "eml",
+        "--json")
+    assert (status, json.loads(stdout)["messages"], terminal) == (0, 300, b"")
+    piped = run_cps("store", "import", path, source, "--mailbox", "alice@example.com",
+                    "--folder", "Again")
+    assert piped.stderr == b""

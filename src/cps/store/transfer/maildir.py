@@ -94,6 +94,12 @@ def read_tree(root: Path) -> Iterator[SourceEvent]:
         yield _candidate(tree, item) if isinstance(item, _MessageFile) else item
 
 
+def message_paths(root: Path) -> Iterator[str]:
+    """The message files `read_tree` reads."""
+    return (item.entry.path for item in _list_tree(SourceTree(root), root)
+            if isinstance(item, _MessageFile))
+
+
 def _list_tree(tree: SourceTree, root: Path) -> Iterator[_MessageFile | FolderMark | Rejected]:
     yield from _list_folder(tree, root, "", ())
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import eml, maildir, mbox
 from .mbox import Quoting
-from .sources import SourceEvent, Unreadable, open_regular_file
+from .sources import SourceEvent, TreeFile, Unreadable, file_size, list_tree, open_regular_file
 
 
 class Format(StrEnum):
@@ -39,3 +39,15 @@ def read_source(source: Path, kind: Format, quoting: Quoting) -> Iterator[Source
     if kind is Format.MBOX:
         return mbox.read_tree(source, quoting)
     return eml.read_tree(source)
+
+
+def source_size(source: Path, kind: Format) -> int:
+    """How many bytes the files an import of `source` (in a known format) reads hold: the total of
+    its progress. A directory is listed once more for this; no file is read."""
+    if kind is Format.MAILDIR:
+        paths: Iterator[str] = maildir.message_paths(source)
+    elif source.is_dir():
+        paths = (item.path for item in list_tree(source) if isinstance(item, TreeFile))
+    else:
+        paths = iter([os.path.realpath(source)])
+    return sum(file_size(path) for path in paths)

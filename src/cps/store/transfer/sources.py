@@ -79,6 +79,8 @@ class Outgoing:
 
 
 SourceEvent = Candidate | FolderMark | Rejected
+# Told how far an import or export is (done, of total: bytes of the source, or messages) as it goes.
+Progress = Callable[[int, int], None]
 # Reads one file of a tree: (its path, its path relative to the tree as text, its folder).
 FileReader = Callable[[str, str, tuple[str, ...]], Iterator[SourceEvent]]
 
@@ -206,6 +208,14 @@ def _list(
             yield Rejected(display(entry.path), str(exc))
             continue
         yield TreeFile(path, display(relative + entry.name), folder)
+
+
+def file_size(path: str) -> int:
+    """The size of a file, 0 if it cannot be read: an estimate for progress, never an error."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def display(path: Path | str) -> str:
