@@ -28,6 +28,7 @@ pytestmark = pytest.mark.postfix
 
 POSTFIX = Path("/usr/sbin/postfix")
 POSTQUEUE = Path("/usr/sbin/postqueue")
+SENDMAIL = Path("/usr/sbin/sendmail")
 DELIVERY_DEADLINE = 60.0
 POLL_INTERVAL = 0.1
 DOMAIN = "example.test"
@@ -88,8 +89,7 @@ def postfix_root() -> Iterator[Path]:
     """A folder for a private Postfix instance. Not under pytest's tmp_path: Postfix's daemons
     drop to the postfix user, who must be able to reach it, and pytest's folders are private."""
     if not POSTFIX.exists():
-        pytest.skip(f"Postfix is not installed ({POSTFIX} is absent); on Debian: apt-get install "
-                    "postfix")
+        pytest.skip(why_no_postfix())
     if os.geteuid() != 0:
         pytest.skip("a private Postfix instance has to be started as root")
     root = Path(tempfile.mkdtemp(prefix="cps-postfix-"))
@@ -98,6 +98,14 @@ def postfix_root() -> Iterator[Path]:
         yield root
     finally:
         shutil.rmtree(root)
+
+
+def why_no_postfix() -> str:
+    if SENDMAIL.exists():
+        return (f"Postfix is not installed, and another mail transport agent provides {SENDMAIL}: "
+                "installing Postfix would remove it, so scripts/system-packages does not (with "
+                "CI=true it does)")
+    return f"Postfix is not installed ({POSTFIX} is absent): run scripts/system-packages as root"
 
 
 def free_port() -> int:
