@@ -391,7 +391,7 @@ def test_unreadable_entries_and_empty_files_are_reported_and_the_rest_imported(
         ".Work/cur/4.ok.host:2,RS": b"Subject: four\n\nfine\n",
     })
     (maildir / "tmp").mkdir()
-    (maildir / "cur" / "5.dangling.host:2,S").symlink_to(tmp_path / "gone")
+    (maildir / "cur" / "5.dangling.host:2,S").symlink_to(maildir / "gone")
     os.mkfifo(maildir / "cur" / "6.fifo.host")
     (maildir / ".Work" / "cur" / "7.dir.host").mkdir()
     db = tmp_path / "mail.db"

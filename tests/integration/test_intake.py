@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import selectors
 import signal
 import smtplib
 import sqlite3
@@ -13,96 +11,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from cps.store import MailDatabase
 from cps.store.intake import Endpoint, IntakeServer, running
-from tests.conftest import CPS, run_cps
-
-STARTUP_DEADLINE = 60.0
-SENDER = "sender@example.org"
-
-
-@dataclass
-class Served:
-    """A running `cps store serve` subprocess and the loopback ports it reported."""
-
-    process: subprocess.Popen[bytes]
-    ports: dict[str, int]
-    log: Path
-
-    def smtp(self) -> smtplib.SMTP:
-        return smtplib.SMTP("127.0.0.1", self.ports["smtp"], timeout=60)
-
-    def lmtp(self) -> smtplib.LMTP:
-        client = smtplib.LMTP("127.0.0.1", self.ports["lmtp"], timeout=60)
-        client.ehlo()
-        return client
-
-
-@contextmanager
-def serving(log_dir: Path, *databases: Path, options: tuple[str, ...] = ()) -> Iterator[Served]:
-    """Run `cps store serve` on free ports; afterwards stop it with SIGTERM and check that it
-    exited 0 (unless the test already ended it)."""
-    log = log_dir / f"serve-{time.monotonic_ns()}.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*CPS, "store", "serve", *map(str, databases),
-             "--smtp", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", *options],
-            stdout=subprocess.PIPE, stderr=stderr)
-    with process:
-        try:
-            yield Served(process, read_listening_lines(process, log), log)
-        except BaseException:
-            process.kill()
-            raise
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
-            assert process.returncode == 0, log.read_text()
-
-
-def read_listening_lines(process: subprocess.Popen[bytes], log: Path) -> dict[str, int]:
-    """Wait, up to a deadline, for the "<protocol> listening on 127.0.0.1:<port>" lines."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    output = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while output.count(b"\n") < 2:
-            remaining = deadline - time.monotonic()
-            chunk = os.read(process.stdout.fileno(), 4096) if selector.select(remaining) else b""
-            if not chunk:
-                raise AssertionError(f"no listening lines; output {output!r}, log:\n"
-                                     + log.read_text())
-            output += chunk
-    found = re.findall(rb"^(smtp|lmtp) listening on 127\.0\.0\.1:(\d+)$", output, re.MULTILINE)
-    assert len(found) == 2, output
-    return {name.decode(): int(port) for name, port in found}
-
-
-def make_database(path: Path, *addresses: str) -> Path:
-    with MailDatabase.create(path) as database:
-        for address in addresses:
-            database.create_mailbox(address)
-    return path
-
-
-def inbox_raws(path: Path, address: str) -> list[bytes]:
-    """The raw bytes of every message in the mailbox's Inbox, in UID order."""
-    with MailDatabase.open(path, readonly=True) as database:
-        return [database.fetch_raw(m.id) for m in database.messages(address, "Inbox")]
-
-
-def message(subject: str, body: bytes = b"Hello.\r\n") -> bytes:
-    return (f"From: Sender <{SENDER}>\r\nTo: someone@example.com\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{hashlib.sha256(subject.encode()).hexdigest()[:16]}@test>\r\n\r\n"
-            ).encode() + body
+from tests.conftest import run_cps
+from tests.integration.intake_helpers import (
+    SENDER,
+    inbox_raws,
+    inbox_received,
+    make_database,
+    message,
+    send_lmtp,
+    serving,
+    split_trace,
+)
 
 
 @pytest.fixture
@@ -120,7 +45,7 @@ def test_smtp_delivery_lands_in_inbox_byte_for_byte(
     raw = message("verbatim", b".leading dot\r\ncaf\xc3\xa9 \xff\r\nbare\nLF\r\n..two dots")
     with serving(tmp_path, one, two) as served, served.smtp() as client:
         assert client.sendmail(SENDER, ["alice@example.com"], raw) == {}
-    assert inbox_raws(one, "alice@example.com") == [raw + b"\r\n"]
+    assert inbox_received(one, "alice@example.com") == [raw + b"\r\n"]
     assert inbox_raws(two, "bob@example.net") == []
 
 
@@ -133,9 +58,9 @@ def test_smtp_several_recipients_in_several_databases(
     with serving(tmp_path, one, two) as served, served.smtp() as client:
         assert client.sendmail(SENDER, recipients, raw) == {}
     # the same mailbox named twice gets the message once
-    assert inbox_raws(one, "alice@example.com") == [raw]
-    assert inbox_raws(one, "carol@example.com") == [raw]
-    assert inbox_raws(two, "bob@example.net") == [raw]
+    assert inbox_received(one, "alice@example.com") == [raw]
+    assert inbox_received(one, "carol@example.com") == [raw]
+    assert inbox_received(two, "bob@example.net") == [raw]
 
 
 def test_lmtp_replies_once_per_recipient(tmp_path: Path, two_databases: tuple[Path, Path]) -> None:
@@ -149,20 +74,9 @@ def test_lmtp_replies_once_per_recipient(tmp_path: Path, two_databases: tuple[Pa
     assert [code for code, _ in replies] == [250, 250]
     assert [b"<carol@example.com>" in replies[0][1], b"<bob@example.net>" in replies[1][1]] == [
         True, True]
-    assert inbox_raws(one, "alice@example.com") == [message("known and unknown")]
-    assert inbox_raws(one, "carol@example.com") == [message("two")]
-    assert inbox_raws(two, "bob@example.net") == [message("two")]
-
-
-def send_lmtp(client: smtplib.LMTP, recipients: list[str], raw: bytes) -> list[tuple[int, bytes]]:
-    """One LMTP transaction; returns the reply after DATA for each recipient, in order
-    (smtplib.LMTP.sendmail reads only the first of them)."""
-    assert client.mail(SENDER)[0] == 250
-    for recipient in recipients:
-        assert client.rcpt(recipient)[0] == 250
-    replies = [client.data(raw)]
-    replies += [client.getreply() for _ in recipients[1:]]
-    return replies
+    assert inbox_received(one, "alice@example.com") == [message("known and unknown")]
+    assert inbox_received(one, "carol@example.com") == [message("two")]
+    assert inbox_received(two, "bob@example.net") == [message("two")]
 
 
 def test_refusals_unknown_recipient_oversize_and_empty(tmp_path: Path) -> None:
@@ -222,8 +136,8 @@ def test_store_failure_gives_451_and_stores_nothing(
         with served.smtp() as client:
             assert client.sendmail(SENDER, ["alice@example.com"], raw) == {}
     lock.close()
-    assert inbox_raws(one, "alice@example.com") == [raw]
-    assert inbox_raws(two, "bob@example.net") == [raw, raw]
+    assert inbox_received(one, "alice@example.com") == [raw]
+    assert inbox_received(two, "bob@example.net") == [raw, raw]
     assert "database busy" in served.log.read_text()
 
 
@@ -278,10 +192,20 @@ def test_concurrent_senders_and_a_direct_writer_lose_nothing(tmp_path: Path) -> 
         alice = database.messages("alice@example.com", "Inbox")
         bob = database.messages("bob@example.com", "Inbox")
         assert database.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        received = {address: {hashlib.sha256(without_trace(database.fetch_raw(m.id))).hexdigest()
+                               for m in messages}
+                    for address, messages in (("alice", alice), ("bob", bob))}
     assert len(alice) == clients * per_client + per_client
-    assert {m.sha256 for m in alice} == over_smtp | direct
+    assert received["alice"] == over_smtp | direct
     assert len(bob) == clients * per_client
-    assert {m.sha256 for m in bob} == over_smtp
+    assert received["bob"] == over_smtp
+    # one body for both recipients of each SMTP transaction, trace fields included
+    assert {m.sha256 for m in bob} <= {m.sha256 for m in alice}
+
+
+def without_trace(stored: bytes) -> bytes:
+    """A message as received over SMTP, or as the API writer stored it (without trace fields)."""
+    return split_trace(stored)[1] if stored.startswith(b"Return-Path: ") else stored
 
 
 def smtp_transmitted(raw: bytes) -> bytes:
@@ -312,7 +236,7 @@ def test_corpus_messages_keep_their_bytes(tmp_path: Path, corpus: Path) -> None:
     with serving(tmp_path, path) as served, served.smtp() as client:
         for raw in expected:
             assert client.sendmail(SENDER, ["alice@example.com"], raw) == {}
-    stored = inbox_raws(path, "alice@example.com")
+    stored = inbox_received(path, "alice@example.com")
     assert len(stored) == len(expected)
     differing = [n for n, (got, want) in enumerate(zip(stored, expected, strict=True))
                  if got != want]
@@ -349,7 +273,8 @@ def test_sigkill_mid_stream_keeps_every_acknowledged_message_whole(tmp_path: Pat
     assert failure and len(acknowledged) >= 30
     with MailDatabase.open(path) as database:
         assert database.connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        stored = [database.fetch_raw(m.id) for m in database.messages("alice@example.com", "Inbox")]
+        stored = [split_trace(database.fetch_raw(m.id))[1]
+                  for m in database.messages("alice@example.com", "Inbox")]
     # each stored message is a whole one that was sent, in order; every acknowledged one is
     # there, and at most the one in flight at the kill is stored without its 250 having arrived
     assert stored == [stream_message(n) for n in range(len(stored))]
@@ -383,7 +308,7 @@ def test_in_process_server_on_a_free_port(tmp_path: Path) -> None:
         assert name == "smtp" and endpoint.port != 0
         with smtplib.SMTP(endpoint.host, endpoint.port, timeout=60) as client:
             assert client.sendmail(SENDER, ["alice@example.com"], message("in process")) == {}
-    assert inbox_raws(path, "alice@example.com") == [message("in process")]
+    assert inbox_received(path, "alice@example.com") == [message("in process")]
     with pytest.raises(ConnectionRefusedError):
         smtplib.SMTP(endpoint.host, endpoint.port, timeout=60)
 

@@ -1,4 +1,5 @@
-"""Progress of long operations: a bar on a terminal (rich), nothing otherwise."""
+"""Progress of long operations: a bar on a terminal (rich), on stderr, nothing otherwise (piped,
+redirected, or with --json)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,26 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 Reporter = Callable[[str, int, int], None]
 
 
+def shows_progress(*, enabled: bool) -> bool:
+    """Whether `progress_reporter(enabled=...)` draws: a caller can skip work that only feeds it
+    (counting what is to be done)."""
+    return enabled and sys.stderr.isatty()
+
+
 @contextmanager
 def progress_reporter(*, enabled: bool) -> Iterator[Reporter]:
     """Yield a reporter of (stage, done, total); it draws only when stderr is a terminal."""
-    if not enabled or not sys.stderr.isatty():
+    if not shows_progress(enabled=enabled):
         yield lambda _stage, _done, _total: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeRemainingColumn(), transient=True) as bar:
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 
         def report(stage: str, done: int, total: int) -> None:

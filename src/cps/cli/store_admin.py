@@ -9,6 +9,7 @@ import click
 from ..store import MailDatabase
 from ..store.names import split_mailbox_path, split_path
 from . import output
+from .store_text import counted, emit, note
 from .targets import database_argument, open_db, resolve_messages
 
 
@@ -25,7 +26,7 @@ def create_command(db: Path, as_json: bool) -> None:
     """
     with MailDatabase.create(db) as database:
         result = {"path": str(db), "database_id": database.database_id}
-    output.emit(result, as_json, lambda r: f"created mail database {r['path']} ({r['database_id']})")
+    emit(result, as_json, lambda r: f"created mail database {r['path']} ({r['database_id']})")
 
 
 @click.group("mailbox")
@@ -48,7 +49,7 @@ def mailbox_create(db: Path, address: str, display_name: str) -> None:
     """
     with open_db(db) as database:
         mailbox = database.create_mailbox(address, display_name)
-    output.note(f"created mailbox {mailbox.address}")
+    note(f"created mailbox {mailbox.address}")
 
 
 @mailbox_group.command("delete")
@@ -66,7 +67,7 @@ def mailbox_delete(db: Path, address: str, purge: bool) -> None:
     """
     with open_db(db) as database:
         database.delete_mailbox(address, purge=purge)
-    output.note(f"deleted mailbox {address}" + (" and its mail" if purge else ""))
+    note(f"deleted mailbox {address}" + (" and its mail" if purge else ""))
 
 
 @mailbox_group.command("list")
@@ -87,7 +88,7 @@ def mailbox_list(db: Path, deleted: bool, as_json: bool) -> None:
              "deleted_at": m.deleted_at}
             for m in database.mailboxes(include_deleted=deleted)
         ]
-    output.emit(rows, as_json, lambda rs: "\n".join(
+    emit(rows, as_json, lambda rs: "\n".join(
         r["address"] + (" (deleted)" if r["deleted_at"] else "") for r in rs))
 
 
@@ -111,7 +112,7 @@ def folder_create(db: Path, mailbox_path: str, parents: bool) -> None:
     address, path = _mailbox_and_folder(mailbox_path)
     with open_db(db) as database:
         folder = database.create_folder(address, path, parents=parents)
-    output.note(f"created folder {folder.path_text}")
+    note(f"created folder {folder.path_text}")
 
 
 @folder_group.command("rename")
@@ -130,7 +131,7 @@ def folder_rename(db: Path, mailbox_path: str, new_path: str) -> None:
     address, path = _mailbox_and_folder(mailbox_path)
     with open_db(db) as database:
         folder = database.rename_folder(address, path, split_path(new_path))
-    output.note(f"renamed to {folder.path_text}")
+    note(f"renamed to {folder.path_text}")
 
 
 @folder_group.command("delete")
@@ -147,7 +148,7 @@ def folder_delete(db: Path, mailbox_path: str) -> None:
     address, path = _mailbox_and_folder(mailbox_path)
     with open_db(db) as database:
         database.delete_folder(address, path)
-    output.note(f"deleted folder {'/'.join(path)}")
+    note(f"deleted folder {'/'.join(path)}")
 
 
 @click.group("message")
@@ -174,7 +175,7 @@ def message_move(db: Path, mailbox_path: str, uids: tuple[int, ...], destination
         address, ids = resolve_messages(database, mailbox_path, uids)
         action = database.copy if as_copy else database.move
         action(ids, address, split_path(destination))
-    output.note(f"{'copied' if as_copy else 'moved'} {len(ids)} message(s) to {destination}")
+    note(f"{'copied' if as_copy else 'moved'} {counted(len(ids), 'message')} to {destination}")
 
 
 @message_group.command("flag")
@@ -195,7 +196,7 @@ def message_flag(db: Path, mailbox_path: str, uids: tuple[int, ...], add: tuple[
     with open_db(db) as database:
         _address, ids = resolve_messages(database, mailbox_path, uids)
         database.set_flags(ids, add=add, remove=remove)
-    output.note(f"changed flags of {len(ids)} message(s)")
+    note(f"changed flags of {counted(len(ids), 'message')}")
 
 
 @message_group.command("delete")
@@ -214,7 +215,7 @@ def message_delete(db: Path, mailbox_path: str, uids: tuple[int, ...], hard: boo
     with open_db(db) as database:
         _address, ids = resolve_messages(database, mailbox_path, uids)
         (database.expunge if hard else database.delete)(ids)
-    output.note(f"deleted {len(ids)} message(s)")
+    note(f"deleted {counted(len(ids), 'message')}")
 
 
 def _mailbox_and_folder(text: str) -> tuple[str, tuple[str, ...]]:

@@ -14,7 +14,12 @@ from ..store.dump import dump_lines
 from ..store.names import split_mailbox_path
 from ..store.parse import parse_envelope
 from . import output
+from .store_text import counted, emit
 from .targets import database_argument, open_db, resolve_messages
+
+# The labels `show` prints, in order.
+SHOWN_FIELDS = {"from": "From", "to": "To", "cc": "Cc", "subject": "Subject", "date": "Date",
+                "message_id": "Message-ID"}
 
 
 @click.command("ls")
@@ -35,7 +40,7 @@ def ls_command(db: Path, mailbox_path: str | None, limit: int, as_json: bool) ->
     with open_db(db, readonly=True) as database:
         if mailbox_path is None:
             rows = _mailbox_rows(database)
-            output.emit(rows, as_json, _render_mailboxes)
+            emit(rows, as_json, _render_mailboxes)
             return
         address, path = split_mailbox_path(mailbox_path)
         if not path:
@@ -44,10 +49,10 @@ def ls_command(db: Path, mailbox_path: str | None, limit: int, as_json: bool) ->
                  "unseen": f.unseen, "uidvalidity": f.uidvalidity, "uidnext": f.uidnext}
                 for f in database.folders(address)
             ]
-            output.emit(folders, as_json, _render_folders)
+            emit(folders, as_json, _render_folders)
             return
         messages = [_message_row(m) for m in database.messages(address, path, limit=limit)]
-    output.emit(messages, as_json, _render_messages)
+    emit(messages, as_json, _render_messages)
 
 
 @click.command("show")
@@ -79,7 +84,7 @@ def show_command(db: Path, mailbox_path: str, uid: int, raw: bool, as_json: bool
         "sha256": message.sha256, "text": parse_envelope(body).text,
         "attachments": [{"filename": f, "content_type": t, "size": s} for f, t, s in attachments],
     }
-    output.emit(shown, as_json, _render_message)
+    emit(shown, as_json, _render_message)
 
 
 @click.command("stats")
@@ -96,7 +101,7 @@ def stats_command(db: Path, as_json: bool) -> None:
     with open_db(db, readonly=True) as database:
         stats = database.stats()
     data = {name: getattr(stats, name) for name in stats.__slots__}
-    output.emit(data, as_json, lambda d: "\n".join(f"{k:18} {v}" for k, v in d.items()))
+    emit(data, as_json, lambda d: "\n".join(f"{k:18} {v}" for k, v in d.items()))
 
 
 @click.command("dump")
@@ -151,14 +156,14 @@ def _iso(seconds: int) -> str:
 
 def _render_mailboxes(rows: list[dict[str, Any]]) -> str:
     return "\n".join(
-        f"{r['address']:40} {r['folders']:4} folders {r['messages']:7} messages "
-        f"{r['unseen']:6} unseen" for r in rows)
+        f"{r['address']:40} {counted(r['folders'], 'folder', width=4)} "
+        f"{counted(r['messages'], 'message', width=7)} {r['unseen']:6} unseen" for r in rows)
 
 
 def _render_folders(rows: list[dict[str, Any]]) -> str:
     return "\n".join(
         f"{'  ' * (len(r['path']) - 1)}{r['path'][-1]:{max(1, 40 - 2 * len(r['path']))}} "
-        f"{r['messages']:7} messages {r['unseen']:6} unseen" for r in rows)
+        f"{counted(r['messages'], 'message', width=7)} {r['unseen']:6} unseen" for r in rows)
 
 
 def _render_messages(rows: list[dict[str, Any]]) -> str:
@@ -168,13 +173,12 @@ def _render_messages(rows: list[dict[str, Any]]) -> str:
 
 
 def _render_message(row: dict[str, Any]) -> str:
-    lines = [f"{k.title():11} {row[k]}" for k in ("from", "to", "cc", "subject", "date",
-                                                   "message_id") if row[k]]
+    lines = [f"{label:11} {row[key]}" for key, label in SHOWN_FIELDS.items() if row[key]]
     lines += [f"{'Flags':11} {' '.join(row['flags'])}", f"{'Size':11} {row['size']}", ""]
     lines.append(row["text"].strip())
     if row["attachments"]:
         lines += ["", "Attachments:"]
-        lines += [f"  {a['filename'] or '(unnamed)'}  {a['content_type']}  {a['size']} bytes"
+        lines += [f"  {a['filename'] or '(unnamed)'}  {a['content_type']}  {counted(a['size'], 'byte')}"
                   for a in row["attachments"]]
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 
 import click
@@ -15,8 +16,9 @@ from ..store.intake import (
     IntakeServer,
     parse_endpoint,
     serve,
+    server_context,
 )
-from . import output
+from .store_text import emit
 
 SIZE_UNITS = {
     "": 1, "b": 1,
@@ -42,6 +44,15 @@ def _endpoint_or_off(text: str) -> Endpoint | None:
     return None if text.strip().lower() == "off" else parse_endpoint(text)
 
 
+def _tls(certificate: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if certificate is None and key is None:
+        return None
+    if certificate is None or key is None:
+        raise UsageError("STARTTLS needs both --tls-cert and --tls-key",
+                         hint="Give the certificate and its private key, or neither.")
+    return server_context(certificate, key)
+
+
 @click.command("serve")
 @click.argument(
     "databases", metavar="DB [DB ...]", nargs=-1, required=True,
@@ -59,14 +70,22 @@ def _endpoint_or_off(text: str) -> Endpoint | None:
     "--busy-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
     metavar="SECONDS",
     help="How long a delivery waits for another writer before replying 451 (try again later).")
+@click.option(
+    "--tls-cert", type=click.Path(dir_okay=False, path_type=Path), metavar="PEM",
+    help="Offer STARTTLS with this certificate (and chain), in PEM.  [default: no STARTTLS]")
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False, path_type=Path), metavar="PEM",
+    help="The certificate's private key, in PEM, unencrypted.")
 def serve_command(
-    databases: tuple[Path, ...], smtp: str, lmtp: str, max_size: str, busy_timeout: float
+    databases: tuple[Path, ...], smtp: str, lmtp: str, max_size: str, busy_timeout: float,
+    tls_cert: Path | None, tls_key: Path | None,
 ) -> None:
     """Receive mail over SMTP and LMTP and deliver it into the mailboxes of the mail
     databases DB. A recipient is accepted if one of the databases (the first, in the order
     given) has a live mailbox with that address; others get 550. A message is acknowledged
     with 250 only once it is committed to disk; if it cannot be stored the reply is 451 and
-    the sender retries.
+    the sender retries. The stored message is the bytes received with Return-Path,
+    Delivered-To (for a single recipient) and Received header fields in front.
 
     Prints one line per listener ("smtp listening on 127.0.0.1:2525") when ready, and runs
     until SIGTERM or SIGINT.
@@ -76,7 +95,8 @@ def serve_command(
     \b
       cps store serve mail01.db mail02.db
       cps store serve mail.db --smtp off --lmtp 127.0.0.1:24
-      cps store serve mail.db --smtp 0.0.0.0:25 --max-size 50MB --busy-timeout 10
+      cps store serve mail.db --smtp 0.0.0.0:25 --max-size 50MB --busy-timeout 10 \\
+          --tls-cert /etc/ssl/mx.pem --tls-key /etc/ssl/private/mx.key
     """
     server = IntakeServer(
         databases,
@@ -84,5 +104,6 @@ def serve_command(
         lmtp=_endpoint_or_off(lmtp),
         max_size=parse_size(max_size),
         busy_timeout=busy_timeout,
+        tls=_tls(tls_cert, tls_key),
     )
-    serve(server, lambda name, endpoint: output.emit(f"{name} listening on {endpoint}", False, str))
+    serve(server, lambda name, endpoint: emit(f"{name} listening on {endpoint}", False, str))

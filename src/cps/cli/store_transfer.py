@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..store.names import split_mailbox_path, split_path
-from ..store.transfer import Format, ImportReport, Quoting, export_mail, import_mail
+from ..store.transfer import Format, ImportReport, Progress, Quoting, export_mail, import_mail
 from . import output
+from .progress import progress_reporter, shows_progress
+from .store_text import counted, emit, note
 from .targets import database_argument, open_db
 
 # Most problems shown in the text report; --json lists them all.
@@ -52,15 +56,15 @@ def import_command(
       cps store import mail.db archive.mbox --mailbox alice@example.com --folder Archive/2001
       cps store import mail.db exported/ --format eml --mailbox bob@example.com --create-mailbox --json
     """
-    with open_db(db) as database:
+    with open_db(db) as database, _progress("importing", as_json=as_json) as progress:
         report = import_mail(
             database, source, address, split_path(folder), kind=Format(kind),
             quoting=Quoting(mbox_quoting), create_mailbox=create_mailbox,
-            parallel=(os.cpu_count() or 1) > 1, batch_messages=batch_messages,
+            parallel=(os.cpu_count() or 1) > 1, batch_messages=batch_messages, progress=progress,
         )
     if not as_json:
         _note_problems(report)
-    output.emit(report.as_dict(), as_json, _render_import)
+    emit(report.as_dict(), as_json, _render_import)
 
 
 @click.command("export")
@@ -87,28 +91,40 @@ def export_command(db: Path, mailbox_path: str, destination: Path, kind: str, as
       cps store export mail.db alice@example.com /backup/alice-mbox --format mbox --json
     """
     address, folder = split_mailbox_path(mailbox_path)
-    with open_db(db, readonly=True) as database:
-        report = export_mail(database, address, folder, destination, Format(kind))
-    output.emit(report.as_dict(), as_json, _render_export)
+    with open_db(db, readonly=True) as database, _progress("exporting", as_json=as_json) as progress:
+        report = export_mail(database, address, folder, destination, Format(kind), progress=progress)
+    emit(report.as_dict(), as_json, _render_export)
+
+
+@contextmanager
+def _progress(stage: str, *, as_json: bool) -> Iterator[Progress | None]:
+    """A progress callback drawing a bar labelled `stage` on a terminal, or None when no bar is
+    drawn (then the command does not count what it has to do)."""
+    if not shows_progress(enabled=not as_json):
+        yield None
+        return
+    with progress_reporter(enabled=True) as report:
+        yield lambda done, total: report(stage, done, total)
 
 
 def _note_problems(report: ImportReport) -> None:
     errors = [p for p in report.problems if p.severity == "error"]
     for problem in errors[:SHOWN_PROBLEMS]:
-        output.note(f"{problem.where}: {problem.reason}")
+        note(f"{problem.where}: {problem.reason}")
     if len(errors) > SHOWN_PROBLEMS:
-        output.note(f"... and {len(errors) - SHOWN_PROBLEMS} more problems (see --json)")
+        note(f"... and {counted(len(errors) - SHOWN_PROBLEMS, 'more problem')} (see --json)")
     warnings = len(report.problems) - len(errors)
     if warnings:
-        output.note(f"{warnings} imported messages have parse defects (see --json)")
+        note(f"{counted(warnings, 'imported message has', 'imported messages have')} parse "
+             "defects (see --json)")
 
 
 def _render_import(report: dict[str, Any]) -> str:
     rate = report["imported_bytes"] / report["seconds"] / 1e6 if report["seconds"] else 0.0
     return (
-        f"imported {report['imported']} of {report['found']} messages into "
+        f"imported {report['imported']} of {counted(report['found'], 'message')} into "
         f"{report['mailbox']}/{report['folder']} ({report['skipped_already_imported']} imported "
-        f"before, {report['rejected']} rejected; {report['imported_bytes']} bytes in "
+        f"before, {report['rejected']} rejected; {counted(report['imported_bytes'], 'byte')} in "
         f"{report['seconds']:.1f} s, {rate:.1f} MB/s)"
     )
 
@@ -116,6 +132,7 @@ def _render_import(report: dict[str, Any]) -> str:
 def _render_export(report: dict[str, Any]) -> str:
     source = report["mailbox"] + (f"/{report['folder']}" if report["folder"] else "")
     return (
-        f"exported {report['messages']} messages in {report['folders']} folders of {source} to "
-        f"{report['destination']} as {report['format']}"
+        f"exported {counted(report['messages'], 'message')} in "
+        f"{counted(report['folders'], 'folder')} of {source} to {report['destination']} as "
+        f"{report['format']}"
     )

@@ -14,6 +14,7 @@ import click
 
 from ..store.workload import WorkloadSummary, run_workload
 from . import output
+from .store_text import counted, emit, note
 from .targets import database_argument
 
 
@@ -59,13 +60,13 @@ def workload_command(
       cps store workload mail.db --duration 600 --rate 50 --corpus ~/maildir
     """
     if ops is None and duration is None:
-        output.note("running until interrupted (Ctrl-C stops after the current operation)")
+        note("running until interrupted (Ctrl-C stops after the current operation)")
     with _stop_on_signals() as stop:
         summary = run_workload(
             db, corpus=corpus, ops=ops, duration=duration, rate=rate, seed=seed, log=log_path,
             mailboxes=mailboxes, stop=stop,
         )
-    output.emit(summary.to_json(), as_json, lambda _: _render(summary))
+    emit(summary.to_json(), as_json, lambda _: _render(summary))
 
 
 @contextmanager
@@ -90,11 +91,11 @@ def _render(summary: WorkloadSummary) -> str:
     kinds = "  ".join(f"{kind} {count}" for kind, count in summary.ops.items() if count)
     megabytes = summary.bytes_delivered / 1e6
     return "\n".join([
-        f"{summary.total_ops} operations in {summary.elapsed:.1f} s "
+        f"{counted(summary.total_ops, 'operation')} in {summary.elapsed:.1f} s "
         f"({summary.ops_per_second:.1f}/s), stopped by {summary.stopped}",
         f"  {kinds}" if kinds else "  none",
         f"messages delivered: {summary.messages_delivered} "
-        f"({summary.deliveries} copies, {megabytes:.1f} MB)",
+        f"({counted(summary.deliveries, 'copy', 'copies')}, {megabytes:.1f} MB)",
         f"mailboxes created: {summary.mailboxes_created}",
         f"errors: {summary.errors}",
     ])

@@ -47,11 +47,16 @@ class AppendItem:
     envelope: Envelope | None = None
 
 
+def check_message(raw: bytes) -> None:
+    """Refuse what the store never stores, whatever else it holds: an empty message."""
+    if not raw.strip():
+        raise InvalidMessage("empty message", hint="A message needs at least one header line.")
+
+
 def parse_message(raw: bytes, envelope: Envelope | None = None) -> _messages.ParsedMessage:
     """Parse a raw message for storing (or take the envelope given for it); refuses only an empty
     one."""
-    if not raw.strip():
-        raise InvalidMessage("empty message", hint="A message needs at least one header line.")
+    check_message(raw)
     return _messages.ParsedMessage(raw, content_hash(raw), envelope or parse_envelope(raw))
 
 
@@ -159,10 +164,12 @@ class MailDatabase:
         folder: FolderPath | None = None,
         internal_date: int | None = None,
         flags: Iterable[str] = (),
+        envelope: Envelope | None = None,
     ) -> list[Delivery]:
         """Deliver one message to every recipient's Inbox (or `folder`), in one transaction:
-        all recipients get it, or none does."""
-        parsed = parse_message(raw)
+        all recipients get it, or none does. `envelope`, when given, is `parse_envelope(raw)`
+        already made by the caller, and is stored without parsing again."""
+        parsed = parse_message(raw, envelope)
         when = int(time.time()) if internal_date is None else internal_date
         flag_list = tuple(flags)
         deliveries = []

@@ -5,6 +5,11 @@ is often malformed (8-bit headers, unknown charsets, broken MIME boundaries, RFC
 that trips `email.policy.default`), so parsing uses the lenient `compat32` policy, decodes every header
 by hand with replacement characters, and turns every problem into a defect name in
 `Envelope.defects` instead of an exception. Only an empty message is refused, by the caller.
+
+Parsing is bounded: Python's email parser recurses once per level of MIME nesting and fails near
+1,000 levels, so a part nested deeper than `MAX_MIME_DEPTH` levels is not parsed into parts. Its
+body, with all it contains, stays one opaque payload that is neither indexed nor listed as an
+attachment, and the message gets the defect `MimeNestingTooDeep`.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from email.policy import compat32
 # Full-text indexing stops after this much decoded text per message: search finds words in the
 # first megabyte of a message's text, and a 30 MB attachment-free message cannot bloat the index.
 MAX_INDEXED_TEXT = 1 << 20
-
-_PARSER = BytesParser(policy=compat32)
-_HEADERS = BytesHeaderParser(policy=compat32)
+# Parts nested deeper than this (the top-level message is level 0) are not looked into. Real mail
+# nests a few levels (a forward of a forward of a signed message is about ten).
+MAX_MIME_DEPTH = 100
+TOO_DEEP = "MimeNestingTooDeep"
+# What a part nested too deeply claims to be, so that the parser keeps its body as one payload.
+_OPAQUE = "application/octet-stream"
 # The empty line that ends the header block (LF or CRLF line ends).
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _TAG = re.compile(r"<[^>]*>")
@@ -54,6 +62,31 @@ class Envelope:
     defects: tuple[str, ...]
 
 
+class _NestedPart(Message):
+    """A message part that knows how deeply it is nested. The parser attaches each part to its
+    parent before reading the part's headers, and then asks the part's content type whether to
+    parse its body as more parts; a part deeper than `MAX_MIME_DEPTH` answers `_OPAQUE`, so
+    parsing, and walking the tree afterwards, go no deeper."""
+
+    depth = 0
+
+    def attach(self, payload: Message | str) -> None:
+        if isinstance(payload, _NestedPart):
+            payload.depth = self.depth + 1
+        super().attach(payload)
+
+    @property
+    def too_deep(self) -> bool:
+        return self.depth > MAX_MIME_DEPTH
+
+    def get_content_type(self) -> str:
+        return _OPAQUE if self.too_deep else super().get_content_type()
+
+
+_PARSER = BytesParser(_NestedPart, policy=compat32)
+_HEADERS = BytesHeaderParser(_NestedPart, policy=compat32)
+
+
 def content_hash(raw: bytes) -> bytes:
     """The single-instance key of a body: SHA-256 of the raw bytes."""
     return hashlib.sha256(raw).digest()
@@ -66,6 +99,9 @@ def parse_envelope(raw: bytes) -> Envelope:
     attachments: list[Attachment] = []
     for part in message.walk():
         defects.extend(type(d).__name__ for d in part.defects if part is not message)
+        if isinstance(part, _NestedPart) and part.too_deep:
+            defects.append(TOO_DEEP)
+            continue
         if part.is_multipart():
             continue
         _collect_part(part, texts, attachments, defects)

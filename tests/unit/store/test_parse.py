@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cps.store.parse import decode_header_value, parse_envelope
+from cps.store.parse import MAX_MIME_DEPTH, TOO_DEEP, decode_header_value, parse_envelope
 
 
 def test_envelope_fields_are_decoded() -> None:
@@ -54,6 +54,38 @@ def test_duplicate_message_id_is_a_defect() -> None:
     env = parse_envelope(b"Message-ID: <a@x>\nMessage-ID: <b@x>\n\nbody")
     assert env.message_id == "<a@x>"
     assert "DuplicateMessageIDHeader" in env.defects
+
+
+def nested(levels: int, inner: bytes) -> bytes:
+    """A multipart/mixed part whose last part is `levels` - 1 levels further down, holding
+    `inner`; each level ends with a text part of its own after the nested one."""
+    if levels == 0:
+        return inner
+    return (b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (levels, levels)
+            + nested(levels - 1, inner) + b"\n--b%d\nContent-Type: text/plain\n\nlevel%d\n--b%d--\n"
+            % (levels, levels, levels))
+
+
+def test_mime_nesting_is_followed_to_the_limit_and_no_further() -> None:
+    inner = b"Content-Type: text/plain\n\ninnermost\n"
+    at_limit = parse_envelope(b"Subject: s\n" + nested(MAX_MIME_DEPTH, inner))
+    assert "innermost" in at_limit.text.split() and TOO_DEEP not in at_limit.defects
+    beyond = parse_envelope(b"Subject: s\n" + nested(MAX_MIME_DEPTH + 1, inner))
+    assert beyond.subject == "s" and TOO_DEEP in beyond.defects
+    words = beyond.text.split()
+    # the text beside each part down to the limit is indexed; the part past it is not looked into
+    assert "innermost" not in words and "level1" not in words
+    assert {f"level{n}" for n in range(2, MAX_MIME_DEPTH + 2)} <= set(words)
+    assert beyond.attachments == ()
+
+
+def test_nesting_far_past_the_recursion_limit_parses() -> None:
+    multipart = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (n, n)
+                         for n in range(5000))
+    forwarded = b"Content-Type: message/rfc822\n\n" * 5000
+    for raw in (b"Subject: deep\n" + multipart, b"Subject: deep\n" + forwarded):
+        env = parse_envelope(raw + b"Subject: inner\n\nwords\n")
+        assert (env.subject, env.text, TOO_DEEP in env.defects) == ("deep", "", True)
 
 
 def test_every_corpus_message_parses(corpus: Path) -> None:

@@ -2,8 +2,9 @@
 
 Owns the network side of delivery. A recipient is accepted only if one of the served databases has a
 live mailbox with that address; a message is acknowledged with 250 only after its delivery
-transaction committed (the store writes with synchronous=FULL, so it is on disk). Built on aiosmtpd;
-store work runs on worker threads, never on the event loop.
+transaction committed (the store writes with synchronous=FULL, so it is on disk), and is stored with
+trace header fields in front of the bytes received (`trace.py`). Built on aiosmtpd; store work runs
+on worker threads, never on the event loop.
 """
 
 from .server import (
@@ -16,6 +17,7 @@ from .server import (
     running,
     serve,
 )
+from .tls import server_context
 
 __all__ = [
     "DEFAULT_LMTP",
@@ -26,4 +28,5 @@ __all__ = [
     "parse_endpoint",
     "running",
     "serve",
+    "server_context",
 ]

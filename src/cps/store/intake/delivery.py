@@ -3,7 +3,12 @@
 Everything here runs on worker threads, never on the event loop. Each worker thread keeps its own
 `MailDatabase` connection to each database (SQLite connections are not shared between threads), with
 the busy timeout the server was started with. A message for recipients in several databases is one
-transaction per database; the caller learns, per database, whether that transaction committed.
+transaction per database; the caller learns, per database, whether that transaction committed. What
+each database stores is the trace header fields for its mailboxes followed by the bytes received
+(`trace.py`).
+
+Parsing depends on the bytes alone, so a message that cannot be parsed is refused for good: a retry
+would fail the same way. Store failures (a busy or full database) may pass, and are temporary.
 
 A recipient belongs to the first database, in the order given, that has a live mailbox with that
 address.
@@ -18,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import CPSError, InvalidMessage, InvalidName, NotFound, StoreBusy
-from ..database import MailDatabase
+from ..database import MailDatabase, check_message, parse_message
+from ..messages import ParsedMessage
+from ..parse import MAX_MIME_DEPTH, TOO_DEEP
+from .trace import Trace
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +80,18 @@ class Deliverer:
         return None
 
     def deliver(
-        self, raw: bytes, recipients: Sequence[str], *, allow_unknown: bool
+        self, raw: bytes, recipients: Sequence[str], trace: Trace, *, allow_unknown: bool
     ) -> dict[str, Outcome]:
         """Deliver `raw` once to each distinct mailbox among `recipients`, one transaction per
         database, and say what became of it for each recipient as given. A recipient no database
         holds any more is UNKNOWN; unless `allow_unknown`, that stops the whole delivery before
         anything is stored, so that a sender's retry does not duplicate the message."""
+        try:
+            check_message(raw)  # before the trace fields make an empty message look like one
+        except InvalidMessage as error:
+            logger.warning("delivery refused: %s id=%s", error.message, trace.id)
+            refused = Outcome(False, error.message, permanent=True)
+            return {address: refused for address in recipients}
         groups: dict[int, dict[str, None]] = {}
         routes: dict[str, tuple[int, str] | None] = {}
         for address in recipients:
@@ -87,7 +101,7 @@ class Deliverer:
         if not allow_unknown and None in routes.values():
             gone = Outcome(False, "a mailbox disappeared during the transaction")
             return {address: gone for address in recipients}
-        outcomes = {index: self._deliver_to(index, raw, list(g)) for index, g in groups.items()}
+        outcomes = {index: self._deliver_to(index, trace, raw, list(g)) for index, g in groups.items()}
         return {
             address: UNKNOWN if route is None else outcomes[route[0]]
             for address, route in routes.items()
@@ -99,25 +113,26 @@ class Deliverer:
         except InvalidName:
             return None
 
-    def _deliver_to(self, index: int, raw: bytes, recipients: list[str]) -> Outcome:
-        path = self.databases[index]
+    def _deliver_to(self, index: int, trace: Trace, received: bytes, mailboxes: list[str]) -> Outcome:
+        path, trace_id = self.databases[index], trace.id
+        raw = trace.header_block(mailboxes) + received
+        parsed = _parsed(raw, trace_id)
+        if isinstance(parsed, Outcome):
+            return parsed
         try:
-            deliveries = self._database(index).deliver(raw, recipients)
-        except InvalidMessage as error:
-            logger.warning("delivery refused: %s database=%s", error.message, path)
-            return Outcome(False, error.message, permanent=True)
+            deliveries = self._database(index).deliver(raw, mailboxes, envelope=parsed.envelope)
         except StoreBusy:
-            logger.warning("delivery failed: database busy database=%s timeout=%s",
-                           path, self.busy_timeout)
+            logger.warning("delivery failed: database busy database=%s timeout=%s id=%s",
+                           path, self.busy_timeout, trace_id)
             return Outcome(False, "mail database busy")
         except CPSError as error:
-            logger.warning("delivery failed: %s database=%s", error.message, path)
+            logger.warning("delivery failed: %s database=%s id=%s", error.message, path, trace_id)
             return Outcome(False, error.message)
         except Exception as error:  # a failed delivery must become a reply, never a crash
-            logger.warning("delivery failed database=%s", path, exc_info=True)
+            logger.warning("delivery failed database=%s id=%s", path, trace_id, exc_info=True)
             return Outcome(False, f"mail database error: {error}")
         logger.debug(
-            "delivered size=%d database=%s messages=%s", len(raw), path,
+            "delivered size=%d database=%s id=%s messages=%s", len(raw), path, trace_id,
             ",".join(f"{d.address}:{d.message_id}" for d in deliveries))
         return COMMITTED
 
@@ -132,3 +147,18 @@ class Deliverer:
             with self._opened_lock:
                 self._opened.append(database)
         return database
+
+
+def _parsed(raw: bytes, trace_id: str) -> ParsedMessage | Outcome:
+    """The message parsed for storing, or why it cannot be stored."""
+    try:
+        parsed = parse_message(raw)
+    except MemoryError:
+        return Outcome(False, "out of memory parsing the message")
+    except Exception as error:  # a parser bug: the same bytes would fail again on every retry
+        logger.warning("delivery refused: cannot parse id=%s", trace_id, exc_info=True)
+        return Outcome(False, f"cannot be parsed: {type(error).__name__}", permanent=True)
+    if TOO_DEEP in parsed.envelope.defects:
+        logger.warning("stored without indexing the parts nested deeper than %d levels id=%s",
+                       MAX_MIME_DEPTH, trace_id)
+    return parsed

@@ -1,13 +1,13 @@
 """The aiosmtpd handler shared by the SMTP and LMTP listeners: the replies a sender sees.
 
 RCPT is answered from the store: 250 if a database has a live mailbox with that address, 550 5.1.1 if
-none has. After DATA the message goes to a worker thread (`Deliverer`), and the reply depends on what
-committed:
+none has. After DATA the message goes to a worker thread (`Deliverer`) with its trace (sender, client,
+protocol: `trace.py`), and the reply depends on what committed:
 
 * SMTP has one reply for the whole message: 250 only if every database's transaction committed;
-  554 if the message itself is refused (an empty one); otherwise 451, so the sender retries. If one
-  database committed and another failed, the retry delivers a second copy to the first: SMTP cannot
-  say "done for some recipients".
+  554 if the message itself is refused (an empty one, or one that cannot be parsed); otherwise 451,
+  so the sender retries. If one database committed and another failed, the retry delivers a second
+  copy to the first: SMTP cannot say "done for some recipients".
 * LMTP (RFC 2033) replies once per accepted recipient, in RCPT order, so each recipient's reply is
   exactly what became of the message in that recipient's database.
 
@@ -27,6 +27,7 @@ from aiosmtpd.lmtp import LMTP
 
 from ...errors import InvalidName
 from .delivery import UNKNOWN, Deliverer, Outcome
+from .trace import Trace
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,13 @@ class IntakeHandler:
         lmtp = isinstance(server, LMTP)
         recipients: list[str] = list(envelope.rcpt_tos)
         raw: bytes = envelope.original_content or b""
+        trace = Trace(
+            sender=envelope.mail_from or "", helo=session.host_name or "",
+            peer=session.peer[0] if isinstance(session.peer, tuple) else "",
+            protocol=_protocol(lmtp, session), hostname=server.hostname)
         try:
             outcomes = await self._in_worker(
-                lambda: self.deliverer.deliver(raw, recipients, allow_unknown=lmtp))
+                lambda: self.deliverer.deliver(raw, recipients, trace, allow_unknown=lmtp))
         except Exception as error:  # reply, never raise: see the module docstring
             logger.warning("delivery failed recipients=%s", ",".join(recipients), exc_info=True)
             failed = Outcome(False, f"mail database error: {error}")
@@ -87,6 +92,13 @@ class IntakeHandler:
             self._running -= 1
             if not self._running:
                 self._idle.set()
+
+
+def _protocol(lmtp: bool, session: Any) -> str:
+    """The protocol's name for Received's "with" clause (RFC 3848): LMTP, SMTP (HELO) or ESMTP,
+    with an "S" once STARTTLS is in effect."""
+    name = "LMTP" if lmtp else "ESMTP" if session.extended_smtp else "SMTP"
+    return name + ("S" if session.ssl is not None else "")
 
 
 def _smtp_reply(outcomes: Sequence[Outcome]) -> str:

@@ -5,8 +5,11 @@ The listeners run on one asyncio event loop; store work runs on a small thread p
 out, closes the remaining sessions and then the database connections. A session cut off in the middle
 of DATA has received no reply, so its sender retries.
 
-DATA lines may be far longer than RFC 5321's 1000 octets: mail that a lenient client sends is stored
-rather than refused (`MAX_LINE_BYTES`). The size limit counts the bytes as transmitted.
+The size limit counts the bytes as transmitted, and is the only limit on a line: RFC 5321 allows
+1000 octets, but real mail breaks that, import stores lines of any length, and so does delivery. A
+line longer than the size limit is a message over it, refused with 552 like any other.
+
+With a TLS context, both listeners offer STARTTLS; the banner reads "<host> ESMTP CPS" (or LMTP).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AnyStr
+from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
@@ -32,19 +36,31 @@ from .delivery import Deliverer
 from .handler import IntakeHandler
 
 DEFAULT_MAX_SIZE = 32 * 1024 * 1024
-MAX_LINE_BYTES = 1024 * 1024
 WORKER_THREADS = 4
+# aiosmtpd's replies to a line longer than its line limit, and to too much data.
+_LINE_TOO_LONG = "500 Line too long"
+_TOO_MUCH_DATA = "552 Error: Too much mail data"
 
 
-class _LenientSMTP(SMTP):
-    line_length_limit = MAX_LINE_BYTES
+class _IntakeSMTP(SMTP):
+    """aiosmtpd's SMTP session with the CPS banner, and lines as long as the size limit allows."""
+
+    banner = "ESMTP CPS"
+
+    def __init__(self, handler: IntakeHandler, *, data_size_limit: int, **options: Any) -> None:
+        # aiosmtpd reads with this limit; a line may hold a whole message, dot-stuffed, with CRLF
+        self.line_length_limit = data_size_limit + len(b".\r\n")
+        super().__init__(handler, data_size_limit=data_size_limit, ident=self.banner, **options)
+
+    async def push(self, status: AnyStr) -> None:
+        await super().push(_as_size_refusal(status) if isinstance(status, str) else status)
 
 
-class _LenientLMTP(LMTP):
+class _IntakeLMTP(_IntakeSMTP, LMTP):
     """Also gives one reply per recipient when aiosmtpd itself refuses a message after DATA (too
-    big, a line too long): an LMTP client waits for one reply per recipient (RFC 2033 4.2)."""
+    big): an LMTP client waits for one reply per recipient (RFC 2033 4.2)."""
 
-    line_length_limit = MAX_LINE_BYTES
+    banner = "LMTP CPS"
     _replies_due = 0
 
     async def push(self, status: AnyStr) -> None:
@@ -52,12 +68,17 @@ class _LenientLMTP(LMTP):
         if isinstance(status, str) and status.startswith("354") and self.envelope is not None:
             self._replies_due = len(self.envelope.rcpt_tos)
         elif isinstance(status, str) and due > 1 and "\r\n" not in status:
-            await super().push("\r\n".join([status] * due))
+            await super().push("\r\n".join([_as_size_refusal(status)] * due))
             return
         await super().push(status)
 
 
-PROTOCOLS: dict[str, type[SMTP]] = {"smtp": _LenientSMTP, "lmtp": _LenientLMTP}
+def _as_size_refusal(status: str) -> str:
+    """A line longer than the line limit makes the message longer than the size limit: say so."""
+    return _TOO_MUCH_DATA if status.startswith(_LINE_TOO_LONG) else status
+
+
+PROTOCOLS: dict[str, type[_IntakeSMTP]] = {"smtp": _IntakeSMTP, "lmtp": _IntakeLMTP}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +120,7 @@ class IntakeServer:
         lmtp: Endpoint | None = DEFAULT_LMTP,
         max_size: int = DEFAULT_MAX_SIZE,
         busy_timeout: float = BUSY_TIMEOUT_SECONDS,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not databases:
             raise UsageError("no mail database to deliver to", hint="Name at least one database.")
@@ -106,6 +128,7 @@ class IntakeServer:
             raise UsageError("no listener", hint="Listen for SMTP, LMTP or both.")
         self.endpoints = {"smtp": smtp, "lmtp": lmtp}
         self.max_size = max_size
+        self.tls = tls
         self.deliverer = Deliverer([Path(p) for p in databases], busy_timeout)
         self.listeners: list[tuple[str, Endpoint]] = []
         self._servers: list[asyncio.Server] = []
@@ -153,9 +176,10 @@ class IntakeServer:
         protocol = PROTOCOLS[name]
 
         def new_session() -> SMTP:
+            assert self._handler is not None
             session = protocol(
                 self._handler, data_size_limit=self.max_size, enable_SMTPUTF8=True,
-                hostname=hostname, loop=loop)
+                hostname=hostname, tls_context=self.tls, loop=loop)
             self._sessions.add(session)
             return session
 

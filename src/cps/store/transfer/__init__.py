@@ -9,12 +9,14 @@ from .exporter import ExportReport, export_mail
 from .importer import ImportReport, Problem, import_mail
 from .mbox import Quoting
 from .readers import Format
+from .sources import Progress
 
 __all__ = [
     "ExportReport",
     "Format",
     "ImportReport",
     "Problem",
+    "Progress",
     "Quoting",
     "export_mail",
     "import_mail",

@@ -12,6 +12,7 @@ the internal date as mtime, bytes exactly as stored.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def read_tree(root: Path) -> Iterator[SourceEvent]:
     """The messages of a directory tree of .eml files, or of one .eml file."""
     if root.is_dir():
         return walk_tree(root, read_file)
-    return read_file(str(root), display(root.name), ())
+    return read_file(os.path.realpath(root), display(root.name), ())
 
 
 def read_file(path: str, relative: str, folder: tuple[str, ...]) -> Iterator[SourceEvent]:

@@ -36,7 +36,7 @@ from ..names import check_address, check_folder_name
 from ..queries import fetch_raw, list_messages
 from . import eml, maildir, mbox
 from .readers import Format
-from .sources import Outgoing, clamp_date, display
+from .sources import Outgoing, Progress, clamp_date, display
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +64,12 @@ class ExportReport:
 
 
 def export_mail(
-    db: MailDatabase, address: str, folder: tuple[str, ...], destination: Path, kind: Format
+    db: MailDatabase, address: str, folder: tuple[str, ...], destination: Path, kind: Format,
+    *, progress: Progress | None = None,
 ) -> ExportReport:
     """Write `folder` of mailbox `address` with its subfolders (or, for an empty `folder`, the
-    whole mailbox) to `destination` as `kind`."""
+    whole mailbox) to `destination` as `kind`. `progress` is told the messages written so far
+    and their total, message by message."""
     started = time.monotonic()
     if kind is Format.AUTO:
         raise UsageError("choose an export format", hint="Use maildir, mbox or eml.")
@@ -76,7 +78,7 @@ def export_mail(
     folder = tuple(check_folder_name(name) for name in folder)
     with db.read() as connection:
         selected = _selected_folders(connection, address, folder)
-        messages = _MessageSource(connection)
+        messages = _MessageSource(connection, sum(f.messages for f in selected), progress)
         try:
             make_folders(destination)
             if kind is Format.MAILDIR and folder == ():
@@ -123,10 +125,15 @@ def _relative(path: tuple[str, ...], root: tuple[str, ...], kind: Format) -> tup
 
 
 class _MessageSource:
-    """Streams a folder's messages from the database, counting them for the report."""
+    """Streams a folder's messages from the database, counting them for the report and the
+    progress."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, total: int, progress: Progress | None
+    ) -> None:
         self.connection = connection
+        self.total = total
+        self.progress = progress
         self.count = 0
         self.size = 0
 
@@ -138,6 +145,8 @@ class _MessageSource:
             # Clamped as on import: file times and From_ lines cannot hold every integer.
             date = clamp_date(message.internal_date)
             yield Outgoing(message.id, message.uid, date, message.flags, raw)
+            if self.progress:
+                self.progress(self.count, self.total)
 
 
 _WRITERS = {

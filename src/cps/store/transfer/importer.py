@@ -33,8 +33,8 @@ from ..models import Folder, Mailbox
 from ..names import check_address, check_folder_name
 from .mbox import Quoting
 from .prepare import Note, PreparedEvent, Ready, Severity, Skipped, parse, prepare
-from .readers import Format, detect_format, read_source
-from .sources import Candidate, FolderMark, Rejected, display
+from .readers import Format, detect_format, read_source, source_size
+from .sources import Candidate, FolderMark, Progress, Rejected, display
 from .worker import prepared_in_worker
 
 logger = logging.getLogger(__name__)
@@ -99,9 +99,12 @@ def import_mail(
     create_mailbox: bool = False,
     parallel: bool = False,
     batch_messages: int = BATCH_MESSAGES,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Import the mail in `source` into `folder` (created if missing) of the mailbox `address`.
-    With `parallel`, messages are parsed in a worker process while this one writes."""
+    With `parallel`, messages are parsed in a worker process while this one writes. `progress`
+    is told the bytes of the source done so far and its total size, message by message (an
+    estimate: mbox separators and unreadable files are not counted as done)."""
     started = time.monotonic()
     if not source.exists() and not source.is_symlink():
         raise UsageError(f"{display(source)} does not exist", hint="Give a Maildir, mbox or .eml path.")
@@ -119,9 +122,12 @@ def import_mail(
         else prepare(read_source(source, kind, quoting), done)
     )
     writer = _Writer(db.connection, mailbox, root, batch_messages)
+    tracker = _SourceProgress(progress, source_size(source, kind)) if progress else None
     for event in events:
         for ready in parse(event) if isinstance(event, Candidate) else (event,):
             writer.take(ready)
+            if tracker:
+                tracker.advance(ready)
     writer.flush()
     tally = writer.tally
     return ImportReport(
@@ -145,6 +151,24 @@ def _open_target(
                     "To import into a new mailbox, pass --create-mailbox.")) from exc
             mailbox = create_mailbox(c, address, "")
         return mailbox, ensure_folder(c, mailbox, folder)
+
+
+class _SourceProgress:
+    """Counts the bytes of the source that messages taken stand for, and reports them."""
+
+    def __init__(self, report: Progress, total: int) -> None:
+        self.report = report
+        self.total = total
+        self.done = 0
+
+    def advance(self, event: PreparedEvent) -> None:
+        if isinstance(event, Ready):
+            self.done += len(event.message.raw)
+        elif isinstance(event, Skipped):
+            self.done += event.size
+        else:
+            return
+        self.report(self.done, self.total)
 
 
 @dataclass(slots=True)

@@ -11,12 +11,16 @@ keywords other than $Forwarded are not written. A message's internal date is its
 
 The import key of a message is its folder directory and unique name ("maildir:.A.B/1234.host"), which
 does not change when a client moves the file from new/ to cur/ or changes its flags.
+
+Symbolic links: a folder directory, cur/ or new/ that is a link is not followed, and a message file
+that is a link is read only when it leads to a file inside the Maildir (`sources.SourceTree`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...durable import atomic_write, make_folders
@@ -27,8 +31,10 @@ from .sources import (
     Outgoing,
     Rejected,
     SourceEvent,
+    SourceTree,
     Unreadable,
     display,
+    is_real_directory,
     list_directory,
     read_regular_file,
 )
@@ -70,9 +76,32 @@ def folder_directory(folder: tuple[str, ...]) -> str:
     return fit_name("." + ".".join(encode_name(name, all_dots=True) for name in folder))
 
 
+@dataclass(frozen=True, slots=True)
+class _MessageFile:
+    """A message file of a Maildir folder: where it is, in cur/ or new/, the folder directory's
+    name ("" for the top folder) and the folder it holds messages of."""
+
+    entry: os.DirEntry[str]
+    sub: str
+    directory: str
+    folder: tuple[str, ...]
+
+
 def read_tree(root: Path) -> Iterator[SourceEvent]:
     """The messages of the Maildir at `root` and of its Maildir++ subfolders."""
-    yield from _read_folder(root, "", ())
+    tree = SourceTree(root)
+    for item in _list_tree(tree, root):
+        yield _candidate(tree, item) if isinstance(item, _MessageFile) else item
+
+
+def message_paths(root: Path) -> Iterator[str]:
+    """The message files `read_tree` reads."""
+    return (item.entry.path for item in _list_tree(SourceTree(root), root)
+            if isinstance(item, _MessageFile))
+
+
+def _list_tree(tree: SourceTree, root: Path) -> Iterator[_MessageFile | FolderMark | Rejected]:
+    yield from _list_folder(tree, root, "", ())
     try:
         entries = list_directory(root)
     except OSError as exc:
@@ -81,11 +110,17 @@ def read_tree(root: Path) -> Iterator[SourceEvent]:
     for entry in entries:
         if not entry.name.startswith(".") or entry.name in (".", ".."):
             continue
-        if not entry.is_dir():
+        if entry.is_symlink():
+            # a link in the place of a folder; other links here are no folders, as other files
+            refusal = tree.link_refusal(entry.path)
+            if refusal is not None and os.path.isdir(entry.path):
+                yield Rejected(display(entry.path), refusal)
+            continue
+        if not is_real_directory(entry):
             continue
         folder = tuple(decode_name(part) for part in entry.name[1:].split("."))
         yield FolderMark(folder, display(entry.path))
-        yield from _read_folder(Path(entry.path), entry.name, folder)
+        yield from _list_folder(tree, Path(entry.path), entry.name, folder)
 
 
 def write_folder(root: Path, folder: tuple[str, ...], messages: Iterable[Outgoing]) -> None:
@@ -99,9 +134,15 @@ def write_folder(root: Path, folder: tuple[str, ...], messages: Iterable[Outgoin
         atomic_write(directory / "cur" / name, message.raw, mtime=message.internal_date)
 
 
-def _read_folder(directory: Path, name: str, folder: tuple[str, ...]) -> Iterator[SourceEvent]:
-    files: list[tuple[str, str, os.DirEntry[str]]] = []
+def _list_folder(
+    tree: SourceTree, directory: Path, name: str, folder: tuple[str, ...]
+) -> Iterator[_MessageFile | Rejected]:
+    files: list[_MessageFile] = []
     for sub in ("cur", "new"):
+        refusal = tree.link_refusal(str(directory / sub))
+        if refusal is not None:
+            yield Rejected(display(directory / sub), refusal)
+            continue
         try:
             entries = list_directory(directory / sub)
         except FileNotFoundError:
@@ -109,21 +150,20 @@ def _read_folder(directory: Path, name: str, folder: tuple[str, ...]) -> Iterato
         except OSError as exc:
             yield Rejected(display(directory / sub), f"unreadable: {exc.strerror}")
             continue
-        files.extend((entry.name, sub, entry) for entry in entries if not entry.name.startswith("."))
-    for file_name, sub, entry in sorted(files, key=lambda found: found[:2]):
-        yield _candidate(entry, sub, name, folder, file_name)
+        files.extend(_MessageFile(entry, sub, name, folder) for entry in entries
+                     if not entry.name.startswith("."))
+    yield from sorted(files, key=lambda found: (found.entry.name, found.sub))
 
 
-def _candidate(
-    entry: os.DirEntry[str], sub: str, name: str, folder: tuple[str, ...], file_name: str
-) -> SourceEvent:
-    where = display(entry.path)
+def _candidate(tree: SourceTree, found: _MessageFile) -> SourceEvent:
+    where = display(found.entry.path)
     try:
-        raw, mtime = read_regular_file(entry.path)
+        raw, mtime = read_regular_file(tree.file(found.entry.path))
     except Unreadable as exc:
         return Rejected(where, str(exc))
-    unique, flags = parse_file_name(file_name)
-    if sub == "new":
+    unique, flags = parse_file_name(found.entry.name)
+    if found.sub == "new":
         flags = tuple(flag for flag in flags if flag != "\\Seen")
-    key = "maildir:" + display(f"{name}/{unique}" if name else unique)
-    return Candidate(folder, key, where, raw, fixed_date=mtime, fallback_date=mtime, flags=flags)
+    key = "maildir:" + display(f"{found.directory}/{unique}" if found.directory else unique)
+    return Candidate(found.folder, key, where, raw, fixed_date=mtime, fallback_date=mtime,
+                     flags=flags)

@@ -164,7 +164,7 @@ def read_tree(root: Path, quoting: Quoting) -> Iterator[SourceEvent]:
     a folder holding the folders of its files."""
     if root.is_dir():
         return walk_tree(root, partial(_read_tree_file, quoting=quoting))
-    return read_file(str(root), display(root.name), (), quoting)
+    return read_file(os.path.realpath(root), display(root.name), (), quoting)
 
 
 def read_file(

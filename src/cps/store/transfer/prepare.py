@@ -43,7 +43,9 @@ class Ready:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A message an earlier run imported already."""
+    """A message an earlier run imported already, and its size (for the import's progress)."""
+
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,7 @@ def _check(
     candidate: Candidate, folders: _FolderChecker, done: set[str]
 ) -> Candidate | Skipped | Rejected:
     if candidate.key in done:
-        return Skipped()
+        return Skipped(len(candidate.raw))
     done.add(candidate.key)
     folder = folders.check(candidate.folder)
     if isinstance(folder, str):

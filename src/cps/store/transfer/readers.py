@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 
 from . import eml, maildir, mbox
 from .mbox import Quoting
-from .sources import SourceEvent, Unreadable, open_regular_file
+from .sources import SourceEvent, TreeFile, Unreadable, file_size, list_tree, open_regular_file
 
 
 class Format(StrEnum):
@@ -24,7 +25,7 @@ def detect_format(source: Path) -> Format:
     if source.is_dir():
         return Format.MAILDIR if maildir.is_maildir(source) else Format.EML
     try:
-        with open_regular_file(source) as (handle, _info):
+        with open_regular_file(os.path.realpath(source)) as (handle, _info):
             head = handle.read(len(mbox.BOM) + len(mbox.FROM_))
     except (Unreadable, OSError):
         return Format.EML  # the eml reader reports why the file cannot be read
@@ -38,3 +39,15 @@ def read_source(source: Path, kind: Format, quoting: Quoting) -> Iterator[Source
     if kind is Format.MBOX:
         return mbox.read_tree(source, quoting)
     return eml.read_tree(source)
+
+
+def source_size(source: Path, kind: Format) -> int:
+    """How many bytes the files an import of `source` (in a known format) reads hold: the total of
+    its progress. A directory is listed once more for this; no file is read."""
+    if kind is Format.MAILDIR:
+        paths: Iterator[str] = maildir.message_paths(source)
+    elif source.is_dir():
+        paths = (item.path for item in list_tree(source) if isinstance(item, TreeFile))
+    else:
+        paths = iter([os.path.realpath(source)])
+    return sum(file_size(path) for path in paths)

@@ -6,6 +6,12 @@ found (raw bytes, where it came from, the folder it belongs in relative to the i
 stable key that makes re-imports idempotent), a `FolderMark` for each folder the source has (so empty
 folders are created too), and a `Rejected` for each entry it could not read. Readers never raise for
 a bad file: one unreadable entry must not stop an import.
+
+Symbolic links found in a source (`SourceTree`) are followed only to a file inside the source: a link
+that leaves it could make any file the importing user can read into mail, and a link to a directory
+could loop or import a folder twice. Each link not followed is a `Rejected` entry of the report. The
+source itself may be a link (it is named by the user), and files are opened without following a
+link that appeared after they were listed.
 """
 
 from __future__ import annotations
@@ -73,12 +79,42 @@ class Outgoing:
 
 
 SourceEvent = Candidate | FolderMark | Rejected
+# Told how far an import or export is (done, of total: bytes of the source, or messages) as it goes.
+Progress = Callable[[int, int], None]
 # Reads one file of a tree: (its path, its path relative to the tree as text, its folder).
 FileReader = Callable[[str, str, tuple[str, ...]], Iterator[SourceEvent]]
 
 
 class Unreadable(Exception):
     """A file that cannot be read as a message; the text is the reason shown in the report."""
+
+
+class SourceTree:
+    """The real place of an import's source directory, and the rule for the symbolic links found
+    in it."""
+
+    def __init__(self, source: str | Path) -> None:
+        self.root = os.path.realpath(source)
+
+    def link_refusal(self, path: str) -> str | None:
+        """Why `path`, found in the source, is a symbolic link that is not followed; None when
+        it is no link, or a link to a file inside the source."""
+        if not os.path.islink(path):
+            return None
+        target = os.path.realpath(path)
+        if os.path.commonpath([self.root, target]) != self.root:
+            return f"symbolic link to {display(target)}, outside the source: not followed"
+        if os.path.isdir(target):
+            return "symbolic link to a directory: not followed"
+        return None
+
+    def file(self, path: str) -> str:
+        """The path to open for the file `path` found in the source: itself, or the file inside
+        the source that a symbolic link leads to. Raises Unreadable for a link not followed."""
+        refusal = self.link_refusal(path)
+        if refusal is not None:
+            raise Unreadable(refusal)
+        return os.path.realpath(path) if os.path.islink(path) else path
 
 
 def read_regular_file(path: str | Path) -> tuple[bytes, int]:
@@ -95,9 +131,10 @@ def read_regular_file(path: str | Path) -> tuple[bytes, int]:
 @contextmanager
 def open_regular_file(path: str | Path) -> Iterator[tuple[BinaryIO, os.stat_result]]:
     """A regular file open for reading, and its status. Opened without blocking, so a FIFO in a
-    mail tree is reported instead of hanging the import."""
+    mail tree is reported instead of hanging the import, and without following a symbolic link
+    (resolve the links you accept first: `SourceTree.file`)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as exc:
         raise Unreadable(f"unreadable: {exc.strerror}") from exc
     info = os.fstat(fd)
@@ -122,18 +159,36 @@ def is_real_directory(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def walk_tree(
-    root: Path, read_file: FileReader, folder: tuple[str, ...] = ()
-) -> Iterator[SourceEvent]:
+@dataclass(frozen=True, slots=True)
+class TreeFile:
+    """A file found in a tree, to be read: the path to open (`SourceTree.file`), its path relative
+    to the tree as text, and the folder it is in."""
+
+    path: str
+    relative: str
+    folder: tuple[str, ...]
+
+
+def walk_tree(root: Path, read_file: FileReader) -> Iterator[SourceEvent]:
+    """What `read_file` finds in every file of `list_tree(root)`, in order, with its folders and
+    rejections."""
+    for item in list_tree(root):
+        if isinstance(item, TreeFile):
+            yield from read_file(item.path, item.relative, item.folder)
+        else:
+            yield item
+
+
+def list_tree(root: Path) -> Iterator[TreeFile | FolderMark | Rejected]:
     """Every non-hidden entry below `root` in name order: each real directory becomes a folder
-    (its name decoded, see `filenames.py`), everything else is handed to `read_file` with its path
-    relative to `root` and the folder it is in."""
-    yield from _walk(str(root), "", read_file, folder)
+    (its name decoded, see `filenames.py`), every other entry a file, unless it is a symbolic link
+    that is not followed, which is rejected."""
+    yield from _list(SourceTree(root), str(root), "", ())
 
 
-def _walk(
-    directory: str, relative: str, read_file: FileReader, folder: tuple[str, ...]
-) -> Iterator[SourceEvent]:
+def _list(
+    tree: SourceTree, directory: str, relative: str, folder: tuple[str, ...]
+) -> Iterator[TreeFile | FolderMark | Rejected]:
     try:
         entries = list_directory(directory)
     except OSError as exc:
@@ -145,9 +200,22 @@ def _walk(
         if is_real_directory(entry):
             inner = (*folder, decode_name(entry.name))
             yield FolderMark(inner, display(entry.path))
-            yield from _walk(entry.path, f"{relative}{entry.name}/", read_file, inner)
-        else:
-            yield from read_file(entry.path, display(relative + entry.name), folder)
+            yield from _list(tree, entry.path, f"{relative}{entry.name}/", inner)
+            continue
+        try:
+            path = tree.file(entry.path)
+        except Unreadable as exc:
+            yield Rejected(display(entry.path), str(exc))
+            continue
+        yield TreeFile(path, display(relative + entry.name), folder)
+
+
+def file_size(path: str) -> int:
+    """The size of a file, 0 if it cannot be read: an estimate for progress, never an error."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def display(path: Path | str) -> str:
