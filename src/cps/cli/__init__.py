@@ -1,8 +1,9 @@
 """The `cps` command line: a click group whose commands are thin adapters over the library.
 
 Each command parses its arguments, calls one library function and renders the result through
-`output`. Library errors (`CPSError`) and click's own usage errors become a message, a hint and
-the error's exit status here, in one place; anything else is a bug and keeps its traceback.
+`output`. Library errors (`CPSError`), the system's (`OSError`: a missing folder, a full disk) and
+click's own usage errors become a message, a hint and the error's exit status here, in one place;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from ..errors import CPSError
+from ..errors import CPSError, FileSystemError
 from . import output
 from .lazy import LazyGroup
 
@@ -42,6 +43,8 @@ def main() -> None:
         cps.main(prog_name="cps", standalone_mode=False)
     except CPSError as error:
         output.fail(error)
+    except OSError as error:
+        output.fail(FileSystemError.from_os_error(error))
     except click.exceptions.Abort:
         output.note("aborted")
         raise SystemExit(130) from None
