@@ -1,6 +1,7 @@
 """What every `cps` command does when it is given something it cannot use: a path that cannot be
-read or written, arguments click cannot parse. The commands are walked from the click group, so a
-new one is covered (or the test says what it needs); each runs as a real process."""
+read or written, a repository given as a URL, arguments click cannot parse. The commands are walked
+from the click group, so a new one is covered (or the test says what it needs); each runs as a
+real process."""
 
 from __future__ import annotations
 
@@ -220,3 +221,23 @@ def _problem(param: click.Parameter, bad: BadPath, line: list[str],
     if str(bad.blamed) not in err:
         return f"{shown} does not name {bad.blamed}:\n{err}"
     return None
+
+
+# A repository given as a URL is refused before anything is made
+
+REPOSITORIES = (REPO, NEW_REPO)
+
+
+@pytest.mark.parametrize("name", sorted(
+    name for name, lines in INVOCATIONS.items() if set(lines[0].values()) & set(REPOSITORIES)))
+def test_every_repository_path_refuses_a_url(name: str, setup: Setup, tmp_path: Path) -> None:
+    url = "s3://bucket/prefix"
+    values = {key: url if value in REPOSITORIES else value
+              for key, value in INVOCATIONS[name][0].items()}
+    result = run(setup.line(name, values, tmp_path), tmp_path)
+    assert result.stderr.decode().splitlines() == [
+        f"cps: error [usage]: object storage is not supported yet: {url}",
+        "hint: Give the path of a local folder for the repository.",
+    ]
+    assert result.returncode == 2
+    assert list(tmp_path.iterdir()) == []

@@ -23,6 +23,8 @@ from .repo_options import (
     parse_duration,
     passphrase_file_option,
     read_passphrase,
+    repository_argument,
+    repository_option,
 )
 
 
@@ -32,7 +34,7 @@ def repo_group() -> None:
 
 
 @repo_group.command("init")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@repository_argument("path", "PATH")
 @click.option("--encrypt", is_flag=True,
               help="Encrypt everything with AES-256-GCM under a key sealed by a passphrase.")
 @passphrase_file_option
@@ -65,8 +67,7 @@ def db_id_for(db: Path, db_id: str | None) -> str:
 
 @click.command("protect")
 @click.argument("db", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--repo", "repo_path", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The repository to protect into.")
+@repository_option(help="The repository to protect into.")
 @click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
               "name without extension]")
 @click.option("--full-every", default="24h", show_default=True,
@@ -123,7 +124,7 @@ def point_group() -> None:
 
 @point_group.command("create")
 @click.argument("db", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--repo", "repo_path", required=True, type=click.Path(file_okay=False, path_type=Path))
+@repository_option()
 @click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
               "name without extension]")
 @click.option("--name", help="Name of the point.  [default: manual <time>]")
