@@ -241,3 +241,12 @@ def test_every_repository_path_refuses_a_url(name: str, setup: Setup, tmp_path: 
     ]
     assert result.returncode == 2
     assert list(tmp_path.iterdir()) == []
+
+
+# Help that promises only what there is
+
+
+def test_repo_help_says_what_there_is() -> None:
+    summary = run_cps("repo", "--help").stdout.decode().split("Options:")[0]
+    assert "inspect" not in summary
+    assert "'cps repo init'" in summary

@@ -30,7 +30,7 @@ from .repo_options import (
 
 @click.group("repo")
 def repo_group() -> None:
-    """Create and inspect backup repositories."""
+    """Create a backup repository ('cps repo init')."""
 
 
 @repo_group.command("init")
