@@ -1,4 +1,5 @@
-"""Progress of long operations: a bar on a terminal (rich), nothing otherwise."""
+"""Progress of long operations: a bar on stderr when it is a terminal (rich), nothing otherwise,
+so results on stdout stay clean whether they go to a terminal, a file or a pipe."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 Reporter = Callable[[str, int, int], None]
@@ -18,7 +20,7 @@ def progress_reporter(*, enabled: bool) -> Iterator[Reporter]:
         yield lambda _stage, _done, _total: None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeRemainingColumn(), transient=True) as bar:
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 
         def report(stage: str, done: int, total: int) -> None:
