@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 import pytest
 
-from cps.cli import cps
 from cps.errors import ALL_ERRORS
+from tests.cli_commands import commands
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "cps"
@@ -34,21 +34,7 @@ def test_every_path_in_the_architecture_exists() -> None:
     assert missing == []
 
 
-def _commands(group: click.Group, prefix: str = "cps") -> list[tuple[str, click.Command]]:
-    found: list[tuple[str, click.Command]] = []
-    context = click.Context(group)
-    for name in group.list_commands(context):
-        command = group.get_command(context, name)
-        assert command is not None and command.name == name, f"{prefix} {name} does not load"
-        path = f"{prefix} {name}"
-        if isinstance(command, click.Group):
-            found += _commands(command, path)
-        else:
-            found.append((path, command))
-    return found
-
-
-@pytest.mark.parametrize("path, command", _commands(cps), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("path, command", commands(), ids=lambda v: v if isinstance(v, str) else "")
 def test_every_command_has_help_with_examples(path: str, command: click.Command) -> None:
     assert command.help, f"{path} has no help"
     assert "Examples:" in command.help, f"{path} has no Examples block"

@@ -4,6 +4,7 @@ The hierarchy::
 
     CPSError                       code          exit
     ├── UsageError                 usage         2   a request that cannot be carried out as asked
+    ├── FileSystemError            filesystem    40  a file or folder could not be read or written
     ├── StoreError                 store         3   the mail store refused or failed an operation
     │   ├── NotAStore              not-a-store   3   the file is not a CPS mail database
     │   ├── StoreBusy              store-busy    4   another process held the database too long
@@ -31,6 +32,10 @@ exit statuses are a contract: scripts depend on them, and `docs/errors.md` lists
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 
 class CPSError(Exception):
     """An error to show the user; `code` and `exit_status` never change for a given subclass."""
@@ -50,6 +55,23 @@ class CPSError(Exception):
 class UsageError(CPSError):
     code = "usage"
     exit_status = 2
+
+
+WRITES_ARE_WHOLE = "CPS writes each file whole or not at all, so nothing was left half written."
+
+
+class FileSystemError(CPSError):
+    """A file or folder that could not be read or written (an `OSError`, explained)."""
+
+    code = "filesystem"
+    exit_status = 40
+
+    @classmethod
+    def from_os_error(cls, error: OSError, *, kept: str = WRITES_ARE_WHOLE) -> FileSystemError:
+        """What `error` means for its path, what to do, and `kept`: what the failure left."""
+        path = _path_of(error.filename)
+        message, advice = _explain(error.errno, path, error.strerror or str(error))
+        return cls(message, hint=f"{advice} {kept}")
 
 
 class StoreError(CPSError):
@@ -154,6 +176,7 @@ class TargetDamaged(RestoreError):
 ALL_ERRORS: tuple[type[CPSError], ...] = (
     CPSError,
     UsageError,
+    FileSystemError,
     StoreError,
     NotAStore,
     StoreBusy,
@@ -174,3 +197,53 @@ ALL_ERRORS: tuple[type[CPSError], ...] = (
     TargetNotCovered,
     TargetDamaged,
 )
+
+
+def _path_of(filename: object) -> str | None:
+    if isinstance(filename, str | bytes):
+        return os.fsdecode(filename)
+    return None
+
+
+def _explain(number: int | None, path: str | None, reason: str) -> tuple[str, str]:
+    """A message naming `path` and the advice for the error `number`."""
+    if path is None:
+        return reason.lower(), "Check the disk and the paths given, then run the command again."
+    if number == errno.ENOENT:
+        folder = Path(path).parent
+        if not folder.is_dir():
+            return (f"folder {folder} does not exist",
+                    "Create it first, or give a path in a folder that exists.")
+        return f"{path} does not exist", "Check the path."
+    if number == errno.ENOTDIR:
+        return (f"{_file_in_the_way(Path(path))} is a file, not a folder",
+                "Give a path whose folders are all folders.")
+    explained = _EXPLAINED.get(number or 0)
+    if explained is None:
+        return f"{reason.lower()}: {path}", "Check the path and its disk, then run the command again."
+    message, advice = explained
+    return message.format(path=path), advice
+
+
+def _file_in_the_way(path: Path) -> Path:
+    """The first part of `path` that exists and is not a folder (or `path`, when none is)."""
+    for part in reversed([path, *path.parents]):
+        if part.exists() and not part.is_dir():
+            return part
+    return path
+
+
+_PERMISSION = ("permission denied: {path}",
+               "Run the command as a user allowed to use that path, or change its permissions.")
+_EXPLAINED = {
+    errno.EISDIR: ("{path} is a folder, not a file", "Give the path of a file."),
+    errno.EACCES: _PERMISSION,
+    errno.EPERM: _PERMISSION,
+    errno.EROFS: ("{path} is on a read-only file system", "Give a path on a writable file system."),
+    errno.ENOSPC: ("no space left on the device of {path}",
+                   "Free space on that disk, or give a path on another one."),
+    errno.EDQUOT: ("disk quota exceeded writing {path}",
+                   "Free space within the quota, or give a path on another disk."),
+    errno.EEXIST: ("{path} already exists", "Give a new path, or move that one away."),
+    errno.ENAMETOOLONG: ("file name too long: {path}", "Give a shorter path."),
+}

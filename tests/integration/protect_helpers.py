@@ -255,6 +255,24 @@ def new_store(db: Path, repo: Path) -> None:
     Repository.init(repo)
 
 
+def protected_store(folder: Path, mail: dict[str, list[bytes]], *, ops: int = 0) -> tuple[Path, Path]:
+    """`folder`/mail.db with a mailbox for each address of `mail` and its messages delivered,
+    then `ops` workload operations, all captured by `cps protect` into `folder`/repo; the
+    protector is stopped again. The database and the repository."""
+    db, repo = folder / "mail.db", folder / "repo"
+    new_store(db, repo)
+    with MailDatabase.open(db) as database:
+        for address, messages in mail.items():
+            database.create_mailbox(address, "")
+            for raw in messages:
+                database.deliver(raw, [address])
+    with protecting(db, repo, *QUICK) as protector:
+        if ops:
+            workload(db, ops=ops, seed=1)
+        protector.stop()
+    return db, repo
+
+
 def workload(db: Path, *, ops: int, seed: int) -> dict[str, Any]:
     """Run `cps store workload` in a process of its own, to the end; its summary."""
     result = run_cps("store", "workload", db, "--ops", str(ops), "--seed", str(seed), "--json")

@@ -1,8 +1,9 @@
 """The `cps` command line: a click group whose commands are thin adapters over the library.
 
 Each command parses its arguments, calls one library function and renders the result through
-`output`. Library errors (`CPSError`) become a message, a hint and the error's exit status here, in
-one place; anything else is a bug and keeps its traceback.
+`output`. Library errors (`CPSError`), the system's (`OSError`: a missing folder, a full disk) and
+click's own usage errors become a message, a hint and the error's exit status here, in one place;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from ..errors import CPSError
+from ..errors import CPSError, FileSystemError
 from . import output
 from .lazy import LazyGroup
 
@@ -39,14 +40,18 @@ def cps() -> None:
 
 def main() -> None:
     try:
-        cps.main(standalone_mode=False)
+        cps.main(prog_name="cps", standalone_mode=False)
     except CPSError as error:
         output.fail(error)
+    except OSError as error:
+        output.fail(FileSystemError.from_os_error(error))
     except click.exceptions.Abort:
         output.note("aborted")
         raise SystemExit(130) from None
-    except click.ClickException as error:
+    except click.exceptions.NoArgsIsHelpError as error:  # a group without a command: its help
         error.show()
         raise SystemExit(error.exit_code) from None
+    except click.ClickException as error:
+        output.fail(output.from_click(error))
     except click.exceptions.Exit as done:
         raise SystemExit(done.exit_code) from None

@@ -15,6 +15,7 @@ from ..store.names import check_address, split_path
 from ..store.transfer import Format, export_mail
 from . import output
 from .granular_options import Source, as_of, cut, describe, place, source_options
+from .progress import progress_reporter
 
 
 @click.command("diff")
@@ -110,16 +111,17 @@ def recover_command(source: Source, mailbox: str, folder: str | None, selectors:
     _check_destination(live_db, export_to, selectors, target_mailbox, merge)
     address = check_address(mailbox)
     path = split_path(folder) if folder else ()
-    with source.open() as snapshot:
+    with source.open() as snapshot, progress_reporter(enabled=not as_json) as progress:
         if export_to is not None:
             kind, destination = export_to
-            report = export_mail(snapshot.database, address, path, destination, Format(kind))
+            report = export_mail(snapshot.database, address, path, destination, Format(kind),
+                                 progress)
             data = {"point": describe(snapshot), "export": report.as_dict()}
         else:
             assert live_db is not None
             request = RecoverRequest(address, path, selectors, target_mailbox, merge, batch)
             with MailDatabase.open(live_db) as live:
-                recovered = recover_into(snapshot.database, snapshot.label, live, request)
+                recovered = recover_into(snapshot.database, snapshot.label, live, request, progress)
             data = {"point": describe(snapshot), "recover": recovered.as_dict()}
     output.emit(data, as_json, _render_recover)
 

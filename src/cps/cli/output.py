@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..errors import CPSError
+from ..errors import CPSError, UsageError
 
 
 def emit_json(data: Any) -> None:
@@ -41,6 +41,26 @@ def fail(error: CPSError) -> None:
     if error.hint:
         click.echo(f"hint: {error.hint}", err=True)
     sys.exit(error.exit_status)
+
+
+def from_click(error: click.ClickException) -> CPSError:
+    """click's own error (a missing argument, an unknown option) as CPS shows every other."""
+    if not isinstance(error, click.UsageError):
+        return CPSError(_as_message(error.format_message()))
+    close = getattr(error, "possibilities", None)  # what an unknown option or command may have meant
+    guess = f"Did you mean {' or '.join(close)}? " if close else ""
+    context = error.ctx
+    where = context.command_path if context else "cps"
+    parts = "commands" if context and isinstance(context.command, click.Group) else "options"
+    text = error.message if close else error.format_message()  # the guess goes to the hint
+    return UsageError(_as_message(text),
+                      hint=f"{guess}Run '{where} --help' for its {parts}.")
+
+
+def _as_message(text: str) -> str:
+    """click's sentence as a CPS message: lowercase first letter, no trailing period."""
+    text = text.strip().removesuffix(".")
+    return text[:1].lower() + text[1:]
 
 
 json_option = click.option(

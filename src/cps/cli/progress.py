@@ -1,5 +1,5 @@
-"""Progress of long operations: a bar on a terminal (rich), on stderr, nothing otherwise (piped,
-redirected, or with --json)."""
+"""Progress of long operations: a bar on stderr when it is a terminal (rich), nothing otherwise,
+so results on stdout stay clean whether they go to a terminal, a file or a pipe."""
 
 from __future__ import annotations
 

@@ -27,17 +27,18 @@ from .repo_options import (
     pick_database,
     read_passphrase,
     repository_argument,
+    repository_option,
 )
 from .store_serve import parse_size
 
 
 @click.group("repo")
 def repo_group() -> None:
-    """Create and inspect backup repositories."""
+    """Create a backup repository ('cps repo init')."""
 
 
 @repo_group.command("init")
-@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@repository_argument("path", "PATH")
 @click.option("--encrypt", is_flag=True,
               help="Encrypt everything with AES-256-GCM under a key sealed by a passphrase.")
 @passphrase_file_option
@@ -70,8 +71,7 @@ def db_id_for(db: Path, db_id: str | None) -> str:
 
 @click.command("protect")
 @click.argument("db", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--repo", "repo_path", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The repository to protect into.")
+@repository_option(help="The repository to protect into.")
 @click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
               "name without extension]")
 @click.option("--full-every", default="24h", show_default=True,
@@ -136,7 +136,7 @@ def point_group() -> None:
 
 @point_group.command("create")
 @click.argument("db", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--repo", "repo_path", required=True, type=click.Path(file_okay=False, path_type=Path))
+@repository_option()
 @click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
               "name without extension]")
 @click.option("--name", help="Name of the point.  [default: manual <time>]")

@@ -17,6 +17,7 @@ from ..repository import Repository
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
@@ -72,9 +73,26 @@ def pick_database(repo: Repository, db_id: str | None) -> str:
         "Protect one first with 'cps protect DB --repo REPO'.")
 
 
-def repository_argument() -> Callable[[F], F]:
-    return click.argument("repo_path", metavar="REPO",
-                          type=click.Path(file_okay=False, path_type=Path))
+class RepositoryPath(click.Path):
+    """A repository's folder, as every command reads one. URLs are refused: until object storage
+    is supported, 's3://bucket/prefix' would otherwise be a local folder named 's3:'."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and _URL.match(value):
+            raise UsageError(f"object storage is not supported yet: {value}",
+                             hint="Give the path of a local folder for the repository.")
+        return super().convert(value, param, ctx)
+
+
+def repository_argument(name: str = "repo_path", metavar: str = "REPO") -> Callable[[F], F]:
+    return click.argument(name, metavar=metavar, type=RepositoryPath())
+
+
+def repository_option(help: str | None = None) -> Callable[[F], F]:
+    return click.option("--repo", "repo_path", required=True, type=RepositoryPath(), help=help)
 
 
 def db_option() -> Callable[[F], F]:

@@ -19,6 +19,7 @@ from ..restore import (
     restore,
 )
 from . import output
+from .paths import NewFile
 from .progress import progress_reporter
 from .repo_options import (
     db_option,
@@ -33,7 +34,7 @@ from .repo_options import (
 @repository_argument()
 @db_option()
 @click.option("--to", "output_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The database file to write.")
+              type=NewFile(), help="The database file to write.")
 @click.option("--latest", is_flag=True, help="The latest captured transaction.")
 @click.option("--at", "at_time", metavar="TIME",
               help="The last transaction committed at or before TIME: 2026-11-22T18:35:01.250Z, "

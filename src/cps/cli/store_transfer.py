@@ -92,7 +92,8 @@ def export_command(db: Path, mailbox_path: str, destination: Path, kind: str, as
     """
     address, folder = split_mailbox_path(mailbox_path)
     with open_db(db, readonly=True) as database, _progress("exporting", as_json=as_json) as progress:
-        report = export_mail(database, address, folder, destination, Format(kind), progress=progress)
+        report = export_mail(database, address, folder, destination, Format(kind),
+                             progress=progress and (lambda _stage, done, total: progress(done, total)))
     emit(report.as_dict(), as_json, _render_export)
 
 

@@ -11,15 +11,15 @@ import click
 from ..errors import UsageError
 from ..store import MailDatabase
 from ..store.names import split_mailbox_path
+from .paths import NewFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def database_argument(*, exists: bool = True) -> Callable[[F], F]:
     """The DB argument: a mail database file (that must exist, unless creating one)."""
-    return click.argument(
-        "db", metavar="DB", type=click.Path(dir_okay=False, exists=exists, path_type=Path)
-    )
+    kind = click.Path(dir_okay=False, exists=True, path_type=Path) if exists else NewFile()
+    return click.argument("db", metavar="DB", type=kind)
 
 
 def open_db(db: Path, *, readonly: bool = False) -> MailDatabase:

@@ -22,13 +22,15 @@ import contextlib
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AlreadyExists, NotFound, UsageError
 from ..store import AppendItem, MailDatabase
 from .select import FolderPath, Located, messages_in, select_folders, select_message
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 RECOVERED_ITEMS = "Recovered Items"
 BATCH_MESSAGES = 500
@@ -69,10 +71,11 @@ class RecoverReport:
                 "batches": self.batches, "seconds": round(self.seconds, 3)}
 
 
-def recover_into(source: MailDatabase, label: str, live: MailDatabase,
-                 request: RecoverRequest) -> RecoverReport:
+def recover_into(source: MailDatabase, label: str, live: MailDatabase, request: RecoverRequest,
+                 progress: Progress | None = None) -> RecoverReport:
     """Recover from `source` (a snapshot) into `live` (see the module docstring); `label` names
-    the point, for the `Recovered Items` folder."""
+    the point, for the `Recovered Items` folder. `progress` hears of the chosen messages done
+    (added, or skipped as already there) after every batch."""
     started = time.monotonic()
     if request.batch < 1:
         raise UsageError("the batch size must be at least 1")
@@ -96,11 +99,14 @@ def recover_into(source: MailDatabase, label: str, live: MailDatabase,
                 live.create_folder(target, root + path, parents=True)
     present = _present(live, target, {root + path for path in chosen_paths})
     recovered = skipped = size = batches = 0
-    for batch in _batches(source, chosen, root, present, request.batch):
+    report = progress or _quiet
+    for batch, done in _batches(source, chosen, root, present, request.batch):
         live.append(target, batch)
         recovered += len(batch)
         size += sum(len(item.raw) for item in batch)
         batches += 1
+        report("messages", done, len(chosen))
+    report("messages", len(chosen), len(chosen))  # those skipped after the last batch
     skipped = len(chosen) - recovered
     created = len({f.path for f in live.folders(target)} - existing_before)
     where = "/".join((address, *request.folder))
@@ -139,10 +145,13 @@ def _present(live: MailDatabase, address: str, paths: set[FolderPath]) -> dict[F
 
 
 def _batches(source: MailDatabase, chosen: list[Located], root: FolderPath,
-             present: dict[FolderPath, Counter[str]], size: int) -> Iterator[list[AppendItem]]:
+             present: dict[FolderPath, Counter[str]], size: int
+             ) -> Iterator[tuple[list[AppendItem], int]]:
+    """Batches of the chosen messages not yet in their target folder, each with how many of
+    `chosen` are done once it is added."""
     batch: list[AppendItem] = []
     held = 0
-    for hit in chosen:
+    for done, hit in enumerate(chosen, 1):
         path = root + hit.folder.path
         copies = present[path]
         if copies[hit.message.sha256] > 0:
@@ -154,7 +163,11 @@ def _batches(source: MailDatabase, chosen: list[Located], root: FolderPath,
                                 tuple(sorted(hit.message.flags)), source.envelope(hit.message.id)))
         held += len(raw)
         if len(batch) >= size or held >= BATCH_BYTES:
-            yield batch
+            yield batch, done
             batch, held = [], 0
     if batch:
-        yield batch
+        yield batch, len(chosen)
+
+
+def _quiet(_stage: str, _done: int, _total: int) -> None:
+    pass

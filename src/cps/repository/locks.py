@@ -6,10 +6,15 @@ SIGKILL included; a lock file's content (pid, host, command, since) only tells p
     locks/protect-<db>   exclusive: the one process capturing that database
     locks/repository     shared by everything that reads or adds data (protect, restore, verify);
                          exclusive for prune, which deletes data others may be reading
+
+A shared lock is taken through a read-only descriptor, so reading writes nothing to a repository
+whose lock file exists. A repository that cannot be written (a read-only mount of an off-site
+copy) is read without the lock when the file is missing too: nothing can prune it through that path.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -26,8 +31,10 @@ from ..errors import RepositoryLocked
 @contextmanager
 def hold(path: Path, *, exclusive: bool, wait: bool = False) -> Iterator[None]:
     """Hold the lock at `path`; raise RepositoryLocked at once if it is taken (unless `wait`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_for_writing(path) if exclusive else _open_for_reading(path)
+    if fd is None:  # a repository that cannot be written: nothing can prune it through this path
+        yield
+        return
     try:
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         try:
@@ -60,6 +67,27 @@ def is_held(path: Path) -> bool:
     finally:
         os.close(fd)  # closing drops the shared lock this took, if it took one
     return False
+def _open_for_writing(path: Path) -> int:
+    """A read-write descriptor of the lock file, made if missing: an exclusive holder writes who
+    it is into it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def _open_for_reading(path: Path) -> int | None:
+    """A read-only descriptor of the lock file, made if missing; None when it is missing and the
+    repository cannot be written."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as error:
+        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return None
+        raise
 
 
 def _description() -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from ..names import check_address, check_folder_name
 from ..queries import fetch_raw, list_messages
 from . import eml, maildir, mbox
 from .readers import Format
-from .sources import Outgoing, Progress, clamp_date, display
+from .sources import Outgoing, clamp_date, display
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +65,10 @@ class ExportReport:
 
 def export_mail(
     db: MailDatabase, address: str, folder: tuple[str, ...], destination: Path, kind: Format,
-    *, progress: Progress | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ExportReport:
     """Write `folder` of mailbox `address` with its subfolders (or, for an empty `folder`, the
-    whole mailbox) to `destination` as `kind`. `progress` is told the messages written so far
-    and their total, message by message."""
+    whole mailbox) to `destination` as `kind`; `progress` hears ("messages", written, total)."""
     started = time.monotonic()
     if kind is Format.AUTO:
         raise UsageError("choose an export format", hint="Use maildir, mbox or eml.")
@@ -78,7 +77,8 @@ def export_mail(
     folder = tuple(check_folder_name(name) for name in folder)
     with db.read() as connection:
         selected = _selected_folders(connection, address, folder)
-        messages = _MessageSource(connection, sum(f.messages for f in selected), progress)
+        total = sum(found.messages for found in selected)
+        messages = _MessageSource(connection, total, progress or (lambda _stage, _done, _total: None))
         try:
             make_folders(destination)
             if kind is Format.MAILDIR and folder == ():
@@ -128,14 +128,13 @@ class _MessageSource:
     """Streams a folder's messages from the database, counting them for the report and the
     progress."""
 
-    def __init__(
-        self, connection: sqlite3.Connection, total: int, progress: Progress | None
-    ) -> None:
+    def __init__(self, connection: sqlite3.Connection, total: int,
+                 progress: Callable[[str, int, int], None]) -> None:
         self.connection = connection
-        self.total = total
-        self.progress = progress
         self.count = 0
         self.size = 0
+        self.total = total
+        self.progress = progress
 
     def messages(self, folder: Folder) -> Iterator[Outgoing]:
         for message in list_messages(self.connection, folder.id):
@@ -145,8 +144,7 @@ class _MessageSource:
             # Clamped as on import: file times and From_ lines cannot hold every integer.
             date = clamp_date(message.internal_date)
             yield Outgoing(message.id, message.uid, date, message.flags, raw)
-            if self.progress:
-                self.progress(self.count, self.total)
+            self.progress("messages", self.count, self.total)  # the writer has taken it
 
 
 _WRITERS = {
