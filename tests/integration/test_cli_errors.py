@@ -87,6 +87,7 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
     "cps recover": [{**POINT, "mailbox": ALICE, "live_db": DB},
                     {**POINT, "mailbox": ALICE, "export_to": ("mbox", NEW_FOLDER)}],
     "cps recovery-point create": [{"db": DB, "repo_path": REPO}],
+    "cps recovery-point keep": [{"repo_path": REPO, "name": "before upgrade"}],
     "cps repo init": [{"path": NEW_REPO}],
     "cps restore": [{"repo_path": REPO, "output_path": NEW_FILE, "latest": True}],
     "cps search": [POINT],

@@ -140,8 +140,8 @@ class Protector:
     def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None) -> None:
         """Protect until `stop` is set; always leaves everything captured durable. `on_ready`
         is called once a chain is being captured (its first full backup done, or resumed)."""
+        self.start()
         try:
-            self.start()
             while not stop.is_set():
                 if on_ready is not None and self.chain_wanted is None:
                     on_ready()
@@ -152,6 +152,19 @@ class Protector:
             self.finish()
 
     def start(self) -> None:
+        """Resume the last chain or start one. A start that fails writes nothing more to the
+        repository (no status) and releases what it took."""
+        try:
+            self._start()
+        except BaseException:
+            if self.pins is not None:
+                self.pins.close()
+                self.pins = None
+            self.writer.close()
+            self.db_file.close()
+            raise
+
+    def _start(self) -> None:
         state = load_chain_state(self.repo, self.db_id) if self._known() else None
         here = str(self.db_path.resolve())
         known = state.source_path if state is not None else ""

@@ -71,10 +71,10 @@ def _tls(certificate: Path | None, key: Path | None) -> ssl.SSLContext | None:
     metavar="SECONDS",
     help="How long a delivery waits for another writer before replying 451 (try again later).")
 @click.option(
-    "--tls-cert", type=click.Path(dir_okay=False, path_type=Path), metavar="PEM",
+    "--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="PEM",
     help="Offer STARTTLS with this certificate (and chain), in PEM.  [default: no STARTTLS]")
 @click.option(
-    "--tls-key", type=click.Path(dir_okay=False, path_type=Path), metavar="PEM",
+    "--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="PEM",
     help="The certificate's private key, in PEM, unencrypted.")
 def serve_command(
     databases: tuple[Path, ...], smtp: str, lmtp: str, max_size: str, busy_timeout: float,

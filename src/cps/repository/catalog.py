@@ -68,6 +68,7 @@ class Hole:
     kind: str  # PRUNED or MISSING
     after_time: int | None  # the hole's transactions came after this time ...
     before_time: int | None  # ... and before this one, as far as the repository tells
+    pruned_at: int | None = None  # when prune removed them
 
     def holds(self, txn: int) -> bool:
         return self.first_txn <= txn <= self.last_txn
@@ -353,14 +354,15 @@ def _holes(chain: Chain, spans: tuple[Span, ...], last_txn: int, pruned: list[Pr
 
 def _split_by_prune(chain: int, first: int, last: int, after_time: int | None,
                     before_time: int | None, pruned: list[PrunedRange]) -> list[Hole]:
-    """The hole first..last in runs removed by prune and runs missing for another reason."""
+    """The hole first..last in runs removed by prune and runs missing for another reason, each
+    between the times around the whole hole (what the repository proves on either side)."""
     runs: list[Hole] = []
     txn = first
     while txn <= last:
         cover = next((r for r in pruned if r.first_txn <= txn <= r.last_txn), None)
         if cover is not None:
             end = min(cover.last_txn, last)
-            runs.append(Hole(chain, txn, end, PRUNED, cover.first_time, cover.last_time))
+            runs.append(Hole(chain, txn, end, PRUNED, after_time, before_time, cover.pruned_at))
         else:
             starts = [r.first_txn for r in pruned if txn < r.first_txn <= last]
             end = min(starts) - 1 if starts else last
@@ -401,7 +403,7 @@ def _removed_chains(pruned: list[PrunedRange], present: set[int]) -> dict[int, P
 def _removed_view(record: PrunedRange) -> ChainView:
     chain = Chain(record.chain, record.first_time, record.first_txn, "removed by prune")
     hole = Hole(record.chain, record.first_txn, record.last_txn, PRUNED, record.first_time,
-                record.last_time)
+                record.last_time, record.pruned_at)
     return ChainView(chain, None, (), (), (), (hole,), record.last_txn, removed=True)
 
 

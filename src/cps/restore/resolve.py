@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from ..errors import TargetNotCovered
+from ..errors import TargetDamaged, TargetNotCovered
 from ..repository import Repository
 from ..repository.catalog import Catalog, load_catalog
 from .plan import RestorePlan, plan_restore
@@ -29,8 +29,9 @@ def resolve(repo: Repository, db_id: str, target: Target, *, best_effort: bool =
         catalog = load_catalog(repo, db_id)
         try:
             return catalog, plan_restore(catalog, target)
-        except TargetNotCovered:
-            if _worth_waiting(catalog, target) and time.monotonic() < deadline:
+        except (TargetNotCovered, TargetDamaged) as refused:
+            waiting = isinstance(refused, TargetNotCovered) and _worth_waiting(catalog, target)
+            if waiting and time.monotonic() < deadline:
                 time.sleep(RETRY_SECONDS)
                 continue
             if not best_effort:

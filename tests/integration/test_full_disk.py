@@ -1,0 +1,95 @@
+"""A repository whose disk fills up while `cps protect` runs: the protector stays up, says so,
+keeps the WAL pinned and resumes the same chain with no gap when space returns; past its WAL
+limit it lets the WAL go and starts a new chain, saying why, having lost nothing it captured.
+
+The repository lives on a real tmpfs of a few MiB, filled by a real file; the tests are skipped,
+saying why, where this system does not allow mounting one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.protect_helpers import (
+    QUICK,
+    Oracle,
+    application,
+    new_store,
+    protecting,
+    timeline,
+    wait_until,
+)
+from tests.mounts import fill, small_disk
+
+SEED = 20261208
+
+
+def wal_salt(wal: Path) -> bytes:
+    """The WAL header's salt-1: it changes each time SQLite starts the WAL over."""
+    with wal.open("rb") as handle:
+        return handle.read(20)[16:20]
+
+
+def test_a_full_repository_disk_pauses_capture_and_the_chain_goes_on(tmp_path: Path) -> None:
+    db = tmp_path / "mail.db"
+    with small_disk(tmp_path / "disk", "24m") as disk:
+        repo = disk / "repo"
+        new_store(db, repo)
+        oracle = Oracle(db, repo, tmp_path)
+        with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
+            app.run(ops=20)
+            before = oracle.point("before the disk filled")
+            filler = fill(disk)
+            app.run(ops=40)  # committed while nothing can be written to the repository
+            failed = protector.wait_for("sync-failed")
+            assert "space" in str(failed["error"]).lower()
+            assert protector.process.poll() is None, "the protector died on a full disk"
+            app.run(ops=10)
+            filler.unlink()
+            protector.wait_for("sync-recovered")
+            after = oracle.point("after the disk was freed")
+            protector.stop()
+            app.close()
+        assert len(protector.named("new-chain")) == 1  # only the first one
+        [chain] = timeline(repo)["chains"]
+        assert not chain["holes"]
+        assert after.txn > before.txn
+        oracle.check_points(by_txn=True)
+        oracle.check_latest()
+
+
+def test_past_its_wal_limit_the_protector_lets_the_wal_go_and_starts_a_new_chain(
+        tmp_path: Path) -> None:
+    db = tmp_path / "mail.db"
+    wal = Path(f"{db}-wal")
+    with small_disk(tmp_path / "disk", "24m") as disk:
+        repo = disk / "repo"
+        new_store(db, repo)
+        oracle = Oracle(db, repo, tmp_path)
+        with application(db, seed=SEED) as app, \
+                protecting(db, repo, *QUICK, "--wal-limit", "2MiB") as protector:
+            app.run(ops=20)
+            before = oracle.point("before the disk filled")
+            filler = fill(disk)
+
+            def released() -> bool:
+                app.run(ops=10)
+                return bool(protector.named("wal-released"))
+
+            wait_until(released, "the WAL passed its limit and was let go")
+            assert protector.process.poll() is None
+            generation = wal_salt(wal)
+            wait_until(lambda: app.run(ops=5) and wal_salt(wal) != generation,
+                       "the WAL starts over once it is let go")
+            filler.unlink()
+            started = protector.wait_for("new-chain", count=2)
+            assert "let it go" in str(started["reason"])
+            app.run(ops=10)
+            after = oracle.point("after")
+            protector.stop()
+            app.close()
+        first, second = timeline(repo)["chains"]
+        assert second["gap_before"] is not None and "let it go" in second["reason"]
+        assert first["last_txn"] >= before.txn and not first["holes"]
+        oracle.check_points(by_txn=True)
+        oracle.check_latest()
+        assert after.txn > before.txn
