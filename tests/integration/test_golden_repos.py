@@ -72,6 +72,25 @@ def test_golden_repository_restores_every_segment_time(name: str, tmp_path: Path
         assert rows_in(output, expected["query"]) == expected["states"][str(segment.last_txn)]
 
 
+@pytest.mark.parametrize("name", [n for n in GOLDEN if n.endswith(("-plain", "-encrypted"))])
+def test_golden_transactions_carry_their_commit_times(name: str, tmp_path: Path) -> None:
+    """From format 3 on, each transaction carries its commit time from the table's commit clock,
+    and a restore to that time is exactly that transaction; older formats carry none."""
+    repo, expected = copy_golden(name, tmp_path)
+    commit_times = {int(txn): ms for txn, ms in expected.get("commit_times", {}).items()}
+    catalog = load_catalog(repo, expected["db_id"])
+    [chain] = catalog.chains
+    carried = {t.txn: t.committed_at for ref in chain.segments
+               for t in repo.read_segment(expected["db_id"], ref).transactions}
+    if expected["format_version"] < 3:
+        assert set(carried.values()) == {0}
+        return
+    assert carried == commit_times
+    for txn, ms in commit_times.items():
+        result = restore(repo, plan_restore(catalog, Target("time", ms)), tmp_path / f"{txn}.db")
+        assert result.txn == txn and result.txn_time == ms
+
+
 @pytest.mark.parametrize("name", GOLDEN)
 def test_every_golden_file_carries_its_kind_and_version(name: str) -> None:
     version = int(name.split("-")[0][1:])
