@@ -225,10 +225,10 @@ def test_the_log_starts_a_full_backup_by_pages_changed_not_by_their_rewrites(tmp
                 app.execute("UPDATE t SET body = ? WHERE id = 1", (n.to_bytes(100, "big"),))
             protector.cycle()
             assert protector.last_txn >= 1000
-            assert protector.full_process is None, "a few pages rewritten started a full backup"
+            assert protector.fulls.process is None, "a few pages rewritten started a full backup"
             app.executemany("INSERT INTO t VALUES (?, zeroblob(3000))",
                             [(n,) for n in range(2, 2 + 100)])
             protector.cycle()
-            assert protector.full_process is not None, "100 new pages started no full backup"
+            assert protector.fulls.process is not None, "100 new pages started no full backup"
     finally:
         protector.finish()

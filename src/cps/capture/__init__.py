@@ -8,7 +8,8 @@ loop with its chains, schedules and recovery points (`protector.py`). It writes 
 and never reads mail.
 """
 
-from .protector import ProtectOptions, Protector
+from .options import ProtectOptions
+from .protector import Protector
 from .requests import ask_protector
 from .sqlite_db import require_wal_mode
 

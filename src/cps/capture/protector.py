@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CaptureError, MissingFile
@@ -29,7 +28,6 @@ from ..repository import (
     Chain,
     ChainEnd,
     DatabaseInfo,
-    FullRef,
     ProtectorStatus,
     RecordCompressor,
     RecoveryPoint,
@@ -39,11 +37,12 @@ from ..repository import (
     WalPosition,
 )
 from .chain_state import ChainState, load_chain_state
-from .changed_pages import ChangedPages
 from .commit_clock import CommitClock
 from .continuity import file_is_state
 from .full_backup import FullResult, FullSource
 from .full_process import FullBackupProcess
+from .full_schedule import FullSchedule
+from .options import ProtectOptions
 from .outage import Outage
 from .pinning import ReaderPins
 from .requests import answer_requests
@@ -53,7 +52,6 @@ from .wal_follower import CommittedTxn, ContinuityLost, WalFollower
 
 logger = logging.getLogger(__name__)
 
-FULL_RETRY_SECONDS = 600.0  # after a failed full backup (sooner when full_every is shorter)
 RESET_RETRY_SECONDS = 0.25
 RESET_AGAIN_AFTER = 1 / 8  # of reset_frames, grown in the same generation (see _maintain_wal)
 CATCH_UP_ROUNDS = 5
@@ -63,44 +61,14 @@ STATUS_EVERY_SECONDS = 1.0
 CHAIN_RETRY_SECONDS = 10.0  # after a new chain could not be started
 
 
-@dataclass(frozen=True, slots=True)
-class ProtectOptions:
-    full_every: float = 24 * 3600.0
-    # Also take a full backup once the pages changed since the last one (each counted once,
-    # changed_pages.py) pass this share of the database's size, and at least
-    # full_after_changes_min bytes, so a restore never has more than that to replay after its full
-    # backup; and not more often than every full_after_changes_interval seconds.
-    full_after_changes_share: float = 0.5
-    full_after_changes_min: int = 256 << 20
-    full_after_changes_interval: float = 600.0
-    # Hand a segment over as soon as it holds this many page bytes, whatever the sync interval.
-    # Segments are compressed as they are built, so memory holds compressed bytes: the
-    # compressor's 16 MiB window, the segment being built, and those not yet written, which
-    # capture keeps under WAITING_SHARE of this (it waits for the disk beyond that).
-    segment_max_bytes: int = 24 << 20
-    recovery_point_every: float | None = 15 * 60.0
-    sync_interval: float = 1.0
-    poll_interval: float = 0.01
-    # Force a WAL reset once this many frames are in it (48 MiB at 4 KiB). Each reset holds the
-    # application's writers for 5 to 15 ms (a segment and a checkpoint made durable), whatever the
-    # size: under a stream of deliveries, resets every 24 MiB held them 3 % of the time.
-    reset_frames: int = 12288
-    checkpoint_frames: int = 1  # run a PASSIVE checkpoint after capturing this many frames
-    # While the repository cannot be written, hold the WAL up to this size, then let it go
-    # (outage.py): the database's disk matters more than the chain's continuity.
-    wal_limit: int = 1 << 30
-    # Accept a database file at another path than the one this id was protected from.
-    new_source: bool = False
-
-
 class Protector:
     def __init__(self, db_path: Path, repo: Repository, db_id: str,
-                 options: ProtectOptions = ProtectOptions(),
+                 options: ProtectOptions | None = None,
                  on_event: Callable[[str, dict[str, object]], None] | None = None) -> None:
         self.db_path = db_path
         self.repo = repo
         self.db_id = db_id
-        self.options = options
+        self.options = options = options or ProtectOptions()
         self.on_event = on_event or (lambda _event, _fields: None)
         self.db_file = DatabaseFile(db_path)
         try:
@@ -119,10 +87,7 @@ class Protector:
         self.chain_wanted: tuple[str, ChainEnd | None] | None = None  # to start, when it can be
         self.next_chain_try = 0.0
         self.outage = Outage(db_id, self.follower.wal_path, options.wal_limit, self.on_event)
-        self.last_full: FullRef | None = None
-        self.last_full_started = 0.0
-        self.changed_since_full = ChangedPages()
-        self.changed_before_full = ChangedPages()  # given back when a full backup fails
+        self.fulls = FullSchedule(repo, db_id, options, self.on_event)
         self.last_point = time.monotonic()
         self.last_sync = time.monotonic()
         self.frames_since_checkpoint = 0
@@ -130,7 +95,6 @@ class Protector:
         self.next_reset_try = 0.0
         self.last_status = 0.0
         self.captured_at = 0  # when the last capture began (ms)
-        self.full_process: FullBackupProcess | None = None
         self.pins: ReaderPins | None = None
         self.writer = SegmentWriter(repo, db_id,
                                     int(options.segment_max_bytes * WAITING_SHARE))
@@ -185,7 +149,7 @@ class Protector:
             self._new_chain(moved + (state.problem or "first protection of this database"),
                             state.ending)
             return
-        self.chain, self.last_full = state.chain, state.last_full
+        self.chain, self.fulls.last_full = state.chain, state.last_full
         try:
             self._resume(state)
         except ContinuityLost as lost:
@@ -193,7 +157,7 @@ class Protector:
                 self._new_chain(moved + lost.reason, state.ending)
                 return
         self.sync()  # a first pin may hold no place in the WAL (pinning.py)
-        self.last_full_started = time.monotonic()
+        self.fulls.postpone()
         self.on_event("resumed", {"chain": state.chain.chain, "txn": self.last_txn})
 
     def _known(self) -> bool:
@@ -241,7 +205,7 @@ class Protector:
         return True
 
     def finish(self) -> None:
-        self._stop_full()
+        self.fulls.stop()
         if self.pins is not None and self.chain is not None and self._capturing():
             with contextlib.suppress(ContinuityLost):  # the next start finds it and says so
                 self._capture_pinned()  # everything committed until the stop
@@ -283,7 +247,7 @@ class Protector:
             self._run_schedules(now)
             self._answer_requests()
         self._status_if_due(now)
-        self._check_full(now)
+        self.fulls.check(now)
 
     def _capturing(self) -> bool:
         """Capture reads the WAL unless the repository cannot take what it reads (the WAL keeps
@@ -344,7 +308,7 @@ class Protector:
         self.pending.add(Transaction(self.last_txn, seen_at, committed.commit_size, pages,
                                      committed_at))
         self.frames_since_checkpoint += len(pages)
-        self.changed_since_full.add(number for number, _image in pages)
+        self.fulls.changed(number for number, _image in pages)
 
     def _pending_bytes(self) -> int:
         return self.pending.page_bytes if self.pending is not None else 0
@@ -442,17 +406,13 @@ class Protector:
                 message = exc.message if isinstance(exc, CaptureError) else str(exc)
                 logger.error("scheduled recovery point of %s failed: %s", self.db_id, message)
                 self.on_event("recovery-point-failed", {"name": name, "error": message})
-        if self.full_process is None and (now - self.last_full_started >= self.options.full_every
-                                          or self._changes_outgrew_full()):
-            self._start_full()
-
-    def _changes_outgrew_full(self) -> bool:
-        if time.monotonic() - self.last_full_started < self.options.full_after_changes_interval:
-            return False
         database_bytes = (self.follower.db_pages or 0) * self.page_size
-        threshold = max(self.options.full_after_changes_min,
-                        database_bytes * self.options.full_after_changes_share)
-        return len(self.changed_since_full) * self.page_size >= threshold
+        if self.fulls.due(now, database_bytes, self.page_size):
+            assert self.chain is not None
+            if self.sync():  # a full backup is made from the log up to it
+                self.fulls.start(self.chain.chain, self.last_txn, self.follower.position)
+            else:
+                self.fulls.postpone()
 
     # Recovery points
 
@@ -487,7 +447,7 @@ class Protector:
         self.chain_wanted = None
         self.outage.released = None
         self.pending = None
-        self._stop_full()  # it would end the chain that ends here
+        self.fulls.new_chain()
         try:
             result = self._first_full(number, reason, previous)
         except (OSError, CaptureError) as exc:
@@ -499,7 +459,7 @@ class Protector:
             self.next_chain_try = time.monotonic() + CHAIN_RETRY_SECONDS
             return
         self.durable_floor = max(self.durable_floor, result.full.txn)
-        self._full_done(result)
+        self.fulls.done(result)
 
     def _first_full(self, number: int, reason: str, previous: ChainEnd | None) -> FullResult:
         assert self.pins is not None
@@ -507,70 +467,23 @@ class Protector:
         try:
             self.follower.start_fresh()  # what the WAL holds now is part of the full's image
             self.last_txn += 1
-            self.changed_since_full = ChangedPages()
             self.chain = Chain(number, _now_ms(), self.last_txn, reason,
                                str(self.db_path.resolve()), previous)
             self.repo.write_chain(self.db_id, self.chain)
             logger.info("new chain %s for %s: %s", number, self.db_id, reason)
             self.on_event("new-chain", {"chain": number, "reason": reason, "txn": self.last_txn})
             result = FullBackupProcess.copy(self.repo, self.db_id, number, self.last_txn,
-                                            self._full_source(), self.last_full).wait()
+                                            self._full_source(), self.fulls.last_full).wait()
             self._capture_pinned()  # pinned at or before the captured position again
             self.sync()  # a first pin may hold no place in the WAL (pinning.py)
         finally:
             extra.close()
         return result
 
-    def _start_full(self) -> None:
-        """A full backup synthesised from the repository by a child process: it needs every
-        transaction up to it written first, and nothing else."""
-        assert self.chain is not None
-        previous = self.last_full
-        if previous is None or previous.chain != self.chain.chain:
-            return
-        if not self.sync() or self.last_txn == previous.txn:
-            self.last_full_started = time.monotonic()
-            return
-        self.last_full_started = time.monotonic()
-        self.changed_before_full, self.changed_since_full = self.changed_since_full, ChangedPages()
-        self.full_process = FullBackupProcess.synthesize(self.repo, self.db_id, previous,
-                                                         self.last_txn, self.follower.position)
-        self.on_event("full-backup-started", {"txn": self.last_txn, "pid": self.full_process.pid})
-
-    def _check_full(self, now: float) -> None:
-        running = self.full_process
-        if running is None:
-            return
-        try:
-            result = running.result()
-        except CaptureError as exc:
-            self.full_process = None
-            retry = min(FULL_RETRY_SECONDS, self.options.full_every)
-            logger.error("full backup of %s at transaction %d failed, capture goes on and it is "
-                         "tried again in %g s: %s", self.db_id, running.txn, retry, exc.message)
-            self.on_event("full-backup-failed", {"txn": running.txn, "error": exc.message})
-            self.last_full_started = now - self.options.full_every + retry
-            self.changed_since_full.absorb(self.changed_before_full)
-            return
-        if result is not None:
-            self.full_process = None
-            self._full_done(result)
-
-    def _stop_full(self) -> None:
-        if self.full_process is not None:
-            self.full_process.stop()
-            self.full_process = None
-
     def _full_source(self) -> FullSource:
         pages = self.follower.db_pages or file_pages(self.db_file, self.page_size)
         return FullSource(self.db_file, self.follower.wal_path, self.page_size, pages,
                           dict(self.follower.page_frames), self.follower.position)
-
-    def _full_done(self, result: FullResult) -> None:
-        self.last_full = result.full
-        self.last_full_started = time.monotonic()
-        self.on_event("full-backup", {"txn": result.full.txn, "pages": result.pages,
-                                      "pages_stored": result.pages_stored})
 
     def _write_status(self, state: str) -> None:
         self.last_status = time.monotonic()
