@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import os
 import pty
+import select
+import signal
+import sqlite3
 import subprocess
+import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,3 +89,42 @@ def test_a_bar_is_drawn_on_a_terminal_only(name: str, protected: tuple[Path, Pat
 
     result = run_cps(*piped)
     assert result.stderr == b""
+
+
+def test_the_first_full_backup_of_protect_draws_a_bar_on_a_terminal(tmp_path: Path) -> None:
+    db, repo = tmp_path / "big.db", tmp_path / "repo"
+    with closing(sqlite3.connect(db)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t (x BLOB)")
+        connection.executemany("INSERT INTO t VALUES (randomblob(3000))", [()] * 3000)
+        connection.commit()
+    run_cps("repo", "init", repo)
+    shown = protect_on_terminal(db, repo)
+    assert b"full backup" in shown and b"100%" in shown, shown.decode(errors="replace")
+    assert b"protect: full-backup " in shown and b"protect: ready" in shown
+    quiet = protect_on_terminal(db, repo, "--json")
+    assert b"%" not in quiet and b"\x1b" not in quiet
+
+
+def protect_on_terminal(db: Path, repo: Path, *options: str) -> bytes:
+    """What `cps protect` writes on a terminal (its stderr) until it is ready, then stopped."""
+    controller, terminal = pty.openpty()
+    with subprocess.Popen([*CPS, "protect", str(db), "--repo", str(repo), *options],
+                          stdout=subprocess.DEVNULL if not options else subprocess.PIPE,
+                          stderr=terminal, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "TERM": "xterm"}) as process:
+        os.close(terminal)
+        shown = b""
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        ready = b'"event": "ready"' if options else b"protect: ready"
+        while ready not in shown and time.monotonic() < deadline:
+            if options and process.stdout is not None:
+                shown += process.stdout.readline()
+            elif select.select([controller], [], [], 1.0)[0]:
+                shown += os.read(controller, 65536)
+        process.send_signal(signal.SIGTERM)
+        on_stdout = shown if options else b""
+        shown = (b"" if options else shown) + _read_until_closed(controller)
+        assert process.wait(timeout=DEADLINE_SECONDS) == 0, shown.decode(errors="replace")
+    assert ready in on_stdout or ready in shown
+    return shown

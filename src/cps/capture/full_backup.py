@@ -73,13 +73,17 @@ def take_full(
     txn: int,
     source: FullSource,
     previous: FullBackup | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FullResult:
     """Copy the live image described by `source` into the repository as a full backup at `txn`;
-    pages equal to `previous` at the same number are not stored again."""
+    pages equal to `previous` at the same number are not stored again. `progress` hears the
+    pages copied so far and their total, a chunk at a time."""
     writer = repo.page_writer()
     usable = previous if previous is not None and previous.page_size == source.page_size else None
     ids = bytearray()
     for number, page in _pages(source):
+        if progress is not None and (number % READ_CHUNK_PAGES == 0 or number == source.db_pages):
+            progress(number, source.db_pages)
         page_id = repo.page_id(page)
         ids += page_id
         if usable is None or number > usable.pages or usable.page_id(number) != page_id:

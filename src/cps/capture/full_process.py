@@ -31,6 +31,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 CHILD_NICENESS = 10  # added to the protector's own: the child gets the CPU capture leaves
 STOP_PATIENCE_SECONDS = 10.0
+PROGRESS_SECONDS = 0.25
 _CHILD = "from cps.capture.full_process import serve; serve()"
 _PASSPHRASE_VARIABLE = "CPS_PASSPHRASE"  # the child has the key; it needs no passphrase
 
@@ -94,11 +97,19 @@ class FullBackupProcess:
         self._close_pipes()
         return _outcome(answer, self._process.returncode)
 
-    def wait(self) -> FullResult:
+    def wait(self, progress: Callable[[int, int], None] | None = None) -> FullResult:
+        """The full backup, once written; `progress` hears the child's progress meanwhile (pages
+        copied and their total), when the request asked for it."""
+        answer = b""
+        for line in _pipe(self._process.stdout):
+            fields = _json(line)
+            if "progress" in fields and progress is not None:
+                progress(*fields["progress"])
+            elif "progress" not in fields:
+                answer = line
         self._process.wait()
-        result = self.result()
-        assert result is not None
-        return result
+        self._close_pipes()
+        return _outcome(answer, self._process.returncode)
 
     def stop(self) -> None:
         """Stop the child (it leaves no partial file) and wait for it."""
@@ -145,11 +156,16 @@ def _position_fields(position: WalPosition) -> list[int]:
             *position.checksum]
 
 
-def _outcome(answer: bytes, status: int) -> FullResult:
+def _json(line: bytes) -> dict[str, Any]:
     try:
-        fields = json.loads(answer)
+        fields = json.loads(line)
     except ValueError:
-        fields = {}
+        return {}
+    return fields if isinstance(fields, dict) else {}
+
+
+def _outcome(answer: bytes, status: int) -> FullResult:
+    fields = _json(answer)
     if status == 0 and "full" in fields:
         return FullResult(FullRef(*fields["full"]), fields["pages"], fields["pages_stored"],
                           fields["bytes_written"])
@@ -204,9 +220,25 @@ def _make(request: dict[str, Any]) -> FullResult:
             source = FullSource(db, Path(copy["wal"]), copy["page_size"], copy["db_pages"],
                                 dict(copy["page_frames"]), position)
             return take_full(repo, db_id, copy["chain"], txn, source,
-                             _readable(repo, db_id, copy["previous"]))
+                             _readable(repo, db_id, copy["previous"]), _progress_lines())
         finally:
             db.close()
+
+
+def _progress_lines() -> Callable[[int, int], None]:
+    """Progress lines for the parent, which reads them while it waits (FullBackupProcess.wait),
+    at most every PROGRESS_SECONDS. A live copy is waited for, a synthesis is not, so only a copy
+    reports."""
+    last = 0.0
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= PROGRESS_SECONDS or done == total:
+            last = time.monotonic()
+            sys.stdout.write(json.dumps({"progress": [done, total]}) + "\n")
+            sys.stdout.flush()
+
+    return report
 
 
 def _readable(repo: Repository, db_id: str, ref: list[int] | None) -> FullBackup | None:

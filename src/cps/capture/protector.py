@@ -473,7 +473,9 @@ class Protector:
             logger.info("new chain %s for %s: %s", number, self.db_id, reason)
             self.on_event("new-chain", {"chain": number, "reason": reason, "txn": self.last_txn})
             result = FullBackupProcess.copy(self.repo, self.db_id, number, self.last_txn,
-                                            self._full_source(), self.fulls.last_full).wait()
+                                            self._full_source(), self.fulls.last_full).wait(
+                lambda done, total: self.on_event("full-backup-progress",
+                                                  {"pages": done, "of": total}))
             self._capture_pinned()  # pinned at or before the captured position again
             self.sync()  # a first pin may hold no place in the WAL (pinning.py)
         finally:

@@ -7,7 +7,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
@@ -18,6 +18,7 @@ from ..errors import RepositoryLocked, UsageError
 from ..repository import Repository
 from ..repository.naming import check_db_id
 from . import output
+from .progress import Reporter, progress_reporter
 from .repo_options import (
     db_option,
     duration_or_off,
@@ -121,11 +122,14 @@ def protect_command(db: Path, repo_path: Path, db_id: str | None, full_every: st
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    events = _event_printer(as_json)
+    events = _Events(as_json)
     with repo.protector_lock(name):
         protector = Protector(db, repo, name, options, on_event=events)
         events("starting", {"db": str(db), "repo": str(repo_path), "db_id": name})
-        protector.run(stop, on_ready=lambda: events("ready", {"txn": protector.last_txn}))
+        try:
+            protector.run(stop, on_ready=lambda: events("ready", {"txn": protector.last_txn}))
+        finally:
+            events.close()
         events("stopped", {"txn": protector.last_txn})
 
 
@@ -207,11 +211,29 @@ def point_keep(repo_path: Path, db_id: str | None, name: str, off: bool,
                                                                "left to retention"))
 
 
-def _event_printer(as_json: bool) -> Callable[[str, dict[str, object]], None]:
-    def emit(event: str, fields: dict[str, object]) -> None:
-        if as_json:
+class _Events:
+    """The protector's events: JSON lines on stdout, or lines for a person on stderr, where the
+    progress of a chain's first full backup is a bar on a terminal."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.bar: Reporter | None = None
+        self.bar_context = ExitStack()
+
+    def __call__(self, event: str, fields: dict[str, object]) -> None:
+        if self.as_json:
             click.echo(json.dumps({"event": event, "time": time.time(), **fields}))
-        else:
-            details = " ".join(f"{k}={v}" for k, v in fields.items())
-            output.note(f"protect: {event} {details}".rstrip())
-    return emit
+            return
+        if event == "full-backup-progress":
+            if self.bar is None:
+                self.bar = self.bar_context.enter_context(progress_reporter(enabled=True))
+            self.bar("full backup", int(str(fields["pages"])), int(str(fields["of"])))
+            return
+        if event == "full-backup":
+            self.close()
+        details = " ".join(f"{k}={v}" for k, v in fields.items())
+        output.note(f"protect: {event} {details}".rstrip())
+
+    def close(self) -> None:
+        self.bar_context.close()
+        self.bar = None
