@@ -255,6 +255,13 @@ def new_store(db: Path, repo: Path) -> None:
     Repository.init(repo)
 
 
+def oracle_store(folder: Path) -> tuple[Path, Path, Oracle]:
+    """`folder`/mail.db, empty, `folder`/repo, and an oracle for them."""
+    db, repo = folder / "mail.db", folder / "repo"
+    new_store(db, repo)
+    return db, repo, Oracle(db, repo, folder)
+
+
 def protected_store(folder: Path, mail: dict[str, list[bytes]], *, ops: int = 0) -> tuple[Path, Path]:
     """`folder`/mail.db with a mailbox for each address of `mail` and its messages delivered,
     then `ops` workload operations, all captured by `cps protect` into `folder`/repo; the

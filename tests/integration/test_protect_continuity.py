@@ -23,10 +23,9 @@ from cps.repository import ProtectorStatus, Repository
 from tests.conftest import run_cps
 from tests.integration.protect_helpers import (
     QUICK,
-    Oracle,
     application,
     at_argument,
-    new_store,
+    oracle_store,
     protecting,
     read_only,
     restore_refused,
@@ -46,12 +45,6 @@ with MailDatabase.open(sys.argv[1]) as db:
 """
 
 
-def store(tmp_path: Path) -> tuple[Path, Path, Oracle]:
-    db, repo = tmp_path / "mail.db", tmp_path / "repo"
-    new_store(db, repo)
-    return db, repo, Oracle(db, repo, tmp_path)
-
-
 def wal(db: Path) -> Path:
     return Path(f"{db}-wal")
 
@@ -63,7 +56,7 @@ def assert_plain_reason(reason: str) -> None:
 
 
 def test_restart_without_writes_resumes_the_chain(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app:
         with protecting(db, repo, *QUICK) as protector:
             app.run(ops=20)
@@ -83,7 +76,7 @@ def test_restart_without_writes_resumes_the_chain(tmp_path: Path) -> None:
 
 
 def test_writes_and_truncation_while_unprotected_start_a_new_chain(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app:
         with protecting(db, repo, *QUICK) as protector:
             app.run(ops=40)
@@ -118,7 +111,7 @@ def test_application_truncating_the_wal_never_breaks_the_chain(tmp_path: Path) -
     """CPS owns checkpointing, but an application may still ask for TRUNCATE checkpoints between
     its writes: each one waits (SQLite's busy handler) while CPS's pinned snapshot holds the WAL,
     and gives up or truncates once CPS has moved on. Either way nothing uncaptured may be lost."""
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     rng = random.Random(SEED)
     checkpoints: list[dict[str, Any]] = []
     with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
@@ -135,7 +128,7 @@ def test_application_truncating_the_wal_never_breaks_the_chain(tmp_path: Path) -
 
 
 def test_journal_mode_switch_while_unprotected_starts_a_new_chain(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
         app.run(ops=30)
         oracle.point("in WAL mode")
@@ -162,7 +155,7 @@ def set_journal_mode(db: Path, mode: str) -> None:
 
 
 def test_database_not_in_wal_mode_is_refused_and_left_untouched(tmp_path: Path) -> None:
-    db, repo, _oracle = store(tmp_path)
+    db, repo, _oracle = oracle_store(tmp_path)
     set_journal_mode(db, "delete")
     before = db.read_bytes()
     result = run_cps("protect", db, "--repo", repo, check=False)
@@ -174,7 +167,7 @@ def test_database_not_in_wal_mode_is_refused_and_left_untouched(tmp_path: Path) 
 
 
 def test_protection_never_changes_the_schema(tmp_path: Path) -> None:
-    db, repo, _oracle = store(tmp_path)
+    db, repo, _oracle = oracle_store(tmp_path)
     workload(db, ops=20, seed=1)
     before = schema(db)
     with application(db, seed=SEED) as app, \
@@ -201,7 +194,7 @@ def test_application_closing_its_last_connection_keeps_the_wal(tmp_path: Path) -
     delete the WAL under the protector: the protector's own SQLite locks must hold all along
     (POSIX record locks are per process, so a protector that opened and closed the database file
     itself would lose them without a word)."""
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     run_cps("store", "mailbox", "create", db, "user001@example.com")
     # Ready means its first full backup has read the database file; more full backups, and
     # every capture cycle, run between the writers.
@@ -225,7 +218,7 @@ def test_application_closing_its_last_connection_keeps_the_wal(tmp_path: Path) -
 
 
 def test_changes_while_unprotected_with_no_wal_left_start_a_new_chain(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with protecting(db, repo, *QUICK) as protector:
         oracle.point("empty")  # the full backup of a database with an empty WAL
         protector.stop()
@@ -242,7 +235,7 @@ def test_changes_while_unprotected_with_no_wal_left_start_a_new_chain(tmp_path: 
 
 def test_clean_stop_right_after_a_wal_reset_resumes_the_chain(tmp_path: Path) -> None:
     """A transaction that spilled into the WAL and rolled back can be the one that reset it."""
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app:
         with protecting(db, repo, *QUICK) as protector:
             app.run(ops=20)
@@ -281,7 +274,7 @@ def test_a_repository_that_cannot_be_written_for_a_while_loses_nothing(tmp_path:
     """Segments that cannot be written stay in the protector and are written once the folder is
     back; meanwhile the WAL keeps every frame that is not durable (even against the application's
     own truncating checkpoint), and the status never says more is durable than is."""
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
         app.run(ops=20)
         oracle.point("before the failure")
@@ -313,7 +306,7 @@ def test_a_captured_transaction_stays_in_the_wal_until_it_is_durable(tmp_path: P
     truncating checkpoint may take the transaction's frames out of the WAL, though every frame is
     backfilled and nothing else is written (the protector's next snapshot then holds no place in
     the WAL, and the one before must stay). Cycles are run by hand, so nothing is left to timing."""
-    db, repo, _oracle = store(tmp_path)
+    db, repo, _oracle = oracle_store(tmp_path)
     with closing(sqlite3.connect(db, isolation_level=None)) as app:
         app.execute("CREATE TABLE notes(body TEXT)")
         protector = Protector(db, Repository.open(repo), "mail",
@@ -362,7 +355,7 @@ def test_a_wal_reset_that_did_not_happen_is_asked_for_again_soon(
     letting it grow to twice `reset_frames`. An application reader that began just before the
     reset holds the lock here; cycles are run by hand, so nothing is left to timing."""
     monkeypatch.setattr(protector_module, "RESET_RETRY_SECONDS", 0.0)
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     reset_frames = 64
     events: list[str] = []
     protector = Protector(db, Repository.open(repo), "mail",

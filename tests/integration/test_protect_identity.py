@@ -10,10 +10,9 @@ from pathlib import Path
 from tests.conftest import run_cps
 from tests.integration.protect_helpers import (
     QUICK,
-    Oracle,
     ProtectorProcess,
     application,
-    new_store,
+    oracle_store,
     protecting,
     timeline,
     workload,
@@ -22,15 +21,9 @@ from tests.integration.protect_helpers import (
 SEED = 20261207
 
 
-def store(tmp_path: Path) -> tuple[Path, Path, Oracle]:
-    db, repo = tmp_path / "mail.db", tmp_path / "repo"
-    new_store(db, repo)
-    return db, repo, Oracle(db, repo, tmp_path)
-
-
 def test_a_lost_chain_file_never_lets_a_chain_number_or_a_transaction_repeat(
         tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app:
         with protecting(db, repo, *QUICK) as protector:
             app.run(ops=20)
@@ -54,7 +47,7 @@ def test_a_lost_chain_file_never_lets_a_chain_number_or_a_transaction_repeat(
 
 
 def test_another_database_under_the_same_id_is_refused(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     workload(db, ops=10, seed=1)
     with protecting(db, repo, *QUICK) as protector:
         kept = oracle.point("first")
@@ -88,7 +81,7 @@ def test_the_store_closing_after_the_protector_stopped_keeps_the_chain(tmp_path:
     """The application's last connection checkpoints and deletes the WAL when it closes: with
     nothing committed meanwhile, the database is the last captured state, page for page, and
     protection goes on in the same chain."""
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app:
         with protecting(db, repo, *QUICK) as protector:
             app.run(ops=30)
@@ -109,7 +102,7 @@ def test_the_store_closing_after_the_protector_stopped_keeps_the_chain(tmp_path:
 
 
 def test_a_database_changed_while_unprotected_is_not_taken_for_unchanged(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with protecting(db, repo, *QUICK) as protector:
         oracle.point("protected")
         protector.stop()

@@ -20,10 +20,11 @@ from tests.integration.protect_helpers import (
     QUICK,
     Oracle,
     ProtectorProcess,
+    Reference,
     application,
     at_argument,
     dump,
-    new_store,
+    oracle_store,
     protecting,
     restore,
     restore_refused,
@@ -32,12 +33,6 @@ from tests.integration.protect_helpers import (
 )
 
 SEED = 20261206
-
-
-def store(tmp_path: Path) -> tuple[Path, Path, Oracle]:
-    db, repo = tmp_path / "mail.db", tmp_path / "repo"
-    new_store(db, repo)
-    return db, repo, Oracle(db, repo, tmp_path)
 
 
 def segments(repo: Path) -> list[Path]:
@@ -51,6 +46,21 @@ def txns_of(segment: Path) -> tuple[int, int]:
 def prune(repo: Path, *args: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(run_cps("prune", repo, "--json", *args).stdout)
     return result
+
+
+def two_points(folder: Path, first: str, second: str
+               ) -> tuple[Path, Oracle, Reference, Reference]:
+    """A protected history: 20 operations, a recovery point, 20 more, another, a clean stop.
+    The repository, the oracle and the two points' references."""
+    db, repo, oracle = oracle_store(folder)
+    with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
+        app.run(ops=20)
+        one = oracle.point(first)
+        app.run(ops=20)
+        two = oracle.point(second)
+        protector.stop()
+        app.close()
+    return repo, oracle, one, two
 
 
 def full_backup_after(protector: ProtectorProcess, txn: int) -> None:
@@ -67,7 +77,7 @@ def flip_a_byte(path: Path) -> None:
 
 
 def test_after_prune_a_time_it_removed_is_refused_not_moved_later(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app, \
             protecting(db, repo, *QUICK, "--full-every", "1s") as protector:
         app.run(ops=30)
@@ -103,7 +113,7 @@ def test_after_prune_a_time_it_removed_is_refused_not_moved_later(tmp_path: Path
 
 def test_a_segment_missing_in_the_middle_refuses_later_times_whether_or_not_it_runs(
         tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
         for step in range(6):
             app.run(ops=10)
@@ -128,14 +138,7 @@ def test_a_segment_missing_in_the_middle_refuses_later_times_whether_or_not_it_r
 
 
 def test_a_missing_last_segment_is_refused_not_restored_older(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
-    with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
-        app.run(ops=20)
-        before = oracle.point("before")
-        app.run(ops=20)
-        end = oracle.point("end")
-        protector.stop()
-        app.close()
+    repo, oracle, before, end = two_points(tmp_path, "before", "end")
     last = segments(repo)[-1]
     first, last_txn = txns_of(last)
     assert last_txn == end.txn and first > before.txn
@@ -155,14 +158,7 @@ def test_a_missing_last_segment_is_refused_not_restored_older(tmp_path: Path) ->
 
 
 def test_damaged_advisory_files_are_left_out_with_a_warning(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
-    with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
-        app.run(ops=20)
-        point = oracle.point("before upgrade")
-        app.run(ops=5)
-        end = oracle.point("end")
-        protector.stop()
-        app.close()
+    repo, oracle, point, end = two_points(tmp_path, "before upgrade", "end")
     flip_a_byte(repo / "databases" / "mail" / "status")
     [point_file] = [p for p in (repo / "databases" / "mail" / "points").iterdir()
                     if int(p.name[:16], 16) == point.txn]
@@ -179,7 +175,7 @@ def test_damaged_advisory_files_are_left_out_with_a_warning(tmp_path: Path) -> N
 
 
 def test_a_damaged_last_full_backup_is_passed_over_for_an_earlier_one(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app, \
             protecting(db, repo, *QUICK, "--full-every", "1s") as protector:
         app.run(ops=20)
@@ -198,7 +194,7 @@ def test_a_damaged_last_full_backup_is_passed_over_for_an_earlier_one(tmp_path: 
 
 
 def test_a_time_after_the_last_transaction_is_covered_while_watched(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app, protecting(db, repo, *QUICK) as protector:
         app.run(ops=20)
         latest = oracle.copy("latest")
@@ -223,7 +219,7 @@ def test_a_time_after_the_last_transaction_is_covered_while_watched(tmp_path: Pa
 
 
 def test_refusals_name_every_chains_range(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app:
         for run in range(2):
             with protecting(db, repo, *QUICK) as protector:
@@ -242,7 +238,7 @@ def test_refusals_name_every_chains_range(tmp_path: Path) -> None:
 
 
 def test_the_timeline_tells_a_killed_protector_from_a_running_one(tmp_path: Path) -> None:
-    db, repo, _oracle = store(tmp_path)
+    db, repo, _oracle = oracle_store(tmp_path)
     with protecting(db, repo, *QUICK) as protector:
         def reported(state: str) -> bool:
             return bool(timeline(repo)["protector"]["state"] == state)
@@ -259,7 +255,7 @@ def test_the_timeline_tells_a_killed_protector_from_a_running_one(tmp_path: Path
 
 
 def test_kept_points_survive_prune_and_prune_counts_what_a_person_counts(tmp_path: Path) -> None:
-    db, repo, oracle = store(tmp_path)
+    db, repo, oracle = oracle_store(tmp_path)
     with application(db, seed=SEED) as app, \
             protecting(db, repo, *QUICK, "--full-every", "1s") as protector:
         app.run(ops=15)
@@ -298,7 +294,7 @@ def test_an_empty_repository_has_an_empty_timeline(tmp_path: Path) -> None:
 
 
 def test_a_database_with_nothing_restorable_says_so_in_words(tmp_path: Path) -> None:
-    db, repo, _oracle = store(tmp_path)
+    db, repo, _oracle = oracle_store(tmp_path)
     with protecting(db, repo, *QUICK) as protector:
         protector.stop()
     for full in repo.glob("databases/mail/chains/*/fulls/*.full"):
