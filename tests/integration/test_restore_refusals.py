@@ -241,17 +241,18 @@ def test_the_timeline_tells_a_killed_protector_from_a_running_one(tmp_path: Path
     db, repo, _oracle = oracle_store(tmp_path)
     with protecting(db, repo, *QUICK) as protector:
         def reported(state: str) -> bool:
-            return bool(timeline(repo)["protector"]["state"] == state)
+            return bool(timeline(repo)["protector"]["condition"] == state)
 
         wait_until(lambda: reported("protecting"), "the timeline says protecting")
         assert "protecting" in run_cps("timeline", repo).stdout.decode()
         protector.kill()
     view = timeline(repo)["protector"]
-    assert (view["running"], view["state"]) == (False, "not running")
+    assert (view["running"], view["condition"], view["state"]) == (False, "not running",
+                                                                   "protecting")
     assert "did not stop cleanly" in run_cps("timeline", repo).stdout.decode()
     with protecting(db, repo, *QUICK) as protector:
         protector.stop()
-    assert timeline(repo)["protector"]["state"] == "stopped"
+    assert timeline(repo)["protector"]["condition"] == "stopped"
 
 
 def test_kept_points_survive_prune_and_prune_counts_what_a_person_counts(tmp_path: Path) -> None:

@@ -184,6 +184,10 @@ class Protector:
         database holds exactly the last captured state (continuity.py). If it does, capture goes
         on from the WAL's first frame, in the same chain."""
         assert self.pins is not None and state.last_full is not None
+        # A read-write connection's first look makes the WAL index shared (-shm), so that the pin
+        # below holds a read lock other connections see: a read-only connection alone, with no
+        # -shm there, would keep its WAL index in its own memory and stop no checkpoint.
+        self.pins.checkpoint()
         extra = self.pins.extra_pin()
         try:
             if WalFollower(self.follower.wal_path).start_fresh():

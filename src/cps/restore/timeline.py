@@ -8,6 +8,7 @@ alone (a killed protector leaves a status that says "protecting").
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,28 +25,28 @@ class ProtectorView:
     """The protector of one database as the repository sees it now."""
 
     running: bool  # a process holds the database's protector lock
-    state: str  # "protecting", "failing", "not reporting", "stopped", "not running", "unknown"
+    condition: str  # "protecting", "failing", "not reporting", "stopped", "not running", "unknown"
     status: ProtectorStatus | None
     age_seconds: float | None  # since the status was written
 
     def describe(self) -> str:
         status = self.status
         seen = "" if self.age_seconds is None else f", last seen {self.age_seconds:.0f} s ago"
-        if self.state == "protecting":
+        if self.condition == "protecting":
             assert status is not None
             lag = (f", capture lag p50 {status.lag_p50:.3f} s, p99 {status.lag_p99:.3f} s"
                    if status.lag_p50 is not None and status.lag_p99 is not None else ", idle")
             return f"protecting: transaction {status.last_txn} captured{lag}"
-        if self.state == "failing":
+        if self.condition == "failing":
             assert status is not None
             return (f"running, but the repository cannot be written ({status.error}); captured "
                     f"transactions after {status.durable_txn} are kept and retried")
-        if self.state == "not reporting":
+        if self.condition == "not reporting":
             return f"running, but its status has not been written for a while{seen}"
-        if self.state == "stopped":
+        if self.condition == "stopped":
             assert status is not None
             return f"not running: stopped cleanly at {format_ms(status.updated_at)}"
-        if self.state == "not running":
+        if self.condition == "not running":
             return f"not running: it did not stop cleanly{seen}"
         return "not running" if not self.running else "running"
 
@@ -79,7 +80,7 @@ class Timeline:
         catalog = self.catalog
         status = self.protector.status
         lag = None
-        if self.protector.state == "protecting" and status is not None:
+        if self.protector.condition == "protecting" and status is not None:
             lag = {"p50_seconds": status.lag_p50, "p99_seconds": status.lag_p99,
                    "status_age_seconds": self.protector.age_seconds}
         return {
@@ -92,13 +93,12 @@ class Timeline:
                                  "keep": p.keep} for p in catalog.points],
             "unreadable_recovery_points": [{"path": u.path, "txn": u.txn, "error": u.error}
                                            for u in catalog.unreadable_points],
-            "protector": {"running": self.protector.running, "state": self.protector.state,
+            # The status file's fields (its `state` is what it said), and what is known now.
+            "protector": {**(dataclasses.asdict(status) if status else {}),
+                          "running": self.protector.running,
+                          "condition": self.protector.condition,
                           "description": self.protector.describe(),
-                          "status_age_seconds": self.protector.age_seconds,
-                          "last_txn": status.last_txn if status else None,
-                          "durable_txn": status.durable_txn if status else None,
-                          "source_path": status.source_path if status else None,
-                          "error": status.error if status else None},
+                          "status_age_seconds": self.protector.age_seconds},
             "capture_lag": lag,
             "warnings": list(catalog.warnings),
         }
@@ -109,11 +109,11 @@ def build_timeline(catalog: Catalog, now: float | None = None) -> Timeline:
     status = catalog.status
     age = None if status is None else round(max(0.0, current - status.updated_at / 1000), 3)
     return Timeline(catalog, ProtectorView(catalog.protector_running,
-                                           _state(catalog.protector_running, status, age),
+                                           _condition(catalog.protector_running, status, age),
                                            status, age))
 
 
-def _state(running: bool, status: ProtectorStatus | None, age: float | None) -> str:
+def _condition(running: bool, status: ProtectorStatus | None, age: float | None) -> str:
     if status is None:
         return "unknown"
     if running:
