@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.integration.protect_helpers import (
     QUICK,
     Oracle,
+    ProtectorProcess,
     application,
     new_store,
     protecting,
@@ -93,3 +94,39 @@ def test_past_its_wal_limit_the_protector_lets_the_wal_go_and_starts_a_new_chain
         oracle.check_points(by_txn=True)
         oracle.check_latest()
         assert after.txn > before.txn
+
+
+def test_a_chain_that_cannot_be_started_on_a_full_disk_starts_when_it_can(tmp_path: Path) -> None:
+    """A new chain is needed (the application truncated the WAL while nothing protected it) but
+    its chain file cannot be written: the protector stays up, says so, and starts it when it can,
+    under the next chain number."""
+    db = tmp_path / "mail.db"
+    with small_disk(tmp_path / "disk", "16m") as disk:
+        repo = disk / "repo"
+        new_store(db, repo)
+        oracle = Oracle(db, repo, tmp_path)
+        with application(db, seed=SEED) as app:
+            with protecting(db, repo, *QUICK) as protector:
+                app.run(ops=10)
+                before = oracle.point("before")
+                protector.stop()
+            app.run(ops=5)
+            app.run(checkpoint="TRUNCATE")
+            app.run(ops=5)
+            filler = fill(disk)
+            protector = ProtectorProcess(db, repo, *QUICK)
+            try:
+                failed = protector.wait_for("new-chain-failed")
+                assert "space" in str(failed["error"]).lower()
+                assert protector.process.poll() is None and not protector.named("ready")
+                filler.unlink()
+                protector.wait_for("ready")  # at the next try, CHAIN_RETRY_SECONDS later
+                assert [e["chain"] for e in protector.named("new-chain")] == [2]
+                after = oracle.point("after")
+                protector.stop()
+            finally:
+                protector.kill()
+            app.close()
+        assert after.txn > before.txn
+        oracle.check_points(by_txn=True)
+        oracle.check_latest()

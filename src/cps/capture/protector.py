@@ -423,7 +423,11 @@ class Protector:
     def create_point(self, name: str, scheduled: bool = False, *, keep: bool = False
                      ) -> RecoveryPoint:
         """A recovery point at the last transaction captured, made durable first."""
-        assert self.chain is not None
+        if self.chain is None:
+            raise CaptureError(f"no recovery point {name!r}: no chain is being captured, the "
+                               "last one could not be started",
+                               hint="Free space in the repository or fix its disk; the protector "
+                                    "starts the chain again by itself.")
         if not self.sync():
             raise CaptureError(f"no recovery point {name!r}: the transactions before it cannot "
                                "be written to the repository",
@@ -443,11 +447,10 @@ class Protector:
 
     def _new_chain(self, reason: str, previous: ChainEnd | None) -> None:
         """Start a chain at the database as it is now, with a full backup as its first point.
-        When that fails (the repository cannot be written), it is tried again later; the chain
-        number it took is not used again."""
+        When that fails (the repository cannot be written), it is tried again later; a chain
+        number is never used again once its chain file was written."""
         assert self.pins is not None
         number = self.next_chain
-        self.next_chain += 1
         self.chain_wanted = None
         self.outage.released = None
         self.pending = None
@@ -459,6 +462,7 @@ class Protector:
             logger.error("cannot start chain %d of %s (%s); trying again in %g s", number,
                          self.db_id, message, CHAIN_RETRY_SECONDS)
             self.on_event("new-chain-failed", {"chain": number, "error": message})
+            self.chain = None  # nothing is captured until a chain starts
             self.chain_wanted = (reason, previous)
             self.next_chain_try = time.monotonic() + CHAIN_RETRY_SECONDS
             return
@@ -470,10 +474,13 @@ class Protector:
         extra = self.pins.extra_pin()
         try:
             self.follower.start_fresh()  # what the WAL holds now is part of the full's image
-            self.last_txn += 1
-            self.chain = Chain(number, _now_ms(), self.last_txn, reason,
-                               str(self.db_path.resolve()), previous)
-            self.repo.write_chain(self.db_id, self.chain)
+            chain = Chain(number, _now_ms(), self.last_txn + 1, reason,
+                          str(self.db_path.resolve()), previous)
+            self.repo.write_chain(self.db_id, chain)
+            # Its number is taken once its file exists: a chain file that failed takes none, so
+            # the chain before keeps ending where it ended.
+            self.chain, self.last_txn = chain, chain.first_txn
+            self.next_chain = number + 1
             logger.info("new chain %s for %s: %s", number, self.db_id, reason)
             self.on_event("new-chain", {"chain": number, "reason": reason, "txn": self.last_txn})
             result = FullBackupProcess.copy(self.repo, self.db_id, number, self.last_txn,
