@@ -130,16 +130,16 @@ def test_restore_at_time_gives_exactly_the_state_committed_by_then(tmp_path: Pat
     states = logged_states(log)
     for copy in copies:
         assert_logged_state_of_its_time(copy, states)
-        stamp = commit_clock(copy.reference.path)
+        stamp = commit_clock(copy.reference.path) // 1000  # to the millisecond, as --at takes it
         at = restore(repo, tmp_path / f"at-{stamp}.db", "--at", at_argument(stamp))
         assert_same(copy.reference, tmp_path / f"at-{stamp}.db", f"restore --at {stamp}")
         before = restore(repo, tmp_path / f"before-{stamp}.db", "--at", at_argument(stamp - 1))
         assert before["txn"] == at["txn"] - 1
-        assert commit_clock(tmp_path / f"before-{stamp}.db") < stamp
+        assert commit_clock(tmp_path / f"before-{stamp}.db") // 1000 < stamp
 
 
 def commit_clock(db: Path) -> int:
-    """The commit time of the last transaction a database holds (the store's commit clock)."""
+    """The commit time of the last transaction a database holds (the store's commit clock, µs)."""
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
         return int(connection.execute("SELECT committed_at FROM cps_commit_clock").fetchone()[0])
 

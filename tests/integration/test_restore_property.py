@@ -22,7 +22,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -49,14 +49,20 @@ ALICE, BOB = "alice@example.com", "bob@example.com"
 
 @dataclass(frozen=True, slots=True)
 class State:
-    clock: int  # the commit clock: the time the store stamped on the transaction
+    clock: int  # the commit clock: the time the store stamped on the transaction (µs)
     dump: str
+    captured: bool = True
+
+    @property
+    def ms(self) -> int:
+        return self.clock // 1000  # as a restore to a time reads it
 
 
 @dataclass
 class History:
     repo: Path  # pristine: copied before each case
-    by_clock: dict[int, State]  # every state the database went through, captured or not
+    states: list[State]  # every state the database went through, in order, captured or not
+    by_clock: dict[int, State]
     by_txn: dict[int, State]  # the captured ones, by transaction number
     latest: State
     points: dict[str, int]  # recovery point name -> transaction
@@ -70,6 +76,11 @@ class History:
         with MailDatabase.open(db, readonly=True) as database:
             assert "".join(dump_lines(database.connection)) == found.dump, "another content"
         return found
+
+    def at(self, ms: int) -> State | None:
+        """The state at time `ms` (the last committed by then), None when it was never captured."""
+        state = [s for s in self.states if s.ms <= ms][-1]
+        return state if state.captured else None
 
 
 def commit_clock(db: Path) -> int:
@@ -124,25 +135,33 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
             if chain == 0:  # never captured: written, then checkpointed away, unprotected
                 for step in range(5):
                     write_one(database, rng, 1000 + step)
-                    uncaptured.append(snapshot(database))
+                    uncaptured.append(replace(snapshot(database), captured=False))
                 database.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    by_clock = {s.clock: s for s in [*states, *uncaptured]}
-    yield History(repo, by_clock, txns_of(repo, states), states[-1], points, uncaptured)
+                states += uncaptured
+    captured = [s for s in states if s.captured]
+    by_clock = {s.clock: s for s in states}
+    yield History(repo, states, by_clock, txns_of(repo, captured), captured[-1], points,
+                  uncaptured)
 
 
 def txns_of(repo_path: Path, states: list[State]) -> dict[int, State]:
-    """Transaction numbers of the captured states, from the commit times the repository records
-    (a chain's first full backup is the state just before its first transaction)."""
+    """Transaction numbers of the captured states, in commit order, each transaction matched to
+    the next state with its commit time (to the millisecond, as the repository keeps it); a
+    chain's first full backup is the state just before its first transaction."""
     repo = Repository.open(repo_path)
-    by_clock = {s.clock: s for s in states}
     found: dict[int, State] = {}
+    next_state = 0
     for chain in repo.chains("mail"):
+        first = True
         for ref in repo.segments("mail", chain.chain):
             for transaction in repo.read_segment("mail", ref).transactions:
-                found[transaction.txn] = by_clock[transaction.committed_at]
-        first_after = min(t for t in found if t > chain.first_txn)
-        index = states.index(found[first_after])
-        found[chain.first_txn] = states[index - 1]
+                while states[next_state].ms != transaction.committed_at:
+                    next_state += 1
+                if first:
+                    found[chain.first_txn] = states[next_state - 1]
+                    first = False
+                found[transaction.txn] = states[next_state]
+                next_state += 1
     return found
 
 
@@ -169,9 +188,9 @@ def targets(history: History, rng: random.Random) -> list[tuple[Target, State | 
         chosen.append((Target("txn", txn), history.by_txn[txn]))
     captured = list(history.by_txn.values())
     for state in rng.sample(captured, TARGETS // 2 - 2):
-        chosen.append((Target("time", state.clock), state))
-    state = rng.choice(history.uncaptured)
-    chosen.append((Target("time", state.clock), None))
+        chosen.append((Target("time", state.ms), history.at(state.ms)))
+    state = rng.choice(history.uncaptured[:-1])  # the last one is the next chain's full backup
+    chosen.append((Target("time", state.ms), history.at(state.ms)))
     name = rng.choice(sorted(history.points))
     chosen.append((Target("point", name), history.by_txn[history.points[name]]))
     return chosen
@@ -201,7 +220,7 @@ def test_every_target_is_exact_or_refused_under_any_damage_and_prune(history: Hi
                                                                      tmp_path: Path) -> None:
     rng = random.Random(SEED + 1)
     seen: dict[str, int] = {}
-    end = max(history.by_clock) / 1000
+    end = max(history.by_clock) / 1_000_000
     for case in range(CASES):
         copy = tmp_path / f"case-{case}"
         shutil.copytree(history.repo, copy)

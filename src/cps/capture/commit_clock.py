@@ -7,16 +7,23 @@ write, to the time it commits (CPS's mail store does; docs/store.md):
 
     CREATE TABLE cps_commit_clock (id INTEGER PRIMARY KEY CHECK (id = 1),
                                    tag TEXT NOT NULL CHECK (tag = 'cps-commit-clock'),
-                                   committed_at INTEGER NOT NULL)   -- ms since the epoch
+                                   committed_at INTEGER NOT NULL)   -- µs since the epoch
+
+set with `committed_at = max(committed_at + 1, now in µs)`: strictly increasing, so every
+transaction writes the row's page (SQLite does not write a page whose bytes do not change), and,
+at a microsecond a step, never ahead of the time under any real stream of commits.
 
 The row is tiny, so its table is one leaf page, which every such transaction writes. Capture finds
 that page among the transaction's pages by its content, not by looking up the schema: a table
 b-tree leaf (SQLite file format, section 1.6) with exactly one cell, row id 1, whose record is
 (NULL, the tag as TEXT, an integer), the integer being the commit time. No other table of the mail
-store has that shape, and the tag rules out a look-alike by chance. A value later than the time
-capture saw the transaction (beyond CLOCK_TOLERANCE_MS) cannot be a commit time and is ignored.
+store has that shape, and the tag rules out a look-alike by chance. The repository keeps the commit
+time in milliseconds, like every time in it. A value later than the time capture saw the
+transaction (beyond CLOCK_TOLERANCE_MS), or before EARLIEST_MS, cannot be a commit time in
+microseconds and is ignored.
 A transaction that did not set the clock (written by another program) keeps the time capture saw
-it: its `committed_at` is 0.
+it: its `committed_at` is 0. So does one that wrote the clock's page unchanged (a VACUUM rewrites
+every page): the clock always moves when it is set.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Sequence
 
 CLOCK_TAG = b"cps-commit-clock"
 CLOCK_TOLERANCE_MS = 1000  # a commit time may not be later than when capture saw it, by more
+EARLIEST_MS = 10**12  # 2001-09-09: an earlier value is no commit time in microseconds
 LEAF_TABLE_PAGE = 0x0D
 _TEXT_TYPE = 13 + 2 * len(CLOCK_TAG)  # the serial type of a TEXT of the tag's length
 _INT_SIZES = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 8}  # serial type -> bytes of a big-endian integer
@@ -35,24 +43,33 @@ class CommitClock:
 
     def __init__(self) -> None:
         self.page: int | None = None  # where the clock was last found
+        self.value: int | None = None  # what it held there (µs)
 
     def committed_at(self, pages: Sequence[tuple[int, bytes]], seen_at: int) -> int:
-        """The commit time the transaction set (ms), or 0 when it set none."""
-        images = dict(pages)  # the last image of a page is the committed one
+        """The commit time the transaction set, in ms, or 0 when it set none. A transaction that
+        wrote the clock's page with the value it had (a VACUUM rewrites every page) set none."""
+        value = self._read(dict(pages))  # the last image of a page is the committed one
+        if value is None or value == self.value:
+            return 0
+        self.value = value
+        return _plausible(value, seen_at)
+
+    def _read(self, images: dict[int, bytes]) -> int | None:
         if self.page in images:
             value = read_clock(self.page, images[self.page])
             if value is not None:
-                return _plausible(value, seen_at)
+                return value
         for number, image in images.items():
             value = read_clock(number, image) if number != self.page else None
             if value is not None:
                 self.page = number  # moved: a VACUUM renumbers pages
-                return _plausible(value, seen_at)
-        return 0
+                return value
+        return None
 
 
-def _plausible(value: int, seen_at: int) -> int:
-    return value if 0 < value <= seen_at + CLOCK_TOLERANCE_MS else 0
+def _plausible(microseconds: int, seen_at: int) -> int:
+    value = microseconds // 1000
+    return value if EARLIEST_MS <= value <= seen_at + CLOCK_TOLERANCE_MS else 0
 
 
 def read_clock(number: int, page: bytes) -> int | None:

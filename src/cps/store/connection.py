@@ -113,12 +113,13 @@ def transaction(connection: sqlite3.Connection, *, stamped: bool = True
     try:
         yield connection
         if stamped:
-            # Strictly increasing: SQLite leaves a page unwritten when a row is rewritten with
-            # the same bytes, and a transaction that does not write the clock is one the clock
-            # does not date (two commits in one millisecond, or a clock stepped back).
+            # In microseconds, strictly increasing: SQLite leaves a page unwritten when a row is
+            # rewritten with the same bytes, and a transaction that does not write the clock is
+            # one the clock does not date. One more than before keeps it moving through two
+            # commits in one tick or a clock stepped back, and at a microsecond a step it never
+            # runs ahead of the time under any real stream of commits.
             connection.execute("UPDATE cps_commit_clock SET committed_at = "
-                               "max(committed_at + 1, ?) WHERE id = 1",
-                               (time.time_ns() // 1_000_000,))
+                               "max(committed_at + 1, ?) WHERE id = 1", (time.time_ns() // 1000,))
         connection.execute("COMMIT")
     except BaseException as exc:
         if connection.in_transaction:

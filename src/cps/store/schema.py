@@ -33,8 +33,8 @@ STANDARD_FOLDERS: tuple[tuple[str, str], ...] = (
     ("Junk Email", "junk"),
 )
 
-# The commit clock: one row, set to the time in ms by every write transaction just before it
-# commits (connection.transaction), and at least one more than before. Capture reads it from the
+# The commit clock: one row, set to the time in microseconds by every write transaction just
+# before it commits (connection.transaction), and at least one more than before. Capture reads it from the
 # transaction's pages, so a restore to a time gives exactly the transactions committed by then
 # (docs/store.md, "The commit clock"). The tag makes the row's page recognisable by its content.
 CLOCK_TAG = "cps-commit-clock"
