@@ -48,6 +48,19 @@ def test_ls_and_show_print_control_characters_as_escapes(tmp_path: Path) -> None
     assert as_json[0]["subject"] == "hello \x1b]0;pwned\x07 there \u202egnp.exe"
 
 
+def test_mail_read_back_from_a_backup_is_printed_as_harmlessly(tmp_path: Path) -> None:
+    path = make_store(tmp_path, HOSTILE)
+    repo = tmp_path / "repo"
+    run_cps("repo", "init", repo)
+    run_cps("recovery-point", "create", path, "--repo", repo, "--name", "p")
+    for command in (["browse", repo, "--latest", "alice@example.com/Inbox"],
+                    ["show", repo, "--latest", "alice@example.com/Inbox", "1"],
+                    ["search", repo, "--latest", "--subject", "hello"]):
+        printed = run_cps(*command).stdout
+        assert b"\x1b" not in printed and b"\x07" not in printed, command
+        assert "\u202e".encode() not in printed and b"\\u202egnp.exe" in printed, command
+
+
 def test_counts_are_singular_for_one(tmp_path: Path) -> None:
     path = make_store(tmp_path, b"Subject: one\r\n\r\nbody\r\n")
     mailboxes = run_cps("store", "ls", path).stdout.decode()

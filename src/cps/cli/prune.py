@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -56,16 +57,12 @@ def prune_command(repo_path: Path, keep_within: str, keep_daily: int, keep_weekl
     output.emit(data, as_json, _render)
 
 
-def _render(d: dict[str, object]) -> str:
+def _render(d: dict[str, Any]) -> str:
     verb = "would delete" if d["dry_run"] else "deleted"
-    deleted = [_count(d["deleted_fulls"], "full backup"), _count(d["deleted_segments"], "segment"),
-               _count(d["deleted_points"], "recovery point"), _count(d["deleted_chains"], "chain"),
-               _count(d["deleted_packs"], "pack")]
-    size = f"{int(str(d['deleted_bytes'])) / (1 << 20):.1f} MiB"
-    return (f"{verb} {', '.join(deleted)} ({size}); kept {_count(d['kept_fulls'], 'full backup')}, "
-            f"{_count(d['kept_points'], 'recovery point')} and every point in time since "
+    deleted = ", ".join(output.counted(d[f"deleted_{key}"], noun) for key, noun in (
+        ("fulls", "full backup"), ("segments", "segment"), ("points", "recovery point"),
+        ("chains", "chain"), ("packs", "pack")))
+    size = f"{d['deleted_bytes'] / (1 << 20):.1f} MiB"
+    return (f"{verb} {deleted} ({size}); kept {output.counted(d['kept_fulls'], 'full backup')}, "
+            f"{output.counted(d['kept_points'], 'recovery point')} and every point in time since "
             f"{d['kept_since']}")
-
-
-def _count(number: object, noun: str) -> str:
-    return f"{number} {noun}" + ("" if number == 1 else "s")

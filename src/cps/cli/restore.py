@@ -162,8 +162,8 @@ def _render_chain(chain: dict[str, Any]) -> list[str]:
         return [*lines, f"  chain {chain['chain']}: started {chain['started_at']}, its first "
                         "full backup never finished: nothing restorable in it"]
     lines.append(f"  chain {chain['chain']}: transactions {chain['first_txn']}.."
-                 f"{chain['last_txn']} ({_count(len(chain['fulls']), 'full backup')}, "
-                 f"{_count(chain['segments'], 'segment')}): {chain['reason']}")
+                 f"{chain['last_txn']} ({output.counted(len(chain['fulls']), 'full backup')}, "
+                 f"{output.counted(chain['segments'], 'segment')}): {chain['reason']}")
     if chain["problem"]:
         lines.append(f"    DAMAGED: {chain['problem']}")
     pieces = [(s["first_txn"], f"    restorable: transactions {s['first_txn']}..{s['last_txn']}, "
@@ -172,6 +172,3 @@ def _render_chain(chain: dict[str, Any]) -> list[str]:
                                  "    MISSING: ") + h["description"]) for h in chain["holes"]]
     return lines + [text for _first, text in sorted(pieces)]
 
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" + ("" if number == 1 else "s")

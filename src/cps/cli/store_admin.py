@@ -9,7 +9,7 @@ import click
 from ..store import MailDatabase
 from ..store.names import split_mailbox_path, split_path
 from . import output
-from .store_text import counted, emit, note
+from .output import counted, emit, note
 from .targets import database_argument, open_db, resolve_messages
 
 

@@ -14,7 +14,7 @@ from ..store.dump import dump_lines
 from ..store.names import split_mailbox_path
 from ..store.parse import parse_envelope
 from . import output
-from .store_text import counted, emit
+from .output import counted, emit
 from .targets import database_argument, open_db, resolve_messages
 
 # The labels `show` prints, in order.

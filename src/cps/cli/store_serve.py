@@ -18,7 +18,7 @@ from ..store.intake import (
     serve,
     server_context,
 )
-from .store_text import emit
+from .output import emit
 
 SIZE_UNITS = {
     "": 1, "b": 1,

@@ -13,8 +13,8 @@ import click
 from ..store.names import split_mailbox_path, split_path
 from ..store.transfer import Format, ImportReport, Progress, Quoting, export_mail, import_mail
 from . import output
+from .output import counted, emit, note
 from .progress import progress_reporter, shows_progress
-from .store_text import counted, emit, note
 from .targets import database_argument, open_db
 
 # Most problems shown in the text report; --json lists them all.

@@ -14,7 +14,7 @@ import click
 
 from ..store.workload import WorkloadSummary, run_workload
 from . import output
-from .store_text import counted, emit, note
+from .output import counted, emit, note
 from .targets import database_argument
 
 
