@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cps.errors import CPSError
+from cps.errors import CPSError, TargetNotCovered
 from cps.repository.format import HEADER, KIND_MAGIC, MAX_FORMAT_VERSION, MIN_FORMAT_VERSION
 from cps.restore import Target, load_catalog, plan_restore, restore
 from tests.golden import GOLDEN, REPOS, copy_golden, target_of
@@ -64,8 +64,11 @@ def test_golden_repository_restores_every_segment_time(name: str, tmp_path: Path
     repo, expected = copy_golden(name, tmp_path)
     catalog = load_catalog(repo, expected["db_id"])
     [chain] = catalog.chains
-    assert chain.segments, "a golden repository has segments"
-    for segment in chain.segments:
+    *earlier, last = chain.segments
+    assert earlier, "a golden repository has segments"
+    with pytest.raises(TargetNotCovered):  # its protector looked at the WAL too soon after
+        plan_restore(catalog, Target("time", last.last_time))
+    for segment in earlier:
         output = tmp_path / f"at-{segment.last_txn}.db"
         result = restore(repo, plan_restore(catalog, Target("time", segment.last_time)), output)
         assert result.txn == segment.last_txn
@@ -86,7 +89,10 @@ def test_golden_transactions_carry_their_commit_times(name: str, tmp_path: Path)
         assert set(carried.values()) == {0}
         return
     assert carried == commit_times
-    for txn, ms in commit_times.items():
+    *earlier, (last, last_ms) = sorted(commit_times.items())
+    with pytest.raises(TargetNotCovered):  # its protector looked at the WAL too soon after
+        plan_restore(catalog, Target("time", last_ms))
+    for txn, ms in earlier:
         result = restore(repo, plan_restore(catalog, Target("time", ms)), tmp_path / f"{txn}.db")
         assert result.txn == txn and result.txn_time == ms
 

@@ -39,6 +39,10 @@ from ..repository import (
 
 PRUNED = "pruned"
 MISSING = "missing"
+# How long a transaction may take from stamping its commit time (the database's commit clock) to
+# its frames being in the WAL: the WAL write and its fsync. A look at the WAL proves nothing about
+# a transaction stamped this shortly before it.
+COMMIT_MARGIN_MS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,28 +310,26 @@ def _with_end_times(spans: list[Span], last_txn: int, times: _Times, ending: _En
 
 def _end_time(span: Span, last_txn: int, times: _Times, ending: _Ending,
               status: ProtectorStatus | None) -> int:
-    """Until when (exclusive) a time names a state of `span`. Before a hole, only up to its last
-    transaction's time: what came next is not there. At the end of a closed chain, up to what
-    its protector last proved (recorded in the next chain), or the last transaction's own time.
-    At the end of the newest chain, up to the time before which the protector's status says
-    every commit is durable."""
+    """Until when (exclusive) a time names a state of `span`. Before a hole, and at the end of a
+    closed chain no later record speaks of, only up to its last transaction's time: what came next
+    is not there. At the end of a closed chain, up to what its protector last proved (recorded in
+    the next chain); at the end of the newest chain, up to what the protector's status proves: in
+    both cases, COMMIT_MARGIN_MS before the protector's last look at the WAL, because a
+    transaction stamps its commit time before its frames reach the WAL."""
     last_time = times.of(span.last_txn)
     if last_time is None:
         last_time = times.full_start(span.last_txn) if span.last_txn in times.taken else \
             span.start_time
     if span.last_txn < last_txn:
         return last_time
+    proven = 0
     if ending.next_first_txn is not None:
         record = ending.previous_record
-        proven = record.covered_until if record is not None and (
-            (record.chain, record.last_txn) == (span.chain, span.last_txn)) else 0
-        return max(proven, last_time + 1)
-    if status is not None and _durable(status) <= span.last_txn:
-        # A clean stop captured everything committed before it stopped: nothing followed the
-        # last transaction, even in the same millisecond.
-        stopped = status.state == "stopped" and status.last_txn == span.last_txn
-        return max(status.synced_through, last_time + 1 if stopped else last_time)
-    return last_time
+        if record is not None and (record.chain, record.last_txn) == (span.chain, span.last_txn):
+            proven = record.covered_until
+    elif status is not None and _durable(status) <= span.last_txn:
+        proven = status.synced_through
+    return max(proven - COMMIT_MARGIN_MS, last_time)
 
 
 def _durable(status: ProtectorStatus) -> int:

@@ -17,7 +17,7 @@ from cps.repository import (
     SegmentRef,
     UnreadableFile,
 )
-from cps.repository.catalog import MISSING, PRUNED, Catalog, build_chains
+from cps.repository.catalog import COMMIT_MARGIN_MS, MISSING, PRUNED, Catalog, build_chains
 from cps.restore import Target, plan_restore
 
 S = 1000  # one second in ms
@@ -93,10 +93,13 @@ def test_time_target_before_the_second_full_starts_from_the_first() -> None:
     assert [(s.first_txn, s.last_txn) for s in plan.segments] == [(2, 10)]
 
 
-def test_a_closed_chain_covers_its_last_transactions_time_and_no_more() -> None:
-    assert plan_restore(BOTH, Target("time", 120 * S)).last_txn == 20
+def test_a_closed_chain_covers_up_to_its_last_transactions_time() -> None:
+    """Nothing proves what came after the last transaction: another one stamped the same
+    millisecond may have committed, unprotected."""
+    plan = plan_restore(BOTH, Target("time", 120 * S - 1))
+    assert (plan.chain, plan.stop_time) == (1, 120 * S - 1)
     with pytest.raises(TargetNotCovered, match="gap"):
-        plan_restore(BOTH, Target("time", 120 * S + 1))
+        plan_restore(BOTH, Target("time", 120 * S))
 
 
 @pytest.mark.parametrize(
@@ -115,20 +118,22 @@ def test_times_outside_coverage_name_the_restorable_ranges(when: int, words: str
     assert "transactions 1 to 20" in caught.value.hint and "transactions 21 to 30" in caught.value.hint
 
 
-def test_the_status_extends_the_newest_chain_to_what_it_proves() -> None:
+def test_the_status_extends_the_newest_chain_to_what_it_proves_less_the_commit_margin() -> None:
     covered = catalog(CHAIN1, CHAIN2, state=status(2, 30, 400))
-    plan = plan_restore(covered, Target("time", 399 * S))
-    assert (plan.chain, plan.last_txn, plan.stop_time) == (2, 30, 399 * S)
+    end = 400 * S - COMMIT_MARGIN_MS  # a commit stamped before the last look may be in flight
+    plan = plan_restore(covered, Target("time", end - 1))
+    assert (plan.chain, plan.last_txn, plan.stop_time) == (2, 30, end - 1)
     with pytest.raises(TargetNotCovered):
-        plan_restore(covered, Target("time", 400 * S))  # "before this time" is exclusive
+        plan_restore(covered, Target("time", end))
 
 
 def test_the_next_chains_record_extends_a_closed_chain() -> None:
     recorded = (Chain(2, 200 * S, 21, "restart", "/db", ChainEnd(1, 20, 150 * S)), *CHAIN2[1:])
-    plan = plan_restore(catalog(CHAIN1, recorded), Target("time", 149 * S))
+    end = 150 * S - COMMIT_MARGIN_MS
+    plan = plan_restore(catalog(CHAIN1, recorded), Target("time", end - 1))
     assert (plan.chain, plan.last_txn) == (1, 20)
     with pytest.raises(TargetNotCovered):
-        plan_restore(catalog(CHAIN1, recorded), Target("time", 150 * S))
+        plan_restore(catalog(CHAIN1, recorded), Target("time", end))
 
 
 @pytest.mark.parametrize("txn", [31, 1000])
