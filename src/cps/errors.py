@@ -4,6 +4,7 @@ The hierarchy::
 
     CPSError                       code          exit
     ├── UsageError                 usage         2   a request that cannot be carried out as asked
+    │   └── ConfigError            config        9   the configuration file is wrong (key and line)
     ├── FileSystemError            filesystem    40  a file or folder could not be read or written
     ├── StoreError                 store         3   the mail store refused or failed an operation
     │   ├── NotAStore              not-a-store   3   the file is not a CPS mail database
@@ -72,6 +73,11 @@ class FileSystemError(CPSError):
         path = _path_of(error.filename)
         message, advice = _explain(error.errno, path, error.strerror or str(error))
         return cls(message, hint=f"{advice} {kept}")
+
+
+class ConfigError(UsageError):
+    code = "config"
+    exit_status = 9
 
 
 class StoreError(CPSError):

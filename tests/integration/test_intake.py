@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from cps.config import Endpoint
 from cps.store import MailDatabase
-from cps.store.intake import Endpoint, IntakeServer, running
+from cps.store.intake import IntakeServer, running
 from tests.conftest import run_cps
 from tests.integration.intake_helpers import (
     SENDER,

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from cps.config import Endpoint
 from cps.store import MailDatabase
-from cps.store.intake import Endpoint, IntakeServer, running
+from cps.store.intake import IntakeServer, running
 
 pytestmark = pytest.mark.postfix
 

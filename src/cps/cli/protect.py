@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import threading
@@ -13,24 +12,22 @@ from types import FrameType
 
 import click
 
-from ..capture import ProtectOptions, Protector, ask_protector
-from ..errors import RepositoryLocked, UsageError
+from ..capture import ProtectOptions
+from ..config import parse_duration, parse_duration_or_off, parse_size
+from ..ops import create_point, protect, set_keep
 from ..repository import Repository
 from ..repository.naming import check_db_id
 from . import output
 from .progress import Reporter, progress_reporter
 from .repo_options import (
     db_option,
-    duration_or_off,
     open_repository,
-    parse_duration,
     passphrase_file_option,
     pick_database,
     read_passphrase,
     repository_argument,
     repository_option,
 )
-from .store_serve import parse_size
 
 
 @click.group("repo")
@@ -110,7 +107,7 @@ def protect_command(db: Path, repo_path: Path, db_id: str | None, full_every: st
       cps protect mail.db --repo /backup/cps --sync-interval 100ms --full-every 12h
     """
     options = ProtectOptions(full_every=parse_duration(full_every),
-                             recovery_point_every=duration_or_off(recovery_point_every),
+                             recovery_point_every=parse_duration_or_off(recovery_point_every),
                              sync_interval=parse_duration(sync_interval),
                              wal_limit=parse_size(wal_limit), new_source=new_source)
     repo = open_repository(repo_path, passphrase_file)
@@ -123,14 +120,10 @@ def protect_command(db: Path, repo_path: Path, db_id: str | None, full_every: st
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     events = _Events(as_json)
-    with repo.protector_lock(name):
-        protector = Protector(db, repo, name, options, on_event=events)
-        events("starting", {"db": str(db), "repo": str(repo_path), "db_id": name})
-        try:
-            protector.run(stop, on_ready=lambda: events("ready", {"txn": protector.last_txn}))
-        finally:
-            events.close()
-        events("stopped", {"txn": protector.last_txn})
+    try:
+        protect(db, repo, name, options, stop, events)
+    finally:
+        events.close()
 
 
 @click.group("recovery-point")
@@ -161,20 +154,10 @@ def point_create(db: Path, repo_path: Path, db_id: str | None, name: str | None,
       cps recovery-point create mail.db --repo /backup/cps --name "before upgrade"
     """
     repo = open_repository(repo_path, passphrase_file)
-    ident = db_id_for(db, db_id)
     label = name or time.strftime("manual %Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    try:
-        with repo.protector_lock(ident):
-            protector = Protector(db, repo, ident, ProtectOptions(recovery_point_every=None))
-            protector.start()
-            try:
-                point = protector.create_point(label, keep=keep)
-            finally:
-                protector.finish()
-            result = {"name": point.name, "txn": point.txn, "chain": point.chain,
-                      "created_at": point.created_at, "keep": point.keep}
-    except RepositoryLocked:
-        result = ask_protector(repo, ident, label, timeout=60.0, keep=keep)
+    point = create_point(db, repo, db_id_for(db, db_id), label, keep=keep)
+    result = {"name": point.name, "txn": point.txn, "chain": point.chain,
+              "created_at": point.created_at, "keep": point.keep}
     output.emit(result, as_json, lambda r: f"recovery point {r['name']!r} at transaction {r['txn']}")
 
 
@@ -197,15 +180,7 @@ def point_keep(repo_path: Path, db_id: str | None, name: str, off: bool,
       cps recovery-point keep /backup/cps --db mail01 "before upgrade" --off
     """
     repo = open_repository(repo_path, passphrase_file)
-    ident = pick_database(repo, db_id)
-    points, _unreadable = repo.points(ident)
-    matches = [p for p in points if p.name == name]
-    if len(matches) != 1:
-        known = ", ".join(repr(p.name) for p in points[-8:]) or "none"
-        raise UsageError(f"{len(matches) or 'no'} recovery points named {name!r}",
-                         hint=f"Recovery points of {ident}: {known}.")
-    point = dataclasses.replace(matches[0], keep=not off)
-    repo.write_point(ident, point)  # the same file name: the point is replaced whole
+    point = set_keep(repo, pick_database(repo, db_id), name, not off)
     output.emit({"name": point.name, "txn": point.txn, "keep": point.keep}, as_json,
                 lambda r: f"recovery point {r['name']!r} " + ("kept" if r["keep"] else
                                                                "left to retention"))

@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
+from ..config import parse_duration
 from ..repository.prune import Retention, prune
 from ..restore import format_ms
 from . import output
 from .progress import progress_reporter
-from .repo_options import open_repository, parse_duration, passphrase_file_option, repository_argument
+from .repo_options import open_repository, passphrase_file_option, repository_argument
 
 
 @click.command("prune")

@@ -18,27 +18,11 @@ from ..repository import Repository
 F = TypeVar("F", bound=Callable[..., Any])
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 passphrase_file_option = click.option(
     "--passphrase-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Read the repository passphrase from this file (first line). Otherwise CPS_PASSPHRASE, "
          "or a prompt on a terminal.")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in '500ms', '1s', '15m', '24h', '7d', '2w' (or several: '1h30m')."""
-    cleaned = text.strip().lower().replace(" ", "")
-    parts = _DURATION.findall(cleaned)
-    if not parts or "".join(n + u for n, u in parts) != cleaned:
-        raise UsageError(f"cannot read {text!r} as a duration",
-                         hint="Write a number and a unit: 500ms, 1s, 15m, 24h, 7d or 2w.")
-    return sum(float(n) * _SECONDS[u] for n, u in parts)
-
-
-def duration_or_off(text: str) -> float | None:
-    return None if text.strip().lower() in ("off", "never", "0") else parse_duration(text)
 
 
 def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str | None:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import UsageError
-from ..restore import (
-    Target,
-    build_timeline,
-    format_ms,
-    load_catalog,
-    parse_time,
-    resolve,
-    restore,
-)
+from ..ops import restore_database, timelines
+from ..restore import Target, format_ms, parse_time
 from . import output
 from .paths import NewFile
 from .progress import progress_reporter
@@ -63,16 +55,14 @@ def restore_command(repo_path: Path, db_id: str | None, output_path: Path, lates
     target = _target(latest, at_time, point, txn)
     repo = open_repository(repo_path, passphrase_file)
     name = pick_database(repo, db_id)
-    with repo.reader_lock():
-        _catalog, plan = resolve(repo, name, target, best_effort=best_effort)
-        started = time.monotonic()
-        with progress_reporter(enabled=not as_json) as progress:
-            result = restore(repo, plan, output_path, force=force, best_effort=best_effort,
-                             progress=progress)
+    with progress_reporter(enabled=not as_json) as progress:
+        done = restore_database(repo, name, target, output_path, force=force,
+                                best_effort=best_effort, progress=progress)
+    result = done.result
     data = {
         "output": str(result.output), "db_id": name, "chain": result.chain, "txn": result.txn,
         "txn_time": format_ms(result.txn_time) if result.txn_time else None,
-        "pages": result.pages, "seconds": round(time.monotonic() - started, 3),
+        "pages": result.pages, "seconds": round(done.seconds, 3),
         "damaged": result.damaged, "exact": result.damaged is None, "target": target.describe(),
         "passed_over": list(result.passed_over),
     }
@@ -104,11 +94,9 @@ def timeline_command(repo_path: Path, db_id: str | None, passphrase_file: Path |
       cps timeline /backup/cps --db mail01 --json
     """
     repo = open_repository(repo_path, passphrase_file)
-    databases = [d.db_id for d in repo.databases()]
-    names = [pick_database(repo, db_id)] if db_id else databases
-    timelines = [build_timeline(load_catalog(repo, n)).to_json() for n in names]
+    found = [t.to_json() for t in timelines(repo, pick_database(repo, db_id) if db_id else None)]
     # One database: its timeline; none or several: a list (JSON consumers check which they got).
-    output.emit(timelines[0] if len(timelines) == 1 else timelines, as_json, _render_timelines)
+    output.emit(found[0] if len(found) == 1 else found, as_json, _render_timelines)
 
 
 def _target(latest: bool, at_time: str | None, point: str | None, txn: int | None) -> Target:

@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import ssl
 from pathlib import Path
 
 import click
 
+from ..config import parse_endpoint_or_off, parse_size
 from ..errors import UsageError
 from ..store.intake import (
     DEFAULT_LMTP,
     DEFAULT_SMTP,
-    Endpoint,
     IntakeServer,
-    parse_endpoint,
     serve,
     server_context,
 )
 from .output import emit
-
-SIZE_UNITS = {
-    "": 1, "b": 1,
-    "kb": 1000, "mb": 1000**2, "gb": 1000**3,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3,
-}
-
-
-def parse_size(text: str) -> int:
-    """Parse a byte size such as "32MiB", "10MB" or "4096"."""
-    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
-    unit = match.group(2).lower() if match else ""
-    if not match or unit not in SIZE_UNITS or int(match.group(1)) == 0:
-        raise UsageError(
-            f"invalid size {text!r}",
-            hint="Give a positive number of bytes with an optional unit: B, KB, MB, GB, KiB, "
-            "MiB or GiB, for example 32MiB.",
-        )
-    return int(match.group(1)) * SIZE_UNITS[unit]
-
-
-def _endpoint_or_off(text: str) -> Endpoint | None:
-    return None if text.strip().lower() == "off" else parse_endpoint(text)
 
 
 def _tls(certificate: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -100,8 +75,8 @@ def serve_command(
     """
     server = IntakeServer(
         databases,
-        smtp=_endpoint_or_off(smtp),
-        lmtp=_endpoint_or_off(lmtp),
+        smtp=parse_endpoint_or_off(smtp),
+        lmtp=parse_endpoint_or_off(lmtp),
         max_size=parse_size(max_size),
         busy_timeout=busy_timeout,
         tls=_tls(tls_cert, tls_key),

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..config import parse_duration
 from ..errors import UsageError
 
-_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s+ago")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_RELATIVE = re.compile(r"(.+?)\s+ago")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ def parse_time(text: str, now: float | None = None) -> int:
         return int(current * 1000)
     match = _RELATIVE.fullmatch(cleaned)
     if match:
-        return int((current - float(match[1]) * _UNITS[match[2]]) * 1000)
+        return int((current - parse_duration(match[1])) * 1000)
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

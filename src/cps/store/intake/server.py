@@ -23,13 +23,13 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
+from ...config import Endpoint
 from ...errors import UsageError
 from ..connection import BUSY_TIMEOUT_SECONDS
 from .delivery import Deliverer
@@ -81,31 +81,8 @@ def _as_size_refusal(status: str) -> str:
 PROTOCOLS: dict[str, type[_IntakeSMTP]] = {"smtp": _IntakeSMTP, "lmtp": _IntakeLMTP}
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A host and TCP port; port 0 asks the system for a free port."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
 DEFAULT_SMTP = Endpoint("127.0.0.1", 2525)
 DEFAULT_LMTP = Endpoint("127.0.0.1", 2424)
-
-
-def parse_endpoint(text: str) -> Endpoint:
-    """Parse "HOST:PORT" (an IPv6 host in brackets: "[::1]:2525")."""
-    host, colon, port = text.strip().rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(
-            f"invalid listen address {text!r}",
-            hint="Give HOST:PORT, for example 127.0.0.1:2525; port 0 picks a free port.",
-        )
-    return Endpoint(host, int(port))
 
 
 class IntakeServer:

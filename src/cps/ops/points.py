@@ -1,0 +1,56 @@
+"""Recovery points: made by the running protector when there is one, else here and now."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..capture import ProtectOptions, Protector, ask_protector
+from ..errors import RepositoryLocked, UsageError
+from ..repository import RecoveryPoint, Repository
+
+ANSWER_TIMEOUT = 60.0  # seconds a running protector has to answer
+
+
+@dataclass(frozen=True, slots=True)
+class PointMade:
+    name: str
+    txn: int
+    chain: int
+    created_at: int
+    keep: bool
+    by_running_protector: bool  # asked of the protector running, rather than captured here
+
+
+def create_point(db: Path, repo: Repository, db_id: str, name: str, *, keep: bool = False,
+                 timeout: float = ANSWER_TIMEOUT) -> PointMade:
+    """A recovery point of `db` at its current committed position: the running protector makes
+    it (having captured everything committed so far), or, when none runs, it is captured here."""
+    try:
+        with repo.protector_lock(db_id):
+            protector = Protector(db, repo, db_id, ProtectOptions(recovery_point_every=None))
+            protector.start()
+            try:
+                point = protector.create_point(name, keep=keep)
+            finally:
+                protector.finish()
+            return PointMade(point.name, point.txn, point.chain, point.created_at, point.keep,
+                             False)
+    except RepositoryLocked:
+        answer = ask_protector(repo, db_id, name, timeout, keep=keep)
+        return PointMade(str(answer["name"]), int(str(answer["txn"])),
+                         int(str(answer["chain"])), int(str(answer["created_at"])), keep, True)
+
+
+def set_keep(repo: Repository, db_id: str, name: str, keep: bool) -> RecoveryPoint:
+    """Keep the recovery point `name` whatever the retention policy, or let retention decide."""
+    points, _unreadable = repo.points(db_id)
+    matches = [p for p in points if p.name == name]
+    if len(matches) != 1:
+        known = ", ".join(repr(p.name) for p in points[-8:]) or "none"
+        raise UsageError(f"{len(matches) or 'no'} recovery points named {name!r}",
+                         hint=f"Recovery points of {db_id}: {known}.")
+    point = dataclasses.replace(matches[0], keep=keep)
+    repo.write_point(db_id, point)  # the same file name: the point is replaced whole
+    return point
