@@ -10,7 +10,7 @@ and never reads mail.
 
 from .options import ProtectOptions
 from .protector import Protector
-from .requests import ask_protector
+from .requests import ask_for_full, ask_protector
 from .sqlite_db import require_wal_mode
 
-__all__ = ["ProtectOptions", "Protector", "ask_protector", "require_wal_mode"]
+__all__ = ["ProtectOptions", "Protector", "ask_for_full", "ask_protector", "require_wal_mode"]

@@ -33,3 +33,7 @@ class ProtectOptions:
     wal_limit: int = 1 << 30
     # Accept a database file at another path than the one this id was protected from.
     new_source: bool = False
+    # Report a "durable" event (the last durable transaction, and the time before which every
+    # commit is durable) whenever that time moves, at most every DURABLE_EVERY seconds: the
+    # server answers deliveries only once they are durable with it.
+    report_durable: bool = False

@@ -59,6 +59,7 @@ WAITING_SHARE = 0.25  # of segment_max_bytes, compressed: about one typical segm
 READ_MAX_BYTES = 2 << 20  # of pages read from the WAL before they are compressed
 STATUS_EVERY_SECONDS = 1.0
 CHAIN_RETRY_SECONDS = 10.0  # after a new chain could not be started
+DURABLE_EVERY = 0.02  # seconds between two "durable" events, at most one a cycle anyway
 
 
 class Protector:
@@ -86,6 +87,8 @@ class Protector:
         self.next_chain = 1
         self.chain_wanted: tuple[str, ChainEnd | None] | None = None  # to start, when it can be
         self.next_chain_try = 0.0
+        self.reported_synced = 0  # the last synced_through a "durable" event reported
+        self.last_durable_report = 0.0
         self.outage = Outage(db_id, self.follower.wal_path, options.wal_limit, self.on_event)
         self.fulls = FullSchedule(repo, db_id, options, self.on_event)
         self.last_point = time.monotonic()
@@ -227,6 +230,8 @@ class Protector:
         assert self.pins is not None
         self.outage.observe(self.writer.error)
         now = time.monotonic()
+        if self.options.report_durable:
+            self._report_durable(now)
         if self.chain_wanted is not None:
             if now >= self.next_chain_try and self.writer.idle:
                 self._new_chain(*self.chain_wanted)
@@ -253,6 +258,12 @@ class Protector:
         self._status_if_due(now)
         self.fulls.check(now)
 
+    def _report_durable(self, now: float) -> None:
+        synced = self.synced_through
+        if synced > self.reported_synced and now - self.last_durable_report >= DURABLE_EVERY:
+            self.reported_synced, self.last_durable_report = synced, now
+            self.on_event("durable", {"txn": self.durable_txn, "synced_through": synced})
+
     def _capturing(self) -> bool:
         """Capture reads the WAL unless the repository cannot take what it reads (the WAL keeps
         it), or the WAL was let go (a new chain is next)."""
@@ -264,7 +275,7 @@ class Protector:
 
     def _answer_requests(self) -> None:
         try:
-            answer_requests(self.repo, self.db_id, self._request_point)
+            answer_requests(self.repo, self.db_id, self._request_point, self._request_full)
         except (OSError, CaptureError) as exc:
             message = exc.message if isinstance(exc, CaptureError) else str(exc)
             logger.error("a recovery point asked for %s could not be made: %s", self.db_id,
@@ -442,6 +453,16 @@ class Protector:
     def _request_point(self, name: str, keep: bool) -> RecoveryPoint:
         self._capture_pinned()  # everything committed before the request was seen
         return self.create_point(name, keep=keep)
+
+    def _request_full(self) -> int | None:
+        """A full backup now, as asked: the transaction it is of, or None if one is under way."""
+        if self.fulls.process is not None or self.chain is None:
+            return None
+        self._capture_pinned()
+        if not self.sync():
+            return None
+        self.fulls.start(self.chain.chain, self.last_txn, self.follower.position)
+        return self.last_txn if self.fulls.process is not None else None
 
     # Chains and full backups
 

@@ -25,8 +25,11 @@ def requests_dir(repo: Repository, db_id: str) -> Path:
     return database_dir(repo.root, db_id) / "requests"
 
 
-def answer_requests(repo: Repository, db_id: str,
-                    create: Callable[[str, bool], RecoveryPoint]) -> None:
+def answer_requests(repo: Repository, db_id: str, create: Callable[[str, bool], RecoveryPoint],
+                    start_full: Callable[[], int | None]) -> None:
+    """Answer each request waiting: a recovery point (`{"name", "keep"}`), or a full backup to
+    start now (`{"full": true}`, answered with the transaction it is of, or null when one is
+    being made already)."""
     folder = requests_dir(repo, db_id)
     if not folder.is_dir():
         return
@@ -35,19 +38,35 @@ def answer_requests(repo: Repository, db_id: str,
         if done.exists():
             continue
         asked = json.loads(request.read_text())
-        point = create(asked["name"], bool(asked.get("keep", False)))
-        atomic_write(done, json.dumps({"name": point.name, "txn": point.txn,
-                                       "chain": point.chain, "created_at": point.created_at}).encode())
+        if asked.get("full"):
+            answer: dict[str, object] = {"full": start_full()}
+        else:
+            point = create(asked["name"], bool(asked.get("keep", False)))
+            answer = {"name": point.name, "txn": point.txn, "chain": point.chain,
+                      "created_at": point.created_at}
+        atomic_write(done, json.dumps(answer).encode())
         request.unlink()
 
 
 def ask_protector(repo: Repository, db_id: str, name: str, timeout: float, *,
                   keep: bool = False) -> dict[str, object]:
     """Ask the running protector for a recovery point and wait for its answer."""
+    return _ask(repo, db_id, {"name": name, "keep": keep}, timeout)
+
+
+def ask_for_full(repo: Repository, db_id: str, timeout: float) -> int | None:
+    """Ask the running protector to start a full backup now; the transaction it is of (None
+    when one is being made already)."""
+    answer = _ask(repo, db_id, {"full": True}, timeout)["full"]
+    return int(str(answer)) if answer is not None else None
+
+
+def _ask(repo: Repository, db_id: str, asked: dict[str, object], timeout: float
+         ) -> dict[str, object]:
     folder = requests_dir(repo, db_id)
     make_folders(folder)
     request = folder / f"{uuid.uuid4().hex}.request"
-    atomic_write(request, json.dumps({"name": name, "keep": keep}).encode())
+    atomic_write(request, json.dumps(asked).encode())
     done = request.with_suffix(".done")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -59,4 +78,4 @@ def ask_protector(repo: Repository, db_id: str, name: str, timeout: float, *,
     request.unlink(missing_ok=True)
     raise CaptureError(
         f"the protector of {db_id} did not answer within {timeout:.0f} s",
-        hint="Check that 'cps protect' is running and healthy; no recovery point was made.")
+        hint="Check that 'cps protect' is running and healthy; nothing was done.")

@@ -28,6 +28,7 @@ COMMANDS = {
     "search": "granular_browse:search_command",
     "diff": "granular_recover:diff_command",
     "recover": "granular_recover:recover_command",
+    "server": "server:server_group",
 }
 
 

@@ -32,7 +32,7 @@ from aiosmtpd.smtp import SMTP
 from ...config import Endpoint
 from ...errors import UsageError
 from ..connection import BUSY_TIMEOUT_SECONDS
-from .delivery import Deliverer
+from .delivery import Deliverer, Durable
 from .handler import IntakeHandler
 
 DEFAULT_MAX_SIZE = 32 * 1024 * 1024
@@ -98,6 +98,7 @@ class IntakeServer:
         max_size: int = DEFAULT_MAX_SIZE,
         busy_timeout: float = BUSY_TIMEOUT_SECONDS,
         tls: ssl.SSLContext | None = None,
+        durable: Durable | None = None,
     ) -> None:
         if not databases:
             raise UsageError("no mail database to deliver to", hint="Name at least one database.")
@@ -106,7 +107,7 @@ class IntakeServer:
         self.endpoints = {"smtp": smtp, "lmtp": lmtp}
         self.max_size = max_size
         self.tls = tls
-        self.deliverer = Deliverer([Path(p) for p in databases], busy_timeout)
+        self.deliverer = Deliverer([Path(p) for p in databases], busy_timeout, durable)
         self.listeners: list[tuple[str, Endpoint]] = []
         self._servers: list[asyncio.Server] = []
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()

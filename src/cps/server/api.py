@@ -1,0 +1,219 @@
+"""The HTTP API: `/api/v1/...`, described at `/openapi.json`, and `/metrics`.
+
+Every endpoint but `/api/v1/health` takes a bearer token (auth.py) and needs a role: `auditor` for
+status, timelines and metrics, `operator` for what acts on databases or reads mail. Errors are
+problem details (problems.py). What acts (recovery points, full backups, restores, recoveries,
+exports) and every look at mail content is written to the audit log (audit.py). Long operations
+are jobs (jobs.py): the request answers 202 with the job, whose progress and result are at
+`/api/v1/jobs/{id}`. Mail at a point in time is served by the routes of mail_api.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ..capture import ask_for_full
+from ..ops import create_point, restore_database, timelines
+from ..restore import Target, format_ms, parse_time
+from . import problems
+from .auth import Principal
+from .jobs import Job, Progress
+from .metrics import CONTENT_TYPE
+from .service import Service
+from .status import database_status
+
+MAX_BODY = 1 << 20  # bytes a request body may have
+
+
+class PointRequest(BaseModel):
+    name: str | None = Field(None, max_length=200, description="default: manual <time>")
+    keep: bool = False
+
+
+class TargetModel(BaseModel):
+    """Exactly one of latest, txn, at (a time as `cps restore --at` takes it) or
+    recovery_point."""
+
+    latest: bool = False
+    txn: int | None = Field(None, ge=1)
+    at: str | None = Field(None, max_length=100)
+    recovery_point: str | None = Field(None, max_length=200)
+
+    def target(self) -> Target:
+        given = [t for t in (
+            Target("latest") if self.latest else None,
+            Target("txn", self.txn) if self.txn is not None else None,
+            Target("time", parse_time(self.at)) if self.at is not None else None,
+            Target("point", self.recovery_point) if self.recovery_point is not None else None,
+        ) if t is not None]
+        if len(given) != 1:
+            raise HTTPException(400, "give exactly one of latest, txn, at, recovery_point")
+        return given[0]
+
+
+class RestoreRequest(TargetModel):
+    best_effort: bool = False
+
+
+def build_app(service: Service) -> FastAPI:
+    """The API of a started `service` (run.py starts and stops it around the HTTP server)."""
+    app = FastAPI(title="CPS", version=__version__,
+                  description="Continuous protection for mail stores: status, timelines, "
+                              "recovery points, restores and mail at any point in time.")
+    problems.install(app)
+    app.middleware("http")(_limit_body)
+    _routes(app, service)
+    return app
+
+
+async def _limit_body(request: Request,
+                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        return problems.problem(413, "too-large", f"the request body is larger than {MAX_BODY} "
+                                "bytes", hint="Requests take small JSON documents.")
+    return await call_next(request)
+
+
+def requires(service: Service, role: str) -> Callable[[Request], Principal]:
+    """A dependency: the request's principal, who must have `role` (401, 403 or 429 if not)."""
+    def principal(request: Request) -> Principal:
+        client = request.client.host if request.client else "unknown"
+        wait = service.failures.blocked(client)
+        if wait:
+            raise HTTPException(429, f"too many failed attempts; try again in {wait:.0f} s",
+                                headers={"Retry-After": str(int(wait) + 1)})
+        scheme, _space, token = request.headers.get("authorization", "").partition(" ")
+        found = service.tokens.principal(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            service.failures.failed(client)
+            raise HTTPException(401, "a valid bearer token is needed",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not found.may(role):
+            raise HTTPException(403, f"this needs the {role} role; the token's is {found.role}")
+        return found
+    return principal
+
+
+def _routes(app: FastAPI, service: Service) -> None:
+    # Dependencies as defaults, not in annotations: this module's annotations are strings.
+    auditor = Depends(requires(service, "auditor"))
+    operator = Depends(requires(service, "operator"))
+
+    @app.get("/api/v1/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "since": service.started_at}
+
+    @app.get("/api/v1/databases")
+    def databases(_who: Principal = auditor) -> list[dict[str, Any]]:
+        return [_with_times(database_status(service, d.id)) for d in service.config.databases]
+
+    @app.get("/api/v1/databases/{db_id}")
+    def database(db_id: str, _who: Principal = auditor) -> dict[str, Any]:
+        return _with_times(database_status(service, db_id))
+
+    @app.get("/api/v1/databases/{db_id}/timeline")
+    def timeline(db_id: str, _who: Principal = auditor) -> dict[str, Any]:
+        service.settings(db_id)
+        [found] = timelines(service.repository(db_id), db_id)
+        return found.to_json()
+
+    @app.post("/api/v1/databases/{db_id}/recovery-points", status_code=201)
+    def recovery_point(db_id: str, body: PointRequest, who: Principal = operator) -> dict[str, Any]:
+        settings = service.settings(db_id)
+        name = body.name or time.strftime("manual %Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        point = create_point(settings.path, service.repository(db_id), db_id, name,
+                             keep=body.keep)
+        service.audit.record(who, "recovery-point", db_id, name=point.name, txn=point.txn)
+        return asdict(point)
+
+    @app.post("/api/v1/databases/{db_id}/full-backups", status_code=202)
+    def full_backup(db_id: str, who: Principal = operator) -> dict[str, Any]:
+        service.settings(db_id)
+        txn = ask_for_full(service.repository(db_id), db_id, timeout=60.0)
+        service.audit.record(who, "full-backup", db_id, txn=txn)
+        return {"started": txn is not None, "txn": txn}
+
+    @app.post("/api/v1/databases/{db_id}/restores", status_code=202)
+    def restore(db_id: str, body: RestoreRequest, who: Principal = operator) -> dict[str, Any]:
+        service.settings(db_id)
+        target = body.target()
+        repo = service.repository(db_id)
+
+        def work(folder: Path, progress: Progress) -> dict[str, Any]:
+            done = restore_database(repo, db_id, target, folder / f"{db_id}.db",
+                                    best_effort=body.best_effort, progress=progress)
+            result = done.result
+            return {"output": str(result.output), "txn": result.txn,
+                    "txn_time": format_ms(result.txn_time) if result.txn_time else None,
+                    "exact": done.exact, "damaged": result.damaged,
+                    "passed_over": list(result.passed_over), "seconds": round(done.seconds, 3)}
+
+        job = service.jobs.submit("restore", db_id, who.name, body.model_dump(), work)
+        service.audit.record(who, "restore", db_id, target=target.describe(), job=job.id)
+        return _job(job)
+
+    @app.post("/api/v1/databases/{db_id}/prunes", status_code=202)
+    def start_prune(db_id: str, who: Principal = operator) -> dict[str, Any]:
+        job_id = service.start_prune(db_id, who.name)
+        service.audit.record(who, "prune", db_id, job=job_id)
+        return _job(_found(service, job_id))
+
+    @app.get("/api/v1/jobs")
+    def jobs(_who: Principal = auditor) -> list[dict[str, Any]]:
+        return [_job(job) for job in service.jobs.all()]
+
+    @app.get("/api/v1/jobs/{job_id}")
+    def job(job_id: str, _who: Principal = auditor) -> dict[str, Any]:
+        return _job(_found(service, job_id))
+
+    @app.delete("/api/v1/jobs/{job_id}")
+    def cancel(job_id: str, who: Principal = operator) -> dict[str, Any]:
+        found = service.jobs.cancel(job_id)
+        if found is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        service.audit.record(who, "cancel", found.db_id, job=job_id)
+        return _job(found)
+
+    @app.get("/api/v1/jobs/{job_id}/file")
+    def job_file(job_id: str, who: Principal = operator) -> FileResponse:
+        found = _found(service, job_id)
+        path = Path(str((found.result or {}).get("file") or (found.result or {}).get("output")
+                        or ""))
+        if found.state != "done" or not path.is_file():
+            raise HTTPException(404, f"job {job_id} has no file to download")
+        service.audit.record(who, "download", found.db_id, job=job_id, file=path.name)
+        return FileResponse(path, filename=path.name)
+
+    @app.get("/metrics", response_class=Response)
+    def metrics(_who: Principal = auditor) -> Response:
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def _found(service: Service, job_id: str) -> Job:
+    job = service.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id!r}")
+    return job
+
+
+def _job(job: Job) -> dict[str, Any]:
+    return {**asdict(job), "links": {"self": f"/api/v1/jobs/{job.id}"}}
+
+
+def _with_times(status: dict[str, Any]) -> dict[str, Any]:
+    """Times as ISO 8601, beside the seconds since the epoch."""
+    for key in ("next_full", "next_recovery_point", "next_prune"):
+        if status.get(key) is not None:
+            status[f"{key}_at"] = format_ms(int(status[key] * 1000))
+    return status
+

@@ -1,0 +1,74 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), never a bare 500 for bad input.
+
+A CPSError becomes a problem whose `type` names its stable code (`urn:cps:error:<code>`, the codes
+of docs/errors.md), with its message as `detail` and its hint as `hint`; the HTTP status says
+whose the fault is. A request the API cannot read (malformed JSON, a missing or mistyped field, a
+body too large, an unknown path) is a 4xx problem too. Anything else is a bug: 500, logged once
+with its traceback, the response saying only that.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ..errors import CPSError
+
+logger = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+STATUS_BY_CODE = {
+    "usage": 400, "config": 400, "invalid-name": 400, "invalid-mail": 400,
+    "not-found": 404, "not-a-store": 404, "not-a-repo": 404, "missing-database": 404,
+    "exists": 409, "locked": 409, "capture": 409, "not-wal": 409,
+    "not-covered": 422, "damaged": 422, "restore": 422,
+    "store-busy": 503, "passphrase": 500, "format": 500, "corrupt": 500, "missing": 500,
+    "filesystem": 500, "repository": 500, "store": 500,
+}
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+          405: "Method not allowed", 409: "Conflict", 413: "Request too large",
+          422: "Cannot be done", 429: "Too many requests", 500: "Server error",
+          503: "Unavailable"}
+
+
+def problem(status: int, code: str, detail: str, *, hint: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body = {"type": f"urn:cps:error:{code}", "title": TITLES.get(status, "Error"),
+            "status": status, "detail": detail, "code": code, **extra}
+    if hint:
+        body["hint"] = hint
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Make every error of `app` a problem."""
+
+    @app.exception_handler(CPSError)
+    async def cps_error(_request: Request, error: CPSError) -> JSONResponse:
+        status = STATUS_BY_CODE.get(error.code, 500)
+        if status >= 500:
+            logger.error("%s: %s", error.code, error.message)
+        return problem(status, error.code, error.message, hint=error.hint)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+        return problem(400, "usage", "the request cannot be read: " + "; ".join(problems),
+                       hint="See /openapi.json for what this endpoint takes.")
+
+    @app.exception_handler(HTTPException)
+    async def http(_request: Request, error: HTTPException) -> JSONResponse:
+        code = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "usage",
+                413: "too-large", 429: "too-many"}.get(error.status_code, "usage")
+        return problem(error.status_code, code, str(error.detail),
+                       headers=getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def bug(_request: Request, error: Exception) -> JSONResponse:
+        logger.exception("request failed")
+        return problem(500, "error", "the server failed on this request; its log says why")

@@ -1,0 +1,167 @@
+"""The server's parts, together: protectors, intake, schedules, jobs, tokens and the audit log.
+
+`Service` is what the HTTP API works with. `start()` checks every configured database and
+repository, starts a protector per database (supervisor.py), the SMTP and LMTP listeners
+(the store's `IntakeServer`, in this process) and the retention schedule; `stop()` stops the
+listeners first (deliveries under way still get their reply), then the jobs, then the protectors
+(each makes what it captured durable). With `ack_after_capture`, a delivery into that database is
+answered 250 only once the protector reports it durable in the repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from ..config import Config, DatabaseSettings
+from ..durable import make_folders
+from ..errors import ConfigError, UsageError
+from ..repository import Repository
+from ..repository.prune import Retention, prune
+from ..store import MailDatabase
+from ..store.intake import IntakeServer, server_context
+from .audit import AuditLog
+from .auth import FailureLimit, TokenStore
+from .jobs import JobRunner, Progress
+from .metrics import Metrics
+from .status import StatusCache
+from .supervisor import ProtectorChild
+
+logger = logging.getLogger(__name__)
+
+ACK_PATIENCE = 300.0  # seconds a delivery waits to be durable before it is answered 451
+
+
+class Service:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        state = config.server.state_dir
+        self.tokens = TokenStore(state)
+        self.audit = AuditLog(state)
+        self.failures = FailureLimit()
+        self.metrics = Metrics(self)
+        self.jobs = JobRunner(state, on_finished=self.metrics.job_finished)
+        self.passphrases = {d.id: _passphrase(d) for d in config.databases}
+        self.children = {d.id: ProtectorChild(d, self.passphrases[d.id])
+                         for d in config.databases}
+        self.intake: IntakeServer | None = None
+        self.started_at = time.time()
+        self.next_prune: dict[str, float] = {}
+        self.status_cache = StatusCache()
+        self._repositories: dict[str, Repository] = {}
+        self._schedule: asyncio.Task[None] | None = None
+
+    # The configured databases
+
+    def settings(self, db_id: str) -> DatabaseSettings:
+        found = self.config.database(db_id)
+        if found is None:
+            known = ", ".join(d.id for d in self.config.databases) or "none"
+            raise _UnknownDatabase(f"no database {db_id!r} is configured",
+                                   hint=f"Databases: {known}.")
+        return found
+
+    def repository(self, db_id: str) -> Repository:
+        if db_id not in self._repositories:
+            settings = self.settings(db_id)
+            self._repositories[db_id] = Repository.open(settings.repository,
+                                                        passphrase=self.passphrases[db_id])
+        return self._repositories[db_id]
+
+    # Life cycle
+
+    async def start(self) -> None:
+        make_folders(self.config.server.state_dir)
+        for settings in self.config.databases:
+            _check(settings)
+            self.repository(settings.id)
+        for child in self.children.values():
+            child.start()
+        self.intake = self._intake()
+        if self.intake is not None:
+            await self.intake.start()
+        self._schedule = asyncio.create_task(self._prune_schedule())
+
+    async def stop(self) -> None:
+        if self.intake is not None:
+            await self.intake.stop()
+        if self._schedule is not None:
+            self._schedule.cancel()
+        await asyncio.to_thread(self.jobs.shutdown)
+        await asyncio.gather(*(asyncio.to_thread(c.stop) for c in self.children.values()))
+
+    def _intake(self) -> IntakeServer | None:
+        intake = self.config.intake
+        if not self.config.databases or (intake.smtp is None and intake.lmtp is None):
+            return None
+        tls = None
+        if intake.tls_cert is not None and intake.tls_key is not None:
+            tls = server_context(intake.tls_cert, intake.tls_key)
+        acknowledged = any(d.ack_after_capture for d in self.config.databases)
+        return IntakeServer([d.path for d in self.config.databases], smtp=intake.smtp,
+                            lmtp=intake.lmtp, max_size=intake.max_size,
+                            busy_timeout=intake.busy_timeout, tls=tls,
+                            durable=self._wait_durable if acknowledged else None)
+
+    def _wait_durable(self, path: Path, committed_ms: int) -> bool:
+        """For a delivery committed at `committed_ms` into the database at `path`: whether it is
+        durable in the repository (at once when its database does not ask for that)."""
+        settings = next(d for d in self.config.databases if d.path == path)
+        if not settings.ack_after_capture:
+            return True
+        return self.children[settings.id].wait_durable(committed_ms, ACK_PATIENCE)
+
+    # Retention
+
+    async def _prune_schedule(self) -> None:
+        """Each database's retention, every `prune_every`, as a job."""
+        now = time.time()
+        for settings in self.config.databases:
+            if settings.prune_every is not None:
+                self.next_prune[settings.id] = now + settings.prune_every
+        while True:
+            now = time.time()
+            for db_id, due in list(self.next_prune.items()):
+                if due <= now:
+                    settings = self.settings(db_id)
+                    assert settings.prune_every is not None
+                    self.next_prune[db_id] = now + settings.prune_every
+                    self.start_prune(db_id, "schedule")
+            await asyncio.sleep(1.0)
+
+    def start_prune(self, db_id: str, requested_by: str) -> str:
+        settings = self.settings(db_id)
+        retention = Retention(settings.keep_within, settings.keep_daily, settings.keep_weekly)
+        repo = self.repository(db_id)
+
+        def work(_folder: Path, progress: Progress) -> dict[str, object]:
+            report = prune(repo, retention, progress=progress)
+            return {"deleted_files": len(report.deleted_files),
+                    "deleted_bytes": report.deleted_bytes, "kept_fulls": report.kept_fulls,
+                    "kept_points": report.kept_points}
+
+        return self.jobs.submit("prune", db_id, requested_by, {}, work).id
+
+
+class _UnknownDatabase(UsageError):
+    code = "missing-database"
+
+
+def _passphrase(settings: DatabaseSettings) -> str | None:
+    if settings.passphrase_file is None:
+        return None
+    try:
+        lines = settings.passphrase_file.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the passphrase file of {settings.id}: "
+                          f"{settings.passphrase_file}: {exc.strerror}",
+                          hint="Give a readable file whose first line is the passphrase.") from None
+    return lines[0] if lines else ""
+
+
+def _check(settings: DatabaseSettings) -> None:
+    """A configured database and repository must exist: the server creates neither."""
+    MailDatabase.open(settings.path, readonly=True).close()
+    Repository.read_config(settings.repository)

@@ -1,0 +1,142 @@
+"""The status of a protected database, as the API, the metrics and the console show it.
+
+It joins what the protector process says as it goes (its events, kept by the supervisor) with
+what the repository holds (its status file, its full backups and recovery points, its size). The
+repository's side is read at most every REPOSITORY_EVERY seconds per database (its size every
+SIZE_EVERY), so that a status request costs the same whatever the repository's size.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CPSError
+from ..repository.catalog import load_catalog
+from ..restore import build_timeline
+
+if TYPE_CHECKING:
+    from .service import Service
+
+REPOSITORY_EVERY = 2.0
+SIZE_EVERY = 60.0
+
+
+@dataclass
+class _Seen:
+    at: float
+    value: Any
+
+
+class StatusCache:
+    """What was read of each repository lately (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], _Seen] = {}
+        self.lock = threading.Lock()
+
+    def get(self, db_id: str, what: str, seconds: float, read: Any) -> Any:
+        key = (db_id, what)
+        with self.lock:
+            seen = self.seen.get(key)
+            if seen is not None and time.monotonic() - seen.at < seconds:
+                return seen.value
+        value = read()
+        with self.lock:
+            self.seen[key] = _Seen(time.monotonic(), value)
+        return value
+
+
+def database_status(service: Service, db_id: str) -> dict[str, Any]:
+    settings = service.settings(db_id)
+    child = service.children[db_id]
+    with child.changed:
+        state = child.state
+        protection = {
+            "condition": _condition(state.running, state.ready, state.outage),
+            "running": state.running, "ready": state.ready, "pid": state.pid,
+            "restarts": state.restarts, "last_exit": state.last_exit, "outage": state.outage,
+        }
+        durable = {"txn": state.durable_txn, "through": state.synced_through or None}
+        errors = list(state.errors)
+        seen_full, seen_point = state.last_full, state.last_point
+        started = {"time": state.started_at} if state.started_at else None
+    cache = service.status_cache
+    held = cache.get(db_id, "repository", REPOSITORY_EVERY, lambda: _repository_side(service, db_id))
+    last_full = _later(seen_full, held.get("last_full"))
+    last_point = _later(seen_point, held.get("last_point"))
+    every = settings.recovery_point_every
+    return {
+        "db_id": db_id, "path": str(settings.path), "repository": str(settings.repository),
+        "protection": protection, "durable": durable,
+        "capture_lag": held.get("capture_lag"), "last_transaction": held.get("last_transaction"),
+        "last_full": last_full, "last_recovery_point": last_point,
+        "next_full": _after(last_full, settings.full_every),
+        # The protector counts its schedule of points from its start until it makes one.
+        "next_recovery_point": _after(_later(last_point, started), every)
+        if every is not None else None,
+        "next_prune": service.next_prune.get(db_id),
+        "repository_bytes": cache.get(db_id, "size", SIZE_EVERY,
+                                      lambda: _tree_bytes(settings.repository)),
+        "errors": errors, "error_counts": dict(collections.Counter(e["kind"] for e in errors)),
+        "repository_error": held.get("error"),
+    }
+
+
+def _condition(running: bool, ready: bool, outage: str | None) -> str:
+    if outage:
+        return "failing"
+    if ready:
+        return "protecting"
+    return "starting" if running else "restarting"
+
+
+def _repository_side(service: Service, db_id: str) -> dict[str, Any]:
+    try:
+        repo = service.repository(db_id)
+        timeline = build_timeline(load_catalog(repo, db_id))
+    except CPSError as error:
+        return {"error": error.message}
+    catalog = timeline.catalog
+    status = catalog.status
+    fulls = [f for c in catalog.chains for f in c.fulls]
+    side: dict[str, Any] = {
+        "capture_lag": {"p50_seconds": status.lag_p50, "p99_seconds": status.lag_p99}
+        if status is not None else None,
+        "last_transaction": {"txn": timeline.latest_txn, "time": _seconds(timeline.latest)},
+        "last_full": {"txn": fulls[-1].txn, "time": fulls[-1].taken_at / 1000} if fulls else None,
+    }
+    if catalog.points:
+        point = catalog.points[-1]
+        side["last_point"] = {"name": point.name, "txn": point.txn,
+                              "time": point.created_at / 1000}
+    return side
+
+
+def _later(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, Any] | None:
+    found = [x for x in (first, second) if x and x.get("time")]
+    return max(found, key=lambda x: float(x["time"])) if found else None
+
+
+def _after(last: dict[str, Any] | None, every: float) -> float | None:
+    return float(last["time"]) + every if last else None
+
+
+def _seconds(ms: int | None) -> float | None:
+    return ms / 1000 if ms is not None else None
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
