@@ -26,6 +26,7 @@ ALLOWED = {
     "restore": {"repository"},
     "granular": {"store", "repository", "restore"},
     "ops": {"store", "repository", "capture", "restore", "granular"},
+    "client": set(),
 }
 
 

@@ -22,9 +22,11 @@ The hierarchy::
     │   └── MissingFile            missing       15  a file the repository's records need is absent
     ├── CaptureError               capture       20  a database cannot be protected as asked
     │   └── NotInWalMode           not-wal       21  the database is not in WAL mode
-    └── RestoreError               restore       30  a restore cannot be carried out as asked
-        ├── TargetNotCovered       not-covered   31  the repository does not cover the target
-        └── TargetDamaged          damaged       32  the files the target needs are missing or damaged
+    ├── RestoreError               restore       30  a restore cannot be carried out as asked
+    │   ├── TargetNotCovered       not-covered   31  the repository does not cover the target
+    │   └── TargetDamaged          damaged       32  the files the target needs are missing or damaged
+    └── ServerError                server        50  the CPS server cannot be reached or failed
+        └── AccessDenied           access        51  the server refused the token or its role
 
 `CPSError` is what a user is shown: a lowercase message without a trailing period, plus an optional
 hint written as full sentences. Anything else that escapes is a bug and is shown as one. The codes and
@@ -179,9 +181,20 @@ class TargetDamaged(RestoreError):
     exit_status = 32
 
 
+class ServerError(CPSError):
+    code = "server"
+    exit_status = 50
+
+
+class AccessDenied(ServerError):
+    code = "access"
+    exit_status = 51
+
+
 ALL_ERRORS: tuple[type[CPSError], ...] = (
     CPSError,
     UsageError,
+    ConfigError,
     FileSystemError,
     StoreError,
     NotAStore,
@@ -202,6 +215,8 @@ ALL_ERRORS: tuple[type[CPSError], ...] = (
     RestoreError,
     TargetNotCovered,
     TargetDamaged,
+    ServerError,
+    AccessDenied,
 )
 
 

@@ -40,7 +40,8 @@ def test_every_command_reports_an_unknown_option_as_a_usage_error(name: str) -> 
 
 
 @pytest.mark.parametrize("args, error, hint", [
-    (["restore"], "missing argument 'REPO'", "Run 'cps restore --help' for its options."),
+    (["restore", "--latest", "--to", "x.db"], "missing argument 'REPO'",
+     "Give REPO, or --server URL --token-file FILE to ask a running CPS server."),
     (["restore", "repo", "--to", "x.db", "--txn", "ten"],
      "invalid value for '--txn': 'ten' is not a valid integer",
      "Run 'cps restore --help' for its options."),
@@ -87,10 +88,14 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
     "cps recover": [{**POINT, "mailbox": ALICE, "live_db": DB},
                     {**POINT, "mailbox": ALICE, "export_to": ("mbox", NEW_FOLDER)}],
     "cps recovery-point create": [{"db": DB, "repo_path": REPO}],
-    "cps recovery-point keep": [{"repo_path": REPO, "name": "before upgrade"}],
+    "cps recovery-point keep": [{"where_and_name": (REPO, "before upgrade")}],
     "cps repo init": [{"path": NEW_REPO}],
     "cps restore": [{"repo_path": REPO, "output_path": NEW_FILE, "latest": True}],
     "cps search": [POINT],
+    "cps server status": [{"server": "http://127.0.0.1:9", "token_file": MESSAGE}],
+    "cps server token create": [{"config_path": MESSAGE, "name": "alice", "role": "operator"}],
+    "cps server token list": [{"config_path": MESSAGE}],
+    "cps server token revoke": [{"config_path": MESSAGE, "token_id": "0123abcd"}],
     "cps show": [{**POINT, "mailbox_path": INBOX, "selector": "1"}],
     "cps store create": [{"db": NEW_FILE}],
     "cps store dump": [{"db": DB}],

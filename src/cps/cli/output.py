@@ -94,3 +94,15 @@ def counted(count: int, singular: str, plural: str = "", *, width: int = 0) -> s
     plural = plural or singular + "s"
     word = singular if count == 1 else plural
     return f"{count:{width}} {word:{len(plural) if width else 0}}"
+
+
+def duration(seconds: float) -> str:
+    """A length of time the way the config takes one, to its largest unit or two: 45s, 12m,
+    3h20m, 6d."""
+    whole = int(seconds)
+    for size, unit, smaller, small_unit in ((86400, "d", 3600, "h"), (3600, "h", 60, "m"),
+                                            (60, "m", 1, "s")):
+        if whole >= size:
+            rest = (whole % size) // smaller
+            return f"{whole // size}{unit}" + (f"{rest}{small_unit}" if rest else "")
+    return f"{whole}s"

@@ -9,17 +9,21 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
+from urllib.parse import quote
 
 import click
 
 from ..capture import ProtectOptions
 from ..config import parse_duration, parse_duration_or_off, parse_size
+from ..errors import UsageError
 from ..ops import create_point, protect, set_keep
 from ..repository import Repository
 from ..repository.naming import check_db_id
 from . import output
 from .progress import Reporter, progress_reporter
+from .remote import connect, pick_server_database, server_options
 from .repo_options import (
+    RepositoryPath,
     db_option,
     open_repository,
     passphrase_file_option,
@@ -137,44 +141,61 @@ def point_group() -> None:
 
 
 @point_group.command("create")
-@click.argument("db", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@repository_option()
+@click.argument("db", required=False, type=click.Path(dir_okay=False, exists=True,
+                                                     path_type=Path))
+@click.option("--repo", "repo_path", type=RepositoryPath(),
+              help="The repository DB is protected into.")
 @click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
-              "name without extension]")
+              "name without extension; with --server, the server's only database]")
 @click.option("--name", help="Name of the point.  [default: manual <time>]")
 @click.option("--keep", is_flag=True,
               help="Keep the point and what it needs whatever the retention policy, until "
                    "'cps recovery-point keep --off'.")
 @passphrase_file_option
+@server_options
 @output.json_option
-def point_create(db: Path, repo_path: Path, db_id: str | None, name: str | None, keep: bool,
-                 passphrase_file: Path | None, as_json: bool) -> None:
+def point_create(db: Path | None, repo_path: Path | None, db_id: str | None, name: str | None,
+                 keep: bool, passphrase_file: Path | None, server: str | None,
+                 token_file: Path | None, as_json: bool) -> None:
     """Mark the current committed position of DB as a recovery point. Works while 'cps protect'
     runs (it answers, having captured everything committed so far) and when it does not (the
-    point is captured here and now).
+    point is captured here and now). With --server, the server's protector of the database
+    makes it.
 
     Examples:
 
     \b
       cps recovery-point create mail.db --repo /backup/cps --name "before upgrade"
+      cps recovery-point create --server http://127.0.0.1:8470 --token-file ~/.cps-token \\
+          --db-id mail01 --name "before upgrade"
     """
-    repo = open_repository(repo_path, passphrase_file)
     label = name or time.strftime("manual %Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    point = create_point(db, repo, db_id_for(db, db_id), label, keep=keep)
-    result = {"name": point.name, "txn": point.txn, "chain": point.chain,
-              "created_at": point.created_at, "keep": point.keep}
+    client = connect(db if repo_path is None else repo_path, server, token_file, repo_name="DB")
+    if client is not None:
+        with client:
+            result = client.post(f"/api/v1/databases/{pick_server_database(client, db_id)}"
+                                 "/recovery-points", {"name": label, "keep": keep})
+    else:
+        if db is None or repo_path is None:
+            raise UsageError("give DB and --repo REPO", hint="Or --server URL --token-file FILE "
+                             "to ask a running CPS server.")
+        point = create_point(db, open_repository(repo_path, passphrase_file),
+                             db_id_for(db, db_id), label, keep=keep)
+        result = {"name": point.name, "txn": point.txn, "chain": point.chain,
+                  "created_at": point.created_at, "keep": point.keep}
     output.emit(result, as_json, lambda r: f"recovery point {r['name']!r} at transaction {r['txn']}")
 
 
 @point_group.command("keep")
-@repository_argument()
+@click.argument("where_and_name", nargs=-1, required=True, metavar="[REPO] NAME")
 @db_option()
-@click.argument("name")
 @click.option("--off", is_flag=True, help="Let retention decide again.")
 @passphrase_file_option
+@server_options
 @output.json_option
-def point_keep(repo_path: Path, db_id: str | None, name: str, off: bool,
-               passphrase_file: Path | None, as_json: bool) -> None:
+def point_keep(where_and_name: tuple[str, ...], db_id: str | None, off: bool,
+               passphrase_file: Path | None, server: str | None, token_file: Path | None,
+               as_json: bool) -> None:
     """Keep the recovery point NAME (and what it needs) whatever the retention policy, or, with
     --off, let retention decide again.
 
@@ -183,10 +204,26 @@ def point_keep(repo_path: Path, db_id: str | None, name: str, off: bool,
     \b
       cps recovery-point keep /backup/cps "before upgrade"
       cps recovery-point keep /backup/cps --db mail01 "before upgrade" --off
+      cps recovery-point keep --server http://127.0.0.1:8470 --token-file ~/.cps-token \\
+          --db mail01 "before upgrade"
     """
-    repo = open_repository(repo_path, passphrase_file)
-    point = set_keep(repo, pick_database(repo, db_id), name, not off)
-    output.emit({"name": point.name, "txn": point.txn, "keep": point.keep}, as_json,
+    if len(where_and_name) > 2:
+        raise UsageError(f"expected [REPO] NAME, got {len(where_and_name)} arguments",
+                         hint="Quote a name with spaces.")
+    # REPO is optional before NAME (with --server), so click cannot tell them apart itself.
+    *where, name = where_and_name
+    repo_path = RepositoryPath().convert(where[0], None, None) if where else None
+    client = connect(repo_path, server, token_file)
+    if client is not None:
+        with client:
+            found = client.patch(f"/api/v1/databases/{pick_server_database(client, db_id)}"
+                                 f"/recovery-points/{quote(name, safe='')}", {"keep": not off})
+    else:
+        assert repo_path is not None
+        repo = open_repository(repo_path, passphrase_file)
+        point = set_keep(repo, pick_database(repo, db_id), name, not off)
+        found = {"name": point.name, "txn": point.txn, "keep": point.keep}
+    output.emit({"name": found["name"], "txn": found["txn"], "keep": found["keep"]}, as_json,
                 lambda r: f"recovery point {r['name']!r} " + ("kept" if r["keep"] else
                                                                "left to retention"))
 

@@ -71,8 +71,11 @@ class RepositoryPath(click.Path):
         return super().convert(value, param, ctx)
 
 
-def repository_argument(name: str = "repo_path", metavar: str = "REPO") -> Callable[[F], F]:
-    return click.argument(name, metavar=metavar, type=RepositoryPath())
+def repository_argument(name: str = "repo_path", metavar: str = "REPO", *,
+                        required: bool = True) -> Callable[[F], F]:
+    """REPO; not `required` by the commands that can ask a server instead (remote.py)."""
+    return click.argument(name, metavar=metavar if required else f"[{metavar}]",
+                          type=RepositoryPath(), required=required)
 
 
 def repository_option(help: str | None = None) -> Callable[[F], F]:

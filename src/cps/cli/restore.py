@@ -7,12 +7,14 @@ from typing import Any
 
 import click
 
+from ..client import ServerClient
 from ..errors import UsageError
 from ..ops import restore_database, timelines
-from ..restore import Target, format_ms, parse_time
+from ..restore import Target, install_database, parse_time, refuse_existing
 from . import output
 from .paths import NewFile
 from .progress import progress_reporter
+from .remote import connect, pick_server_database, run_job, server_options
 from .repo_options import (
     db_option,
     open_repository,
@@ -23,7 +25,7 @@ from .repo_options import (
 
 
 @click.command("restore")
-@repository_argument()
+@repository_argument(required=False)
 @db_option()
 @click.option("--to", "output_path", required=True,
               type=NewFile(), help="The database file to write.")
@@ -37,12 +39,16 @@ from .repo_options import (
 @click.option("--best-effort", is_flag=True,
               help="When a repository file is damaged, restore the latest point before it.")
 @passphrase_file_option
+@server_options
 @output.json_option
-def restore_command(repo_path: Path, db_id: str | None, output_path: Path, latest: bool,
+def restore_command(repo_path: Path | None, db_id: str | None, output_path: Path, latest: bool,
                     at_time: str | None, point: str | None, txn: int | None, force: bool,
-                    best_effort: bool, passphrase_file: Path | None, as_json: bool) -> None:
+                    best_effort: bool, passphrase_file: Path | None, server: str | None,
+                    token_file: Path | None, as_json: bool) -> None:
     """Write the database as it was at exactly one transaction into a new file, fsynced and
-    checked with PRAGMA integrity_check. Exactly one target is needed.
+    checked with PRAGMA integrity_check. Exactly one target is needed. With --server, the
+    server restores from its repository and the file is downloaded (checked against the
+    server's checksum) to OUT.
 
     Examples:
 
@@ -51,50 +57,78 @@ def restore_command(repo_path: Path, db_id: str | None, output_path: Path, lates
       cps restore /backup/cps --to old.db --at "2026-11-22T18:35:01.250Z"
       cps restore /backup/cps --to old.db --at "15m ago"
       cps restore /backup/cps --to old.db --recovery-point "before upgrade"
+      cps restore --server http://127.0.0.1:8470 --token-file ~/.cps-token --db mail01 \\
+          --to old.db --at "1h ago"
     """
     target = _target(latest, at_time, point, txn)
-    repo = open_repository(repo_path, passphrase_file)
-    name = pick_database(repo, db_id)
-    with progress_reporter(enabled=not as_json) as progress:
-        done = restore_database(repo, name, target, output_path, force=force,
-                                best_effort=best_effort, progress=progress)
-    result = done.result
-    data = {
-        "output": str(result.output), "db_id": name, "chain": result.chain, "txn": result.txn,
-        "txn_time": format_ms(result.txn_time) if result.txn_time else None,
-        "pages": result.pages, "seconds": round(done.seconds, 3),
-        "damaged": result.damaged, "exact": result.damaged is None, "target": target.describe(),
-        "passed_over": list(result.passed_over),
-    }
-    for note in result.passed_over:
+    client = connect(repo_path, server, token_file)
+    if client is not None:
+        with client:
+            data = _restore_on_server(client, db_id, target, output_path, force=force,
+                                      best_effort=best_effort, as_json=as_json)
+    else:
+        assert repo_path is not None
+        repo = open_repository(repo_path, passphrase_file)
+        name = pick_database(repo, db_id)
+        with progress_reporter(enabled=not as_json) as progress:
+            done = restore_database(repo, name, target, output_path, force=force,
+                                    best_effort=best_effort, progress=progress)
+        data = done.to_json()
+    for note in data["passed_over"]:
         output.note(f"warning: {note}")
-    if result.damaged:
-        output.note(f"WARNING: NOT THE TARGET: {result.damaged}. Restored transaction "
-                    f"{result.txn} instead, the latest state the repository proves before "
-                    f"{target.describe()}.")
+    if data["damaged"]:
+        output.note(f"WARNING: NOT THE TARGET: {data['damaged']}. Restored transaction "
+                    f"{data['txn']} instead, the latest state the repository proves before "
+                    f"{data['target']}.")
     output.emit(data, as_json, lambda d: f"restored {d['db_id']} at transaction {d['txn']}"
                 + (f" ({d['txn_time']})" if d["txn_time"] else "") + f" to {d['output']}"
                 + ("" if d["exact"] else " (best effort: not the target)"))
 
 
+def _restore_on_server(client: ServerClient, db_id: str | None, target: Target, output_path: Path,
+                       *, force: bool, best_effort: bool, as_json: bool) -> dict[str, Any]:
+    """A restore job on the server, then its file downloaded to `output_path`."""
+    refuse_existing(output_path, force=force)
+    name = pick_server_database(client, db_id)
+    job = client.post(f"/api/v1/databases/{name}/restores",
+                      {**target.to_json(), "best_effort": best_effort})
+    result = run_job(client, job, as_json=as_json)
+    partial = output_path.with_name(f"{output_path.name}.partial")
+    partial.unlink(missing_ok=True)
+    client.download(f"/api/v1/jobs/{job['id']}/file", partial, sha256=result["sha256"])
+    install_database(partial, output_path)
+    return {**result, "output": str(output_path), "server": client.url, "job": job["id"]}
+
+
 @click.command("timeline")
-@repository_argument()
+@repository_argument(required=False)
 @db_option()
 @passphrase_file_option
+@server_options
 @output.json_option
-def timeline_command(repo_path: Path, db_id: str | None, passphrase_file: Path | None,
-                     as_json: bool) -> None:
+def timeline_command(repo_path: Path | None, db_id: str | None, passphrase_file: Path | None,
+                     server: str | None, token_file: Path | None, as_json: bool) -> None:
     """Show what a repository can restore: chains, full backups, recovery points, gaps, the
-    earliest and latest restorable times, and the current capture lag.
+    earliest and latest restorable times, and the current capture lag. With --server, the
+    timelines of the databases the server protects.
 
     Examples:
 
     \b
       cps timeline /backup/cps
       cps timeline /backup/cps --db mail01 --json
+      cps timeline --server http://127.0.0.1:8470 --token-file ~/.cps-token
     """
-    repo = open_repository(repo_path, passphrase_file)
-    found = [t.to_json() for t in timelines(repo, pick_database(repo, db_id) if db_id else None)]
+    client = connect(repo_path, server, token_file)
+    if client is not None:
+        with client:
+            names = [db_id] if db_id else [d["db_id"] for d in client.get("/api/v1/databases")]
+            found = [client.get(f"/api/v1/databases/{n}/timeline") for n in names]
+    else:
+        assert repo_path is not None
+        repo = open_repository(repo_path, passphrase_file)
+        found = [t.to_json() for t in timelines(repo, pick_database(repo, db_id) if db_id
+                                                else None)]
     # One database: its timeline; none or several: a list (JSON consumers check which they got).
     output.emit(found[0] if len(found) == 1 else found, as_json, _render_timelines)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..repository import Repository
-from ..restore import RestoreResult, Target, resolve, restore
+from ..restore import RestoreResult, Target, format_ms, resolve, restore
 from ..restore.apply import Progress
 
 
@@ -22,6 +23,17 @@ class RestoreDone:
     def exact(self) -> bool:
         """The database at the target itself (not a best-effort state before it)."""
         return self.result.damaged is None
+
+    def to_json(self) -> dict[str, Any]:
+        """What `cps restore --json` prints and a restore job of the API results in."""
+        result = self.result
+        return {
+            "output": str(result.output), "db_id": self.db_id, "chain": result.chain,
+            "txn": result.txn, "txn_time": format_ms(result.txn_time) if result.txn_time else None,
+            "pages": result.pages, "seconds": round(self.seconds, 3), "damaged": result.damaged,
+            "exact": self.exact, "target": self.target.describe(),
+            "passed_over": list(result.passed_over),
+        }
 
 
 def restore_database(repo: Repository, db_id: str, target: Target, output: Path, *,

@@ -72,11 +72,16 @@ class _Candidate:
 
 
 def prune(repo: Repository, retention: Retention, *, dry_run: bool = False,
-          now: float | None = None, progress: Progress | None = None) -> PruneReport:
+          db_id: str | None = None, now: float | None = None,
+          progress: Progress | None = None) -> PruneReport:
+    """Apply `retention` to every database of `repo`, or to `db_id` alone (databases sharing a
+    repository may have policies of their own), then delete the packs nothing uses."""
     report = PruneReport()
     current = time.time() if now is None else now
     report.kept_since = int((current - retention.keep_within) * 1000)
     for info in repo.databases():
+        if db_id is not None and info.db_id != db_id:
+            continue
         _prune_database(repo, load_catalog(repo, info.db_id), retention, current, dry_run, report)
     with repo.prune_lock():
         _delete_unused_packs(repo, dry_run, report, progress or _quiet)

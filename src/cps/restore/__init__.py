@@ -10,7 +10,7 @@ repository and never imports capture.
 """
 
 from ..repository.catalog import Catalog, ChainView, Hole, Span, load_catalog
-from .apply import RestoreResult, restore
+from .apply import RestoreResult, install_database, refuse_existing, restore
 from .bases import from_nearest_readable
 from .log import LogUnreadable, read_log
 from .plan import Base, RestorePlan, plan_restore
@@ -33,10 +33,12 @@ __all__ = [
     "build_timeline",
     "format_ms",
     "from_nearest_readable",
+    "install_database",
     "load_catalog",
     "parse_time",
     "plan_restore",
-    "resolve",
     "read_log",
+    "refuse_existing",
+    "resolve",
     "restore",
 ]

@@ -59,9 +59,7 @@ def restore(repo: Repository, plan: RestorePlan, output: Path, *, force: bool = 
     """Write the database `plan` names to `output`. With `best_effort`, a log that cannot be
     read through gives the latest state before the damage; the result says so in `damaged`, as
     it does when the plan itself stops short of its target (`RestorePlan.shortfall`)."""
-    if output.exists() and not force:
-        raise RestoreError(f"{output} already exists",
-                           hint="Choose another output, or pass --force to replace it.")
+    refuse_existing(output, force=force)
     partial = output.with_name(output.name + ".partial")
     _remove_database(partial)
     try:
@@ -75,14 +73,26 @@ def restore(repo: Repository, plan: RestorePlan, output: Path, *, force: bool = 
             _sync_and_check(fd, partial)
         finally:
             os.close(fd)
-        _remove_database(output)  # an old -wal beside the output would be replayed onto it
-        os.replace(partial, output)
-        fsync_folder(output.parent)
+        install_database(partial, output)
         return replace(result, passed_over=passed,
                        damaged=_joined(plan.shortfall, result.damaged))
     except BaseException:
         _remove_database(partial)
         raise
+
+
+def refuse_existing(output: Path, *, force: bool) -> None:
+    """A restore replaces a file only when told to (`--force`)."""
+    if output.exists() and not force:
+        raise RestoreError(f"{output} already exists",
+                           hint="Choose another output, or pass --force to replace it.")
+
+
+def install_database(complete: Path, output: Path) -> None:
+    """Move the complete, synced database file `complete` to `output`, durably."""
+    _remove_database(output)  # an old -wal beside the output would be replayed onto it
+    os.replace(complete, output)
+    fsync_folder(output.parent)
 
 
 def _build(repo: Repository, plan: RestorePlan, base: Base, fd: int, output: Path,

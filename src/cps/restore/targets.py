@@ -11,6 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ..config import parse_duration
 from ..errors import UsageError
@@ -32,6 +33,16 @@ class Target:
             return f"recovery point {self.value!r}"
         assert isinstance(self.value, int)
         return f"time {format_ms(self.value)}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The target as the API's restore and mail requests take it (a time in UTC, to the
+        millisecond, so that the server reads the same instant whatever its clock or zone)."""
+        if self.kind == "latest":
+            return {"latest": True}
+        if self.kind == "time":
+            assert isinstance(self.value, int)
+            return {"at": format_ms(self.value)}
+        return {"recovery_point" if self.kind == "point" else "txn": self.value}
 
 
 def parse_time(text: str, now: float | None = None) -> int:

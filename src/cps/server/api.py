@@ -10,6 +10,7 @@ are jobs (jobs.py): the request answers 202 with the job, whose progress and res
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -22,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..capture import ask_for_full
-from ..ops import create_point, restore_database, timelines
+from ..ops import create_point, restore_database, set_keep, timelines
 from ..restore import Target, format_ms, parse_time
 from . import problems
 from .auth import Principal
@@ -37,6 +38,10 @@ MAX_BODY = 1 << 20  # bytes a request body may have
 class PointRequest(BaseModel):
     name: str | None = Field(None, max_length=200, description="default: manual <time>")
     keep: bool = False
+
+
+class KeepRequest(BaseModel):
+    keep: bool = Field(description="keep the point whatever retention says, or let it decide")
 
 
 class TargetModel(BaseModel):
@@ -136,6 +141,14 @@ def _routes(app: FastAPI, service: Service) -> None:
         service.audit.record(who, "recovery-point", db_id, name=point.name, txn=point.txn)
         return asdict(point)
 
+    @app.patch("/api/v1/databases/{db_id}/recovery-points/{name}")
+    def keep_point(db_id: str, name: str, body: KeepRequest, who: Principal = operator
+                   ) -> dict[str, Any]:
+        service.settings(db_id)
+        point = set_keep(service.repository(db_id), db_id, name, body.keep)
+        service.audit.record(who, "keep" if body.keep else "unkeep", db_id, name=name)
+        return {"name": point.name, "txn": point.txn, "keep": point.keep}
+
     @app.post("/api/v1/databases/{db_id}/full-backups", status_code=202)
     def full_backup(db_id: str, who: Principal = operator) -> dict[str, Any]:
         service.settings(db_id)
@@ -152,11 +165,10 @@ def _routes(app: FastAPI, service: Service) -> None:
         def work(folder: Path, progress: Progress) -> dict[str, Any]:
             done = restore_database(repo, db_id, target, folder / f"{db_id}.db",
                                     best_effort=body.best_effort, progress=progress)
-            result = done.result
-            return {"output": str(result.output), "txn": result.txn,
-                    "txn_time": format_ms(result.txn_time) if result.txn_time else None,
-                    "exact": done.exact, "damaged": result.damaged,
-                    "passed_over": list(result.passed_over), "seconds": round(done.seconds, 3)}
+            with done.result.output.open("rb") as file:  # for the download to be checked against
+                digest = hashlib.file_digest(file, "sha256").hexdigest()
+            return {**done.to_json(), "sha256": digest,
+                    "size": done.result.output.stat().st_size}
 
         job = service.jobs.submit("restore", db_id, who.name, body.model_dump(), work)
         service.audit.record(who, "restore", db_id, target=target.describe(), job=job.id)

@@ -137,7 +137,7 @@ class Service:
         repo = self.repository(db_id)
 
         def work(_folder: Path, progress: Progress) -> dict[str, object]:
-            report = prune(repo, retention, progress=progress)
+            report = prune(repo, retention, db_id=db_id, progress=progress)
             return {"deleted_files": len(report.deleted_files),
                     "deleted_bytes": report.deleted_bytes, "kept_fulls": report.kept_fulls,
                     "kept_points": report.kept_points}
