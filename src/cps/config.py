@@ -101,6 +101,7 @@ def parse_endpoint_or_off(text: str) -> Endpoint | None:
 class ServerSettings:
     listen: Endpoint  # the HTTP API
     state_dir: Path  # tokens, the audit log, job results
+    keep_jobs: float  # seconds a finished job and its files are kept
     log_format: str  # "text" or "json"
     tls_cert: Path | None
     tls_key: Path | None
@@ -201,6 +202,8 @@ def _db_id(value: Any, _folder: Path) -> str:
 SERVER_KEYS: dict[str, Key] = {
     "listen": Key(_text(parse_endpoint), "127.0.0.1:8470", "where the HTTP API listens"),
     "state_dir": Key(_path, "cps-server", "tokens, the audit log and job results"),
+    "keep_jobs": Key(_text(parse_duration), "7d",
+                     "how long a finished job and its files (restored databases, exports) stay"),
     "log_format": Key(_choice("text", "json"), "text", "text lines, or JSON lines"),
     "tls_cert": Key(_optional_path, "", "serve the API over TLS with this certificate (PEM)"),
     "tls_key": Key(_optional_path, "", "and this private key (PEM)"),

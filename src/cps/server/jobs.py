@@ -92,6 +92,19 @@ class JobRunner:
                     job.state, job.ended_at = "cancelled", time.time()
         return job
 
+    def expire(self, ended_before: float) -> list[str]:
+        """Forget the jobs that ended before `ended_before` and delete their files; their ids."""
+        with self._lock:
+            old = [j for j in self._jobs.values()
+                   if j.finished and (j.ended_at or j.created_at) < ended_before]
+            for job in old:
+                del self._jobs[job.id]
+                self._cancel.pop(job.id, None)
+        for job in old:
+            shutil.rmtree(self.files(job), ignore_errors=True)
+            (self.folder / f"{job.id}.json").unlink(missing_ok=True)
+        return [job.id for job in old]
+
     def files(self, job: Job) -> Path:
         return self.folder / job.id
 

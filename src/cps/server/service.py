@@ -82,7 +82,7 @@ class Service:
         self.intake = self._intake()
         if self.intake is not None:
             await self.intake.start()
-        self._schedule = asyncio.create_task(self._prune_schedule())
+        self._schedule = asyncio.create_task(self._schedules())
 
     async def stop(self) -> None:
         if self.intake is not None:
@@ -115,8 +115,9 @@ class Service:
 
     # Retention
 
-    async def _prune_schedule(self) -> None:
-        """Each database's retention, every `prune_every`, as a job."""
+    async def _schedules(self) -> None:
+        """Each database's retention, every `prune_every`, as a job; and the forgetting of jobs
+        older than `keep_jobs` with their files."""
         now = time.time()
         for settings in self.config.databases:
             if settings.prune_every is not None:
@@ -129,6 +130,9 @@ class Service:
                     assert settings.prune_every is not None
                     self.next_prune[db_id] = now + settings.prune_every
                     self.start_prune(db_id, "schedule")
+            expired = self.jobs.expire(now - self.config.server.keep_jobs)
+            if expired:
+                logger.info("forgot %d jobs older than keep_jobs, with their files", len(expired))
             await asyncio.sleep(1.0)
 
     def start_prune(self, db_id: str, requested_by: str) -> str:
