@@ -105,6 +105,10 @@ def test_show_by_uid_and_by_message_id(snapshot: MailDatabase) -> None:
         show_message(snapshot, ALICE, (), "<nope@example.org>")
     with pytest.raises(UsageError, match="UID or a Message-ID"):
         show_message(snapshot, ALICE, ("Projects",), "first one")
+    with pytest.raises(UsageError, match="UID or a Message-ID"):
+        show_message(snapshot, ALICE, ("Projects",), "²")  # a digit int() cannot read
+    with pytest.raises(UsageError, match="larger than any UID"):
+        show_message(snapshot, ALICE, ("Projects",), "9" * 30)
 
 
 @pytest.mark.parametrize("label, expected", [
