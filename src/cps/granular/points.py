@@ -51,3 +51,8 @@ def parse_point(text: str) -> Target:
     except UsageError:
         raise UsageError(f"cannot read {text!r} as a point in time", hint=_SPEC_HINT) from None
 
+
+def point_label(target: Target, txn: int) -> str:
+    """How the point `target` names, at transaction `txn`, is called for people and in the
+    folders recovered from it: the recovery point's name, or 'txn N'."""
+    return str(target.value) if target.kind == "point" else f"txn {txn}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cps.errors import UsageError
-from cps.granular import parse_point, point_target
+from cps.granular import parse_point, point_label, point_target
 from cps.restore import Target, parse_time
 
 
@@ -44,3 +44,8 @@ def test_exactly_one_point_option() -> None:
     with pytest.raises(UsageError, match="exactly one"):
         point_target(latest=True, txn=3)
 
+
+def test_a_point_is_named_by_its_recovery_point_or_its_transaction() -> None:
+    assert point_label(Target("point", "before/upgrade"), 12) == "before/upgrade"
+    assert point_label(Target("time", 1_795_372_501_250), 12) == "txn 12"
+    assert point_label(Target("latest"), 40) == "txn 40"
