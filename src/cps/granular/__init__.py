@@ -12,8 +12,8 @@ the store, the repository and restore through their public names, and never impo
 
 from .browse import MailboxSummary, MessageView, folder_tree, mailboxes, show_message
 from .diff import Diff, diff_databases
-from .points import parse_point, point_target
-from .recover import RecoverReport, RecoverRequest, recover_into
+from .points import parse_point, point_label, point_target
+from .recover import RecoverReport, RecoverRequest, recover_into, select_recovery
 from .search import SearchHit, search
 from .snapshots import Snapshot, open_snapshot
 
@@ -30,8 +30,10 @@ __all__ = [
     "mailboxes",
     "open_snapshot",
     "parse_point",
+    "point_label",
     "point_target",
     "recover_into",
     "search",
+    "select_recovery",
     "show_message",
 ]

@@ -81,3 +81,10 @@ def message_row(message: Message) -> dict[str, Any]:
         "flags": sorted(message.flags), "message_id": message.message_id,
         "sha256": message.sha256, "has_attachments": message.has_attachments,
     }
+
+
+def folder_row(folder: Folder) -> dict[str, Any]:
+    """The fields of a folder tree's entry, as JSON."""
+    return {"id": folder.id, "path": list(folder.path), "role": folder.role,
+            "messages": folder.messages, "unseen": folder.unseen,
+            "uidvalidity": folder.uidvalidity, "uidnext": folder.uidnext}

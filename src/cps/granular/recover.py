@@ -71,33 +71,52 @@ class RecoverReport:
                 "batches": self.batches, "seconds": round(self.seconds, 3)}
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a request recovers, found in the snapshot: the messages, the folder paths they come
+    from (the empty folders of a recovered tree too), and the live mailbox they go to."""
+
+    address: str
+    target: str
+    chosen: list[Located]
+    paths: set[FolderPath]
+
+
+def select_recovery(source: MailDatabase, live: MailDatabase, request: RecoverRequest
+                    ) -> Selection:
+    """Every check `recover_into` makes before its first write (the mailbox, folder and messages
+    existed in `source`, the target mailbox exists in `live`, which is only read), and what it
+    would recover. NotFound or UsageError when a check fails."""
+    if request.batch < 1:
+        raise UsageError("the batch size must be at least 1")
+    address = request.mailbox.strip().lower()
+    target = (request.target_mailbox or address).strip().lower()
+    _require_live_mailbox(live, target)
+    with source.read():
+        folders = select_folders(source, address, request.folder)
+        if request.messages:
+            picked = [select_message(source, address, request.folder, s) for s in request.messages]
+            chosen = list({hit.message.id: hit for hit in picked}.values())
+            return Selection(address, target, chosen, {hit.folder.path for hit in chosen})
+        return Selection(address, target, list(messages_in(source, address, folders)),
+                         {f.path for f in folders})
+
+
 def recover_into(source: MailDatabase, label: str, live: MailDatabase, request: RecoverRequest,
                  progress: Progress | None = None) -> RecoverReport:
     """Recover from `source` (a snapshot) into `live` (see the module docstring); `label` names
     the point, for the `Recovered Items` folder. `progress` hears of the chosen messages done
     (added, or skipped as already there) after every batch."""
     started = time.monotonic()
-    if request.batch < 1:
-        raise UsageError("the batch size must be at least 1")
-    address = request.mailbox.strip().lower()
-    target = (request.target_mailbox or address).strip().lower()
-    _require_live_mailbox(live, target)
+    picked = select_recovery(source, live, request)
+    target, chosen = picked.target, picked.chosen
     root = () if request.merge else (RECOVERED_ITEMS, folder_label(label))
-    with source.read():
-        folders = select_folders(source, address, request.folder)
-        if request.messages:
-            picked = [select_message(source, address, request.folder, s) for s in request.messages]
-            chosen = list({hit.message.id: hit for hit in picked}.values())
-            chosen_paths = {hit.folder.path for hit in chosen}
-        else:
-            chosen = list(messages_in(source, address, folders))
-            chosen_paths = {f.path for f in folders}
     existing_before = {f.path for f in live.folders(target)}
-    for path in sorted(chosen_paths):  # empty folders too, and parents before children
+    for path in sorted(picked.paths):  # empty folders too, and parents before children
         if root + path not in existing_before:
             with contextlib.suppress(AlreadyExists):  # made meanwhile by another writer
                 live.create_folder(target, root + path, parents=True)
-    present = _present(live, target, {root + path for path in chosen_paths})
+    present = _present(live, target, {root + path for path in picked.paths})
     recovered = skipped = size = batches = 0
     report = progress or _quiet
     for batch, done in _batches(source, chosen, root, present, request.batch):
@@ -109,8 +128,8 @@ def recover_into(source: MailDatabase, label: str, live: MailDatabase, request: 
     report("messages", len(chosen), len(chosen))  # those skipped after the last batch
     skipped = len(chosen) - recovered
     created = len({f.path for f in live.folders(target)} - existing_before)
-    where = "/".join((address, *request.folder))
-    return RecoverReport(where, target, root, len(chosen_paths), created, recovered, skipped,
+    where = "/".join((picked.address, *request.folder))
+    return RecoverReport(where, target, root, len(picked.paths), created, recovered, skipped,
                          size, batches, time.monotonic() - started)
 
 

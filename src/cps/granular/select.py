@@ -15,6 +15,7 @@ from ..errors import NotFound, UsageError
 from ..store import Folder, MailDatabase, Message
 
 FolderPath = tuple[str, ...]
+MAX_UID = 2**63 - 1  # the largest integer SQLite holds: no message has a larger UID
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +46,14 @@ def messages_in(db: MailDatabase, address: str, folders: list[Folder]) -> Iterat
 def select_message(db: MailDatabase, address: str, folder: FolderPath, selector: str) -> Located:
     """The one message `selector` names (see the module docstring)."""
     text = selector.strip()
-    if text.isdigit():
+    if text.isdecimal():  # isdigit() admits "²", which int() refuses
         if not folder:
             raise UsageError(f"UID {text} needs a folder",
                              hint="Name the folder (MAILBOX/FOLDER, or --folder), or select the "
                                   "message by its Message-ID.")
+        if int(text) > MAX_UID:  # SQLite could not even be asked about it
+            raise UsageError(f"UID {text} is larger than any UID can be",
+                             hint="Give a UID as the folder's listing shows it.")
         with db.read():
             return Located(db.folder(address, folder), db.message_by_uid(address, folder, int(text)))
     message_id = _message_id(text)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from contextlib import ExitStack, closing
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +27,7 @@ from ..repository import Repository
 from ..restore import Target, resolve
 from ..store import MailDatabase
 from .images import PointImage
+from .points import point_label
 from .vfs import ServedImage, serve
 
 
@@ -59,6 +61,17 @@ class Snapshot:
         if exc is not None:
             _raise_read_failure(self.served, exc)
 
+    @contextmanager
+    def reading(self) -> Iterator[MailDatabase]:
+        """The database, for a snapshot kept open across several uses (a server's): inside the
+        block, a SQLite error caused by a repository file that cannot be read is raised as the
+        CPSError naming the file, as in the snapshot's own `with` block, which would close it."""
+        try:
+            yield self.database
+        except BaseException as exc:
+            _raise_read_failure(self.served, exc)
+            raise
+
     def describe(self) -> dict[str, object]:
         return {"db_id": self.db_id, "txn": self.txn, "txn_time": self.txn_time,
                 "label": self.label, "seconds": round(self.seconds, 3)}
@@ -78,9 +91,8 @@ def open_snapshot(repo: Repository, db_id: str, target: Target) -> Snapshot:
     except BaseException:
         resources.close()
         raise
-    label = str(target.value) if target.kind == "point" else f"txn {image.txn}"
-    return Snapshot(database, db_id, image.txn, image.txn_time, label, time.monotonic() - started,
-                    served, resources)
+    return Snapshot(database, db_id, image.txn, image.txn_time, point_label(target, image.txn),
+                    time.monotonic() - started, served, resources)
 
 
 def _open_mail_database(served: ServedImage, db_id: str, txn: int) -> MailDatabase:

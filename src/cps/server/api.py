@@ -25,7 +25,7 @@ from .. import __version__
 from ..capture import ask_for_full
 from ..ops import create_point, restore_database, set_keep, timelines
 from ..restore import Target, format_ms, parse_time
-from . import problems
+from . import mail_api, problems
 from .auth import Principal
 from .jobs import Job, Progress
 from .metrics import CONTENT_TYPE
@@ -77,6 +77,7 @@ def build_app(service: Service) -> FastAPI:
     problems.install(app)
     app.middleware("http")(_limit_body)
     _routes(app, service)
+    mail_api.add_routes(app, service, requires(service, "operator"))
     return app
 
 

@@ -3,9 +3,10 @@
 `Service` is what the HTTP API works with. `start()` checks every configured database and
 repository, starts a protector per database (supervisor.py), the SMTP and LMTP listeners
 (the store's `IntakeServer`, in this process) and the retention schedule; `stop()` stops the
-listeners first (deliveries under way still get their reply), then the jobs, then the protectors
-(each makes what it captured durable). With `ack_after_capture`, a delivery into that database is
-answered 250 only once the protector reports it durable in the repository.
+listeners first (deliveries under way still get their reply), then the jobs, then what the API
+keeps open (`on_stop`), then the protectors (each makes what it captured durable). With
+`ack_after_capture`, a delivery into that database is answered 250 only once the protector reports
+it durable in the repository.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Config, DatabaseSettings
@@ -52,6 +54,7 @@ class Service:
         self.status_cache = StatusCache()
         self._repositories: dict[str, Repository] = {}
         self._schedule: asyncio.Task[None] | None = None
+        self.on_stop: list[Callable[[], None]] = []  # run by stop(), after the jobs
 
     # The configured databases
 
@@ -90,6 +93,8 @@ class Service:
         if self._schedule is not None:
             self._schedule.cancel()
         await asyncio.to_thread(self.jobs.shutdown)
+        for close in self.on_stop:
+            await asyncio.to_thread(close)
         await asyncio.gather(*(asyncio.to_thread(c.stop) for c in self.children.values()))
 
     def _intake(self) -> IntakeServer | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cps.errors import NotFound, UsageError
-from cps.granular import RecoverRequest, recover_into, show_message
+from cps.granular import RecoverRequest, recover_into, select_recovery, show_message
 from cps.granular.recover import folder_label
 from cps.store import MailDatabase
 from cps.store.dump import dump_lines
@@ -105,6 +105,22 @@ def test_show_by_uid_and_by_message_id(snapshot: MailDatabase) -> None:
         show_message(snapshot, ALICE, (), "<nope@example.org>")
     with pytest.raises(UsageError, match="UID or a Message-ID"):
         show_message(snapshot, ALICE, ("Projects",), "first one")
+    with pytest.raises(UsageError, match="UID or a Message-ID"):
+        show_message(snapshot, ALICE, ("Projects",), "²")  # a digit int() cannot read
+    with pytest.raises(UsageError, match="larger than any UID"):
+        show_message(snapshot, ALICE, ("Projects",), "9" * 30)
+
+
+def test_a_selection_is_what_a_recovery_adds_and_writes_nothing(snapshot: MailDatabase,
+                                                               live: MailDatabase) -> None:
+    before = "".join(dump_lines(live.connection))
+    picked = select_recovery(snapshot, live, RecoverRequest(ALICE, ("Projects",)))
+    assert (picked.address, picked.target) == (ALICE, ALICE)
+    assert picked.paths == {("Projects",), ("Projects", "2026"), ("Projects", "Empty")}
+    assert [hit.message.subject for hit in picked.chosen] == ["message 1", "message 4", "message 2"]
+    assert "".join(dump_lines(live.connection)) == before
+    report = recover_into(snapshot, "p", live, RecoverRequest(ALICE, ("Projects",)))
+    assert (report.recovered, report.folders) == (len(picked.chosen), len(picked.paths))
 
 
 @pytest.mark.parametrize("label, expected", [
