@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+from urllib.parse import quote
 
 import click
 
 from ..errors import UsageError
 from ..granular import folder_tree, mailboxes, search, show_message
-from ..granular.browse import message_row
-from ..restore import parse_time
+from ..granular.browse import folder_page, folder_row
+from ..restore import format_ms, parse_time
 from ..store import SearchQuery
 from ..store.names import check_address, split_mailbox_path, split_path
 from . import output
 from .granular_options import Source, as_of, cut, day_time, describe, place, source_options
+from .remote import Positional
 
 
 @click.command("browse")
-@source_options(point=True)
-@click.argument("mailbox_path", metavar="[MAILBOX[/FOLDER]]", required=False)
+@source_options(point=True, after=(Positional("mailbox_path", "MAILBOX[/FOLDER]", False),))
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
               help="Messages to list at most.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
@@ -39,27 +40,38 @@ def browse_command(source: Source, mailbox_path: str | None, limit: int, offset:
       cps browse /backup/cps --at "2h ago" alice@example.com
       cps browse /backup/cps --txn 1234 "alice@example.com/Inbox/Projects" --limit 20 --json
     """
-    with source.open() as snapshot:
-        data: dict[str, Any] = {"point": describe(snapshot)}
-        if mailbox_path is None:
-            data["mailboxes"] = [m.as_dict() for m in mailboxes(snapshot.database)]
-        else:
-            address, path = split_mailbox_path(mailbox_path)
-            data["mailbox"] = address
-            if not path:
-                data["folders"] = [_folder_row(f) for f in folder_tree(snapshot.database, address)]
+    address, path = split_mailbox_path(mailbox_path) if mailbox_path else (None, ())
+    if source.client is not None:
+        data = _browse_on_server(source, address, path, limit, offset)
+    else:
+        with source.open() as snapshot:
+            data = {"point": describe(snapshot)}
+            if address is None:
+                data["mailboxes"] = [m.as_dict() for m in mailboxes(snapshot.database)]
+            elif not path:
+                data["mailbox"] = address
+                data["folders"] = [folder_row(f) for f in folder_tree(snapshot.database, address)]
             else:
-                data["folder"] = list(path)
-                listed = snapshot.database.messages(address, path, limit=limit, offset=offset)
-                data["messages"] = [message_row(m) for m in listed]
-        heading = as_of(snapshot)
-    output.emit(data, as_json, lambda d: heading + "\n" + _render_listing(d))
+                data |= folder_page(snapshot.database, address, path, limit=limit,
+                                    offset=offset)
+    output.emit(data, as_json, lambda d: as_of(d["point"]) + "\n" + _render_listing(d))
+
+
+def _browse_on_server(source: Source, address: str | None, path: tuple[str, ...], limit: int,
+                      offset: int) -> dict[str, Any]:
+    client, mail = source.mail_api()
+    if address is None:
+        return dict(client.get(f"{mail}/mailboxes", point=source.point()))
+    if not path:
+        return dict(client.get(f"{mail}/mailboxes/{quote(address, safe='@')}/folders",
+                               point=source.point()))
+    return dict(client.get(f"{mail}/mailboxes/{quote(address, safe='@')}/messages",
+                           point=source.point(), folder=list(path), limit=limit, offset=offset))
 
 
 @click.command("show")
-@source_options(point=True)
-@click.argument("mailbox_path", metavar="MAILBOX[/FOLDER]")
-@click.argument("selector", metavar="MESSAGE")
+@source_options(point=True, after=(Positional("mailbox_path", "MAILBOX[/FOLDER]"),
+                                   Positional("selector", "MESSAGE")))
 @click.option("--raw", is_flag=True, help="Write the message's raw bytes to stdout, unchanged.")
 @output.json_option
 def show_command(source: Source, mailbox_path: str, selector: str, raw: bool, as_json: bool) -> None:
@@ -74,13 +86,22 @@ def show_command(source: Source, mailbox_path: str, selector: str, raw: bool, as
       cps show /backup/cps --at "2026-11-22 18:00" alice@example.com "<abc@example.org>" --raw > m.eml
     """
     address, path = split_mailbox_path(mailbox_path)
-    with source.open() as snapshot:
-        view = show_message(snapshot.database, address, path, selector)
+    if source.client is not None:
+        client, mail = source.mail_api()
+        where = f"{mail}/mailboxes/{quote(address, safe='@')}/messages/{quote(selector, safe='')}"
         if raw:
-            sys.stdout.buffer.write(view.raw)
-            sys.stdout.buffer.flush()
+            client.copy_to(where, sys.stdout.buffer, point=source.point(), folder=list(path),
+                           raw="true")
             return
-        data = {"point": describe(snapshot), "message": view.as_dict()}
+        data = client.get(where, point=source.point(), folder=list(path))
+    else:
+        with source.open() as snapshot:
+            view = show_message(snapshot.database, address, path, selector)
+            if raw:
+                sys.stdout.buffer.write(view.raw)
+                sys.stdout.buffer.flush()
+                return
+            data = {"point": describe(snapshot), "message": view.as_dict()}
     output.emit(data, as_json, lambda d: _render_message(d["message"]))
 
 
@@ -115,24 +136,29 @@ def search_command(source: Source, text: str | None, sender: str | None, recipie
     """
     if folder and not mailbox:
         raise UsageError("--folder needs --mailbox", hint="Name the mailbox the folder is in.")
-    query = SearchQuery(
-        text=text, from_=sender, to=recipient, subject=subject,
-        since=parse_time(since) // 1000 if since else None,
-        before=parse_time(before) // 1000 if before else None,
-        has_attachment=has_attachment, limit=limit)
     address = check_address(mailbox) if mailbox else None
     path = split_path(folder) if folder else ()
-    with source.open() as snapshot:
-        hits = search(snapshot.database, query, mailbox=address, folder=path)
-        data = {"point": describe(snapshot), "hits": [hit.as_dict() for hit in hits]}
-        heading = as_of(snapshot)
-    output.emit(data, as_json, lambda d: heading + "\n" + _render_hits(d["hits"]))
+    if source.client is not None:
+        client, mail = source.mail_api()
+        data = client.get(f"{mail}/search", point=source.point(), text=text, **{"from": sender},
+                          to=recipient, subject=subject, since=since and _utc(since),
+                          before=before and _utc(before), has_attachment=has_attachment,
+                          mailbox=address, folder=list(path), limit=limit)
+    else:
+        query = SearchQuery(
+            text=text, from_=sender, to=recipient, subject=subject,
+            since=parse_time(since) // 1000 if since else None,
+            before=parse_time(before) // 1000 if before else None,
+            has_attachment=has_attachment, limit=limit)
+        with source.open() as snapshot:
+            hits = search(snapshot.database, query, mailbox=address, folder=path)
+            data = {"point": describe(snapshot), "hits": [hit.as_dict() for hit in hits]}
+    output.emit(data, as_json, lambda d: as_of(d["point"]) + "\n" + _render_hits(d["hits"]))
 
 
-def _folder_row(folder: Any) -> dict[str, Any]:
-    return {"id": folder.id, "path": list(folder.path), "role": folder.role,
-            "messages": folder.messages, "unseen": folder.unseen,
-            "uidvalidity": folder.uidvalidity, "uidnext": folder.uidnext}
+def _utc(text: str) -> str:
+    """A time as this machine reads it (its zone, its clock), for the server to read the same."""
+    return format_ms(parse_time(text))
 
 
 def _render_listing(data: dict[str, Any]) -> str:
@@ -143,7 +169,11 @@ def _render_listing(data: dict[str, Any]) -> str:
         return "\n".join(
             f"{'  ' * (len(r['path']) - 1)}{r['path'][-1]:{max(1, 40 - 2 * len(r['path']))}} "
             f"{r['messages']:7} messages {r['unseen']:6} unseen" for r in data["folders"])
-    return "\n".join(_message_line(r) for r in data["messages"])
+    shown = len(data["messages"])
+    first = data["offset"] + 1
+    count = (f"messages {first}..{first + shown - 1} of {data['total']}" if shown
+             else f"no messages past {data['offset']} of {data['total']}")
+    return "\n".join([*(_message_line(r) for r in data["messages"]), count])
 
 
 def _message_line(row: dict[str, Any]) -> str:

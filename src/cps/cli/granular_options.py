@@ -1,5 +1,5 @@
-"""What the granular-recovery commands share: the repository, the point in time, and the way they
-print where a point is."""
+"""What the granular-recovery commands share: the repository (or the server, with `--server`), the
+point in time, and the way they print where a point is."""
 
 from __future__ import annotations
 
@@ -12,58 +12,78 @@ from typing import Any
 
 import click
 
+from ..client import ServerClient
 from ..granular import Snapshot, open_snapshot, point_target
 from ..restore import Target, format_ms
-from .repo_options import (
-    db_option,
-    open_repository,
-    passphrase_file_option,
-    pick_database,
-    repository_argument,
+from .remote import (
+    Positional,
+    connect,
+    pick_server_database,
+    repository_and,
+    server_options,
+    split_words,
 )
+from .repo_options import db_option, open_repository, passphrase_file_option, pick_database
 
 Command = Callable[..., Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A repository's database; `target` when the command takes one."""
+    """A repository's database, or a server's (`client`); `target` when the command takes one."""
 
-    repo_path: Path
+    repo_path: Path | None
     db_id: str | None
     passphrase_file: Path | None
+    client: ServerClient | None
     target: Target | None = None
 
     def open(self, target: Target | None = None) -> Snapshot:
         """The database at `target` (default: the command's point), read from the repository."""
         chosen = target or self.target
         assert chosen is not None, "a command without point options named no point"
+        assert self.repo_path is not None, "a server's points are read through the API"
         repo = open_repository(self.repo_path, self.passphrase_file)
         return open_snapshot(repo, pick_database(repo, self.db_id), chosen)
 
+    def mail_api(self) -> tuple[ServerClient, str]:
+        """With --server: the client, and the path of its database's mail endpoints."""
+        assert self.client is not None
+        return self.client, f"/api/v1/databases/{pick_server_database(self.client, self.db_id)}/mail"
 
-_SOURCE_KEYS = ("repo_path", "db_id", "passphrase_file")
+    def point(self) -> str:
+        """The command's point as the API names one (latest, txn:N, point:NAME, at:TIME)."""
+        assert self.target is not None
+        return self.target.spec()
+
+
 _POINT_KEYS = ("latest", "at_time", "recovery_point", "txn")
 
 
-def source_options(*, point: bool) -> Callable[[Command], Command]:
-    """REPO, --db, --passphrase-file and, with `point`, --latest/--at/--recovery-point/--txn;
-    the command receives them as one `source` argument."""
+def source_options(*, point: bool, after: tuple[Positional, ...] = ()
+                   ) -> Callable[[Command], Command]:
+    """REPO (or --server and --token-file), the arguments `after` it, --db, --passphrase-file
+    and, with `point`, --latest/--at/--recovery-point/--txn; the command receives them as one
+    `source` argument, and the arguments `after` by their names."""
     def decorate(command: Command) -> Command:
         @functools.wraps(command)
         def run(**kwargs: Any) -> Any:
-            values = {key: kwargs.pop(key) for key in _SOURCE_KEYS}
+            server = kwargs.pop("server")
+            repo_path, arguments = split_words(kwargs.pop("words"), after, server=server)
+            client = connect(repo_path, server, kwargs.pop("token_file"))
+            source = functools.partial(Source, repo_path, kwargs.pop("db_id"),
+                                       kwargs.pop("passphrase_file"), client)
             target = None
             if point:
                 latest, at_time, recovery_point, txn = (kwargs.pop(key) for key in _POINT_KEYS)
                 target = point_target(latest=latest, at=at_time, recovery_point=recovery_point,
                                       txn=txn)
-            return command(source=Source(**values, target=target), **kwargs)
+            return command(source=source(target), **arguments, **kwargs)
 
-        options: list[Callable[[Any], Any]] = [repository_argument(), db_option()]
+        options: list[Callable[[Any], Any]] = [repository_and(*after), db_option()]
         if point:
             options += _point_options()
-        options.append(passphrase_file_option)
+        options += [passphrase_file_option, server_options]
         for option in reversed(options):
             run = option(run)
         return run
@@ -88,11 +108,11 @@ def describe(snapshot: Snapshot) -> dict[str, Any]:
     return data
 
 
-def as_of(snapshot: Snapshot) -> str:
-    """A heading for text output: which point this is."""
-    when = f" ({format_ms(snapshot.txn_time)})" if snapshot.txn_time is not None else ""
-    name = "" if snapshot.label.startswith("txn ") else f" '{snapshot.label}'"
-    return f"{snapshot.db_id} at transaction {snapshot.txn}{name}{when}"
+def as_of(point: dict[str, Any]) -> str:
+    """A heading for text output: which point this is (as `describe` or the API gives it)."""
+    when = f" ({point['txn_time']})" if point["txn_time"] is not None else ""
+    name = "" if point["label"].startswith("txn ") else f" '{point['label']}'"
+    return f"{point['db_id']} at transaction {point['txn']}{name}{when}"
 
 
 def day_time(seconds: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -10,22 +11,25 @@ import click
 
 from ..errors import UsageError
 from ..granular import RecoverRequest, diff_databases, parse_point, recover_into
+from ..restore import Target
 from ..store import MailDatabase
 from ..store.names import check_address, split_path
 from ..store.transfer import Format, export_mail
+from ..store.transfer import check_destination as check_export_destination
 from . import output
 from .granular_options import Source, as_of, cut, describe, place, source_options
 from .progress import progress_reporter
+from .remote import Positional, pick_server_database, run_job, unpack
 
 
 @click.command("diff")
-@source_options(point=False)
+@source_options(point=False, after=(Positional("mailbox", "MAILBOX", False),))
 @click.option("--from", "from_point", metavar="POINT", required=True,
               help="The earlier point: latest, txn:N, point:NAME or a time.")
 @click.option("--to", "to_point", metavar="POINT", help="The later point, written the same way.")
-@click.option("--live", "live_db", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Compare with this mail database as it is now instead of a later point.")
-@click.argument("mailbox", required=False)
+@click.option("--live", "live_db", type=click.Path(dir_okay=False, path_type=Path),
+              help="Compare with this mail database as it is now instead of a later point (with "
+                   "--server, the server's database, by its path there).")
 @output.json_option
 def diff_command(source: Source, from_point: str, to_point: str | None, live_db: Path | None,
                  mailbox: str | None, as_json: bool) -> None:
@@ -47,20 +51,35 @@ def diff_command(source: Source, from_point: str, to_point: str | None, live_db:
         raise UsageError("give exactly one of --to and --live",
                          hint="--to POINT compares two points; --live DB compares with now.")
     address = check_address(mailbox) if mailbox else None
-    with ExitStack() as stack:
-        old = stack.enter_context(source.open(parse_point(from_point)))
+    earlier = parse_point(from_point)
+    later = parse_point(to_point) if to_point is not None else None
+    if source.client is not None:
+        client, mail = source.mail_api()
         if live_db is not None:
-            new = stack.enter_context(MailDatabase.open(live_db, readonly=True))
-            later: dict[str, Any] = {"live": str(live_db)}
-            later_text = f"the live database {live_db}"
+            _server_database(source, live_db)
+        data = client.get(f"{mail}/diff", **{"from": earlier.spec()},
+                          to=later.spec() if later else None, live="true" if live_db else None,
+                          mailbox=address)
+    else:
+        data = _diff_here(source, earlier, later, live_db, address)
+    output.emit(data, as_json, lambda d: f"from {as_of(d['from'])}\nto " + (
+        f"the live database {d['to']['live']}" if "live" in d["to"] else as_of(d["to"]))
+        + "\n" + _render_diff(d))
+
+
+def _diff_here(source: Source, earlier: Target, later: Target | None, live_db: Path | None,
+               address: str | None) -> dict[str, Any]:
+    with ExitStack() as stack:
+        old = stack.enter_context(source.open(earlier))
+        if live_db is not None:
+            new = stack.enter_context(MailDatabase.open(_existing(live_db), readonly=True))
+            to: dict[str, Any] = {"live": str(live_db)}
         else:
-            assert to_point is not None
-            snapshot = stack.enter_context(source.open(parse_point(to_point)))
-            new, later, later_text = snapshot.database, describe(snapshot), as_of(snapshot)
+            assert later is not None
+            snapshot = stack.enter_context(source.open(later))
+            new, to = snapshot.database, describe(snapshot)
         diff = diff_databases(old.database, new, mailbox=address)
-        data = {"from": describe(old), "to": later, "mailbox": address} | diff.as_dict()
-        heading = f"from {as_of(old)}\nto {later_text}"
-    output.emit(data, as_json, lambda d: heading + "\n" + _render_diff(d))
+        return {"from": describe(old), "to": to, "mailbox": address} | diff.as_dict()
 
 
 @click.command("recover")
@@ -71,8 +90,9 @@ def diff_command(source: Source, from_point: str, to_point: str | None, live_db:
 @click.option("--message", "selectors", metavar="MESSAGE", multiple=True,
               help="Recover only this message: a UID in --folder, or a Message-ID such as "
                    "'<abc@host>'. May be repeated.")
-@click.option("--into", "live_db", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Add the mail to this live mail database.")
+@click.option("--into", "live_db", type=click.Path(dir_okay=False, path_type=Path),
+              help="Add the mail to this live mail database (with --server, the server's "
+                   "database, by its path there).")
 @click.option("--target-mailbox", help="With --into: the live mailbox to add to (it must exist).  "
                                        "[default: --mailbox]")
 @click.option("--merge", is_flag=True, help="With --into: put messages back into their original "
@@ -111,19 +131,78 @@ def recover_command(source: Source, mailbox: str, folder: str | None, selectors:
     _check_destination(live_db, export_to, selectors, target_mailbox, merge)
     address = check_address(mailbox)
     path = split_path(folder) if folder else ()
+    if source.client is not None and export_to is not None:
+        data = _export_on_server(source, address, path, *export_to, as_json=as_json)
+    elif source.client is not None:
+        assert live_db is not None
+        _server_database(source, live_db)
+        client, mail = source.mail_api()
+        job = client.post(f"{mail}/recoveries", {
+            "point": source.point(), "mailbox": address, "folder": list(path),
+            "messages": list(selectors), "target_mailbox": target_mailbox, "merge": merge,
+            "batch": batch})
+        data = run_job(client, job, as_json=as_json)
+    else:
+        data = _recover_here(source, address, path, selectors, live_db, target_mailbox, merge,
+                             batch, export_to, as_json=as_json)
+    output.emit(data, as_json, _render_recover)
+
+
+def _recover_here(source: Source, address: str, path: tuple[str, ...], selectors: tuple[str, ...],
+                  live_db: Path | None, target_mailbox: str | None, merge: bool, batch: int,
+                  export_to: tuple[str, Path] | None, *, as_json: bool) -> dict[str, Any]:
     with source.open() as snapshot, progress_reporter(enabled=not as_json) as progress:
         if export_to is not None:
             kind, destination = export_to
             report = export_mail(snapshot.database, address, path, destination, Format(kind),
                                  progress)
-            data = {"point": describe(snapshot), "export": report.as_dict()}
-        else:
-            assert live_db is not None
-            request = RecoverRequest(address, path, selectors, target_mailbox, merge, batch)
-            with MailDatabase.open(live_db) as live:
-                recovered = recover_into(snapshot.database, snapshot.label, live, request, progress)
-            data = {"point": describe(snapshot), "recover": recovered.as_dict()}
-    output.emit(data, as_json, _render_recover)
+            return {"point": describe(snapshot), "export": report.as_dict()}
+        assert live_db is not None
+        request = RecoverRequest(address, path, selectors, target_mailbox, merge, batch)
+        with MailDatabase.open(_existing(live_db)) as live:
+            recovered = recover_into(snapshot.database, snapshot.label, live, request, progress)
+        return {"point": describe(snapshot), "recover": recovered.as_dict()}
+
+
+def _export_on_server(source: Source, address: str, path: tuple[str, ...], kind: str,
+                      destination: Path, *, as_json: bool) -> dict[str, Any]:
+    """The server exports into one file (an mbox, or a zip of the tree), downloaded here and
+    unpacked into `destination`, as a local export would have written it."""
+    check_export_destination(destination)
+    client, mail = source.mail_api()
+    job = client.post(f"{mail}/exports", {"point": source.point(), "mailbox": address,
+                                          "folder": list(path), "format": kind})
+    result = run_job(client, job, as_json=as_json)
+    destination.mkdir(parents=True, exist_ok=True)
+    name = Path(result["file"]).name
+    packed = destination / f".{name}.partial"
+    client.download(f"/api/v1/jobs/{job['id']}/file", packed)
+    if name.endswith(".zip"):
+        unpack(packed, destination)
+        packed.unlink()
+    else:
+        packed.replace(destination / name)
+    return {"point": result["point"],
+            "export": {**result["export"], "destination": str(destination)}}
+
+
+def _server_database(source: Source, live_db: Path) -> None:
+    """With --server, --into and --live name the server's own database (by its path there), so
+    that the command says the same thing whichever way it runs."""
+    client, _mail = source.mail_api()
+    db_id = pick_server_database(client, source.db_id)
+    there = str(client.get(f"/api/v1/databases/{db_id}")["path"])
+    if str(live_db) != there and str(live_db.absolute()) != there:
+        raise UsageError(f"the server's database {db_id} is {there}, not {live_db}",
+                         hint="With --server, mail is recovered into (or compared with) the "
+                              "database the server protects: give its path, or --db for "
+                              "another.")
+
+
+def _existing(path: Path) -> Path:
+    """`path`, which must be there (an OSError saying why not)."""
+    os.stat(path)
+    return path
 
 
 def _check_destination(live_db: Path | None, export_to: tuple[str, Path] | None,

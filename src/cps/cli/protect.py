@@ -21,7 +21,14 @@ from ..repository import Repository
 from ..repository.naming import check_db_id
 from . import output
 from .progress import Reporter, progress_reporter
-from .remote import connect, pick_server_database, server_options
+from .remote import (
+    Positional,
+    connect,
+    pick_server_database,
+    repository_and,
+    server_options,
+    split_words,
+)
 from .repo_options import (
     RepositoryPath,
     db_option,
@@ -140,6 +147,9 @@ def point_group() -> None:
     """Named points in time to restore to."""
 
 
+_POINT_NAME = Positional("name", "NAME")
+
+
 @point_group.command("create")
 @click.argument("db", required=False, type=click.Path(dir_okay=False, exists=True,
                                                      path_type=Path))
@@ -187,13 +197,13 @@ def point_create(db: Path | None, repo_path: Path | None, db_id: str | None, nam
 
 
 @point_group.command("keep")
-@click.argument("where_and_name", nargs=-1, required=True, metavar="[REPO] NAME")
+@repository_and(_POINT_NAME)
 @db_option()
 @click.option("--off", is_flag=True, help="Let retention decide again.")
 @passphrase_file_option
 @server_options
 @output.json_option
-def point_keep(where_and_name: tuple[str, ...], db_id: str | None, off: bool,
+def point_keep(words: tuple[str, ...], db_id: str | None, off: bool,
                passphrase_file: Path | None, server: str | None, token_file: Path | None,
                as_json: bool) -> None:
     """Keep the recovery point NAME (and what it needs) whatever the retention policy, or, with
@@ -207,12 +217,8 @@ def point_keep(where_and_name: tuple[str, ...], db_id: str | None, off: bool,
       cps recovery-point keep --server http://127.0.0.1:8470 --token-file ~/.cps-token \\
           --db mail01 "before upgrade"
     """
-    if len(where_and_name) > 2:
-        raise UsageError(f"expected [REPO] NAME, got {len(where_and_name)} arguments",
-                         hint="Quote a name with spaces.")
-    # REPO is optional before NAME (with --server), so click cannot tell them apart itself.
-    *where, name = where_and_name
-    repo_path = RepositoryPath().convert(where[0], None, None) if where else None
+    repo_path, arguments = split_words(words, (_POINT_NAME,), server=server)
+    name = str(arguments["name"])
     client = connect(repo_path, server, token_file)
     if client is not None:
         with client:

@@ -3,15 +3,18 @@ CPS server instead, which then does the work (and audits it) where the repositor
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from ..client import ServerClient, read_token
-from ..errors import UsageError
+from ..errors import ServerError, UsageError
 from .progress import progress_reporter
+from .repo_options import RepositoryPath
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +30,39 @@ def server_options(command: F) -> F:
         "--server", metavar="URL",
         help="Ask the CPS server at URL (e.g. http://127.0.0.1:8470) instead of reading REPO.",
     )(command)
+
+
+@dataclass(frozen=True, slots=True)
+class Positional:
+    """An argument that follows REPO."""
+
+    name: str
+    metavar: str
+    required: bool = True
+
+
+def repository_and(*after: Positional) -> Callable[[F], F]:
+    """REPO then the arguments `after`, for a command that takes --server too: REPO is left out
+    with --server, which click cannot tell from the arguments after it, so they are read
+    together (as `words`) and told apart by `split_words`."""
+    shown = " ".join(p.metavar if p.required else f"[{p.metavar}]" for p in after)
+    return click.argument("words", nargs=-1, metavar=f"[REPO] {shown}".strip(),
+                          required=any(p.required for p in after))
+
+
+def split_words(words: tuple[str, ...], after: tuple[Positional, ...], *, server: str | None
+                ) -> tuple[Path | None, dict[str, str | None]]:
+    """REPO (None with --server) and the values of the arguments `after`, by name."""
+    repo_word, own = (None, list(words)) if server is not None else (
+        (words[0], list(words[1:])) if words else (None, []))
+    context = click.get_current_context(silent=True)  # for the hint naming the command's help
+    if len(own) > len(after):
+        raise click.UsageError(f"Got unexpected extra argument ({own[len(after)]})", context)
+    missing = [p.metavar for p in after[len(own):] if p.required]
+    if missing:
+        raise click.UsageError(f"Missing argument '{missing[0]}'.", context)
+    repo_path = RepositoryPath().convert(repo_word, None, None) if repo_word is not None else None
+    return repo_path, {p.name: own[i] if i < len(own) else None for i, p in enumerate(after)}
 
 
 def connect(repo_path: Path | None, server: str | None, token_file: Path | None,
@@ -66,3 +102,15 @@ def run_job(client: ServerClient, job: dict[str, Any], *, as_json: bool) -> dict
     """Wait for the server's `job`, with a progress bar on a terminal; its result."""
     with progress_reporter(enabled=not as_json) as progress:
         return client.wait(job, progress)
+
+
+def unpack(archive: Path, destination: Path) -> None:
+    """Unpack the zip a server's export job made into `destination`; a member named to land
+    outside it (an absolute path, '..') is refused before anything is written."""
+    with zipfile.ZipFile(archive) as packed:
+        root = destination.resolve()
+        for member in packed.namelist():
+            if not (root / member).resolve().is_relative_to(root):
+                raise ServerError(f"the export holds a file outside its folder: {member!r}",
+                                  hint=f"Nothing was unpacked into {destination}; report this.")
+        packed.extractall(destination)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -99,10 +99,18 @@ class ServerClient:
             file.unlink(missing_ok=True)
             raise
 
+    def copy_to(self, path: str, out: BinaryIO, **params: Any) -> None:
+        """Write what `path` serves to `out` as it arrives (a message's raw bytes)."""
+        with self._stream(path, params) as chunks:
+            for chunk in chunks:
+                out.write(chunk)
+        out.flush()
+
     @contextmanager
-    def _stream(self, path: str) -> Iterator[Iterator[bytes]]:
+    def _stream(self, path: str, params: dict[str, Any] | None = None
+                ) -> Iterator[Iterator[bytes]]:
         try:
-            with self._http.stream("GET", path) as response:
+            with self._http.stream("GET", path, params=params) as response:
                 if response.is_error:
                     response.read()
                     _raise(response)

@@ -88,3 +88,13 @@ def folder_row(folder: Folder) -> dict[str, Any]:
     return {"id": folder.id, "path": list(folder.path), "role": folder.role,
             "messages": folder.messages, "unseen": folder.unseen,
             "uidvalidity": folder.uidvalidity, "uidnext": folder.uidnext}
+
+
+def folder_page(db: MailDatabase, address: str, folder: FolderPath, *, limit: int,
+                offset: int) -> dict[str, Any]:
+    """One page of a folder's messages in UID order, with how many it holds in all."""
+    counted = select_folders(db, address, folder)  # MailDatabase.folder() does not count
+    total = next(f.messages for f in counted if f.path == tuple(folder))
+    page = db.messages(address, tuple(folder), limit=limit, offset=offset)
+    return {"mailbox": address, "folder": list(folder), "total": total, "offset": offset,
+            "limit": limit, "messages": [message_row(m) for m in page]}

@@ -36,14 +36,23 @@ class Target:
         return f"time {format_ms(self.value)}"
 
     def to_json(self) -> dict[str, Any]:
-        """The target as the API's restore and mail requests take it (a time in UTC, to the
-        millisecond, so that the server reads the same instant whatever its clock or zone)."""
+        """The target as the API's restore requests take it (a time in UTC, to the millisecond,
+        so that the server reads the same instant whatever its clock or zone)."""
         if self.kind == "latest":
             return {"latest": True}
         if self.kind == "time":
             assert isinstance(self.value, int)
             return {"at": format_ms(self.value)}
         return {"recovery_point" if self.kind == "point" else "txn": self.value}
+
+    def spec(self) -> str:
+        """The target in one word, as `cps diff` and the API's mail requests take it."""
+        if self.kind == "latest":
+            return "latest"
+        if self.kind == "time":
+            assert isinstance(self.value, int)
+            return f"at:{format_ms(self.value)}"
+        return f"{self.kind}:{self.value}"
 
 
 def parse_time(text: str, now: float | None = None) -> int:

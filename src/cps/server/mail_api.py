@@ -48,7 +48,7 @@ from ..granular import (
     select_recovery,
     show_message,
 )
-from ..granular.browse import folder_row, message_row
+from ..granular.browse import folder_page, folder_row
 from ..granular.select import select_folders
 from ..repository import Repository
 from ..restore import Target, format_ms, parse_time
@@ -203,13 +203,10 @@ def _browse_routes(app: FastAPI, mail: _Mail, operator: Any) -> None:
             raise UsageError("name the folder to list", hint="Give its path as folder=NAME, one "
                              "parameter a name; the folder tree is at .../folders.")
         with mail.at(db_id, point) as [seen]:
-            counted = select_folders(seen.database, address, path)  # folder() does not count
-            total = next(f.messages for f in counted if f.path == path)
-            page = seen.database.messages(address, path, limit=limit, offset=offset)
+            page = folder_page(seen.database, address, path, limit=limit, offset=offset)
         mail.audit(who, "browse", seen, mailbox=address, folder=list(path), offset=offset,
                    limit=limit)
-        return {"point": seen.point, "mailbox": address, "folder": list(path), "total": total,
-                "offset": offset, "limit": limit, "messages": [message_row(m) for m in page]}
+        return {"point": seen.point, **page}
 
     @app.get(MAILBOX + "/messages/{selector:path}", response_model=None)
     def show(db_id: str, address: str, selector: str = PathParameter(max_length=1000),
@@ -310,12 +307,13 @@ def _export(repo: Repository, seen: _Seen, address: str, path: tuple[str, ...], 
 
 
 def _pack(tree: Path, stem: str, progress: Progress) -> Path:
-    """The export as one file beside `tree`: a lone mbox file as it is, anything else a zip of the
-    tree, its folders too (a Maildir needs its empty cur, new and tmp); `tree` is removed. Every
-    name inside comes from the exporter, which keeps folder names from leaving the tree."""
+    """The export as one file beside `tree`: a lone mbox file as it is, under the name the
+    exporter gave it (as a local export names it), anything else a zip of the tree, its folders
+    too (a Maildir needs its empty cur, new and tmp), named `stem`.zip; `tree` is removed. Every
+    name comes from the exporter, which keeps folder names from leaving the tree."""
     paths = sorted(tree.rglob("*"))
     if len(paths) == 1 and paths[0].suffix == ".mbox":
-        packed = tree.parent / f"{stem}.mbox"
+        packed = tree.parent / paths[0].name  # as the exporter named it (the folder's name)
         os.replace(paths[0], packed)
     else:
         packed = tree.parent / f"{stem}.zip"

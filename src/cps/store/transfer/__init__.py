@@ -5,7 +5,7 @@
 directory (see `exporter.py`). Raw message bytes pass through both unchanged.
 """
 
-from .exporter import ExportReport, export_mail
+from .exporter import ExportReport, check_destination, export_mail
 from .importer import ImportReport, Problem, import_mail
 from .mbox import Quoting
 from .readers import Format
@@ -18,6 +18,7 @@ __all__ = [
     "Problem",
     "Progress",
     "Quoting",
+    "check_destination",
     "export_mail",
     "import_mail",
 ]

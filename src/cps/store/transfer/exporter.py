@@ -72,7 +72,7 @@ def export_mail(
     started = time.monotonic()
     if kind is Format.AUTO:
         raise UsageError("choose an export format", hint="Use maildir, mbox or eml.")
-    _check_destination(destination)
+    check_destination(destination)
     address = check_address(address)
     folder = tuple(check_folder_name(name) for name in folder)
     with db.read() as connection:
@@ -95,7 +95,8 @@ def export_mail(
     )
 
 
-def _check_destination(destination: Path) -> None:
+def check_destination(destination: Path) -> None:
+    """An export writes into a new or empty directory only."""
     if destination.is_symlink() or (destination.exists() and not destination.is_dir()):
         raise UsageError(
             f"{display(destination)} exists and is not a directory",
