@@ -16,6 +16,7 @@ from ..config import parse_duration
 from ..errors import UsageError
 
 _RELATIVE = re.compile(r"(.+?)\s+ago")
+_TIME_HINT = "Write 2026-11-22T18:35:01.250Z, 2026-11-22 18:35 (local time) or 15m ago."
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +36,16 @@ class Target:
 
 
 def parse_time(text: str, now: float | None = None) -> int:
-    """A time as milliseconds since the epoch."""
-    current = time.time() if now is None else now
+    """A time as milliseconds since the epoch, one that format_ms can show (years 1 to 9999)."""
+    try:
+        ms = _milliseconds(text, time.time() if now is None else now)
+        format_ms(ms)
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(f"the time {text!r} is out of range", hint=_TIME_HINT) from None
+    return ms
+
+
+def _milliseconds(text: str, current: float) -> int:
     cleaned = text.strip().lower()
     if cleaned == "now":
         return int(current * 1000)
@@ -46,10 +55,7 @@ def parse_time(text: str, now: float | None = None) -> int:
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise UsageError(
-            f"cannot read {text!r} as a time",
-            hint="Write 2026-11-22T18:35:01.250Z, 2026-11-22 18:35 (local time) or 15m ago.",
-        ) from None
+        raise UsageError(f"cannot read {text!r} as a time", hint=_TIME_HINT) from None
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()  # local time of this machine
     return int(parsed.timestamp() * 1000)

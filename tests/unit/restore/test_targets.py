@@ -36,3 +36,9 @@ def test_unreadable_times_say_how_to_write_one(text: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_time(text, now=NOW)
     assert caught.value.hint is not None and "15m ago" in caught.value.hint
+
+
+@pytest.mark.parametrize("text", ["0001-01-01", "9999-12-31T23:59:59-14:00", "99999999999w ago"])
+def test_times_no_date_can_show_are_out_of_range(text: str) -> None:
+    with pytest.raises(UsageError, match="out of range"):
+        parse_time(text, now=NOW)
