@@ -10,11 +10,13 @@ stopped cleanly), and the process exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -37,10 +39,13 @@ async def _serve(config: Config, on_ready: Callable[[dict[str, object]], None]) 
     try:
         sock = _bind(config.server.listen)
         settings = config.server
-        server = uvicorn.Server(uvicorn.Config(
+        server = _Server(uvicorn.Config(
             build_app(service), log_config=None, access_log=False, lifespan="off",
             ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls_key else None))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, server.handle_exit, signum, None)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
@@ -50,6 +55,15 @@ async def _serve(config: Config, on_ready: Callable[[dict[str, object]], None]) 
     finally:
         await service.stop()
         logger.info("stopped")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with SIGTERM and SIGINT left to `_serve`: uvicorn's own handlers raise
+    the signal again once it has shut down, which would end the process before the service stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _bind(endpoint: Endpoint) -> socket.socket:
