@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..capture import ask_for_full
@@ -35,6 +35,8 @@ MAX_BODY = 1 << 20  # bytes a request body may have
 
 
 class PointRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(None, max_length=200, description="default: manual <time>")
     keep: bool = False
 
@@ -42,6 +44,8 @@ class PointRequest(BaseModel):
 class TargetModel(BaseModel):
     """Exactly one of latest, txn, at (a time as `cps restore --at` takes it) or
     recovery_point."""
+
+    model_config = ConfigDict(extra="forbid")
 
     latest: bool = False
     txn: int | None = Field(None, ge=1)
