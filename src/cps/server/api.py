@@ -11,7 +11,7 @@ are jobs (jobs.py): the request answers 202 with the job, whose progress and res
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..capture import ask_for_full
@@ -32,6 +34,8 @@ from .service import Service
 from .status import database_status
 
 MAX_BODY = 1 << 20  # bytes a request body may have
+TOO_LARGE = f"the request body is larger than {MAX_BODY} bytes"
+SMALL = "Requests take small JSON documents."
 
 
 class PointRequest(BaseModel):
@@ -74,18 +78,34 @@ def build_app(service: Service) -> FastAPI:
                   description="Continuous protection for mail stores: status, timelines, "
                               "recovery points, restores and mail at any point in time.")
     problems.install(app)
-    app.middleware("http")(_limit_body)
+    app.add_middleware(_BodyLimit)
     _routes(app, service)
     return app
 
 
-async def _limit_body(request: Request,
-                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        return problems.problem(413, "too-large", f"the request body is larger than {MAX_BODY} "
-                                "bytes", hint="Requests take small JSON documents.")
-    return await call_next(request)
+class _BodyLimit:
+    """Refuses a request body of more than MAX_BODY bytes (413): at once when its Content-Length
+    says so, else as soon as more has arrived (a chunked body has no length to check first)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        length = Headers(scope=scope).get("content-length") if scope["type"] == "http" else None
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            await problems.problem(413, "too-large", TOO_LARGE, hint=SMALL)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY:
+                raise HTTPException(413, TOO_LARGE)  # to the route reading the body
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def requires(service: Service, role: str) -> Callable[[Request], Principal]:
