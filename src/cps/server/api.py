@@ -5,7 +5,8 @@ status, timelines and metrics, `operator` for what acts on databases or reads ma
 problem details (problems.py). What acts (recovery points, full backups, restores, recoveries,
 exports) and every look at mail content is written to the audit log (audit.py). Long operations
 are jobs (jobs.py): the request answers 202 with the job, whose progress and result are at
-`/api/v1/jobs/{id}`. Mail at a point in time is served by the routes of mail_api.py.
+`/api/v1/jobs/{id}`; a restore the repository would refuse is refused at once instead. Mail at a
+point in time is served by the routes of mail_api.py.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..capture import ask_for_full
-from ..ops import create_point, restore_database, timelines
+from ..ops import check_restorable, create_point, restore_database, timelines
 from ..restore import Target, format_ms, parse_time
 from . import problems
 from .auth import Principal
@@ -172,6 +173,7 @@ def _routes(app: FastAPI, service: Service) -> None:
         service.settings(db_id)
         target = body.target()
         repo = service.repository(db_id)
+        check_restorable(repo, db_id, target, best_effort=body.best_effort)  # 4xx, not a job
 
         def work(folder: Path, progress: Progress) -> dict[str, Any]:
             done = restore_database(repo, db_id, target, folder / f"{db_id}.db",
