@@ -40,7 +40,7 @@ SMALL = "Requests take small JSON documents."
 
 
 class PointRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(None, max_length=200, description="default: manual <time>")
     keep: bool = False
@@ -50,7 +50,7 @@ class TargetModel(BaseModel):
     """Exactly one of latest, txn, at (a time as `cps restore --at` takes it) or
     recovery_point."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     latest: bool = False
     txn: int | None = Field(None, ge=1)
