@@ -73,7 +73,7 @@ MAIL = {ALICE: [b"From: Carol <carol@example.org>\r\nSubject: Budget %d\r\n\r\nF
                 for n in range(3)]}
 
 # Paths the fixture provides, by the placeholders the invocations below use.
-DB, REPO, MESSAGE = "<db>", "<repo>", "<message>"
+DB, REPO, MESSAGE, CONFIG = "<db>", "<repo>", "<message>", "<config>"
 NEW_REPO, NEW_FILE, NEW_FOLDER = "<new repo>", "<new file>", "<new folder>"
 POINT: dict[str, Value] = {"words": (REPO,), "latest": True}
 
@@ -93,9 +93,9 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
     "cps restore": [{"repo_path": REPO, "output_path": NEW_FILE, "latest": True}],
     "cps search": [POINT],
     "cps server status": [{"server": "http://127.0.0.1:9", "token_file": MESSAGE}],
-    "cps server token create": [{"config_path": MESSAGE, "name": "alice", "role": "operator"}],
-    "cps server token list": [{"config_path": MESSAGE}],
-    "cps server token revoke": [{"config_path": MESSAGE, "token_id": "0123abcd"}],
+    "cps server token create": [{"config_path": CONFIG, "name": "monitoring", "role": "auditor"}],
+    "cps server token list": [{"config_path": CONFIG}],
+    "cps server token revoke": [{"config_path": CONFIG, "token_id": "0123456789ab"}],
     "cps show": [{"words": (REPO, INBOX, "1"), "latest": True}],
     "cps store create": [{"db": NEW_FILE}],
     "cps store dump": [{"db": DB}],
@@ -124,17 +124,19 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
 
 @dataclass(frozen=True, slots=True)
 class Setup:
-    """A protected mail database, its repository, a message file, and a plain file."""
+    """A protected mail database, its repository, a server configuration for them, a message
+    file, and a plain file."""
 
     db: Path
     repo: Path
+    config: Path
     message: Path
     plain_file: Path
 
     def line(self, name: str, values: Mapping[str, Value], folder: Path) -> list[str]:
         """The command line of `values`, placeholders made paths (new ones inside `folder`)."""
-        paths = {DB: self.db, REPO: self.repo, MESSAGE: self.message, NEW_REPO: folder / "repo",
-                 NEW_FILE: folder / "new.db", NEW_FOLDER: folder / "new"}
+        paths = {DB: self.db, REPO: self.repo, CONFIG: self.config, MESSAGE: self.message,
+                 NEW_REPO: folder / "repo", NEW_FILE: folder / "new.db", NEW_FOLDER: folder / "new"}
 
         def resolve(value: Value) -> Value:
             if isinstance(value, tuple):
@@ -149,11 +151,13 @@ class Setup:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     folder = tmp_path_factory.mktemp("cli")
     db, repo = protected_store(folder, MAIL)
+    config = folder / "cps.toml"
+    config.write_text(f'[[database]]\nid = "mail"\npath = "{db}"\nrepository = "{repo}"\n')
     message = folder / "message.eml"
     message.write_bytes(MAIL[ALICE][0])
     plain_file = folder / "plain-file"
     plain_file.write_text("not a folder\n")
-    return Setup(db, repo, message, plain_file)
+    return Setup(db, repo, config, message, plain_file)
 
 
 @pytest.fixture(scope="module")

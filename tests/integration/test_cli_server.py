@@ -20,7 +20,7 @@ from cps.store import MailDatabase
 from tests.conftest import run_cps
 from tests.integration.granular_history import mail_of
 from tests.integration.protect_helpers import dump
-from tests.integration.server_helpers import Server, protecting, running_server, write_config
+from tests.integration.server_run import ServerProcess, protecting, running, site_for
 
 USER = "user001@example.com"
 
@@ -30,7 +30,7 @@ class Setup:
     folder: Path
     db: Path
     repo: Path
-    server: Server
+    server: ServerProcess
     operator_token: Path
     auditor_token: Path
     p1_dump: str  # the store when recovery point p1 was made (no writer runs in these tests)
@@ -61,11 +61,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     run_cps("store", "create", db)
     run_cps("store", "workload", db, "--ops", "400", "--seed", "11")
     run_cps("repo", "init", repo)
-    config = write_config(folder, {"mail": (db, repo)})
-    with running_server(config) as server:
-        operator = token_file(folder, config, "olivia", "operator")
-        auditor = token_file(folder, config, "audrey", "auditor")
-        with server.client("watcher", "auditor") as watcher:
+    site = site_for(folder, {"mail": db}, repo, recovery_point_every="off")
+    with running(site) as server:
+        operator = token_file(folder, site.config, "olivia", "operator")
+        auditor = token_file(folder, site.config, "audrey", "auditor")
+        with server.client("auditor") as watcher:
             protecting(watcher, "mail")
         run_cps("store", "workload", db, "--ops", "60", "--seed", "12")  # after transaction 1
         run_cps("recovery-point", "create", "--name", "p1", "--server", server.api,

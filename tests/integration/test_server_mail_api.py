@@ -40,12 +40,13 @@ from tests.integration.granular_history import (
     sha,
 )
 from tests.integration.protect_helpers import dump, wait_until
-from tests.integration.server_helpers import (
-    Server,
-    finished_job,
+from tests.integration.server_run import (
+    ServerProcess,
+    answer,
+    finished,
     protecting,
-    running_server,
-    write_config,
+    running,
+    site_for,
 )
 
 MAIL = "/api/v1/databases/mail/mail"
@@ -56,7 +57,7 @@ ALLEN = CORPUS / "enron" / "allen-p"
 @dataclass
 class Served:
     history: History
-    server: Server
+    server: ServerProcess
     operator: httpx.Client
     auditor: httpx.Client
 
@@ -68,10 +69,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     if not (CORPUS / "README.md").is_file():
         pytest.skip(f"the mail corpus is not at {CORPUS} (set CPS_CORPUS)")
     history = make_history(tmp_path_factory.mktemp("server-mail"), CORPUS)
-    config = write_config(history.folder, {"mail": (history.db, history.repo)})
-    with running_server(config) as server:
-        operator = server.client("olivia", "operator")
-        auditor = server.client("audrey", "auditor")
+    site = site_for(history.folder, {"mail": history.db}, history.repo,
+                    recovery_point_every="off")
+    with running(site) as server:
+        operator = server.new_client("olivia", "operator")
+        auditor = server.new_client("audrey", "auditor")
         protecting(auditor, "mail")
         live_history(history)
         yield Served(history, server, operator, auditor)
@@ -209,11 +211,11 @@ def test_diff_is_what_the_cli_says_whichever_way_round(served: Served) -> None:
                                 [forth, back] * 3))
     cli = history.cps("diff", "--from", "point:p0", "--to", "point:p1")
     assert cli["counts"]["messages_added"] > 0
-    for answer in answers[::2]:
-        same_document(answer, cli, "from", "to")
-    for answer in answers[1::2]:
-        assert answer["counts"]["messages_added"] == cli["counts"]["messages_deleted"]
-        assert answer["messages_deleted"] == cli["messages_added"]
+    for diff in answers[::2]:
+        same_document(diff, cli, "from", "to")
+    for diff in answers[1::2]:
+        assert diff["counts"]["messages_added"] == cli["counts"]["messages_deleted"]
+        assert diff["messages_deleted"] == cli["messages_added"]
 
     live = ok(op.get(f"{MAIL}/diff", params={"from": "point:p0", "live": "true",
                                              "mailbox": CAROL}))
@@ -230,7 +232,7 @@ def test_a_deleted_folder_is_recovered_into_the_live_store(served: Served) -> No
     corpus files byte for byte, with their folders, flags and dates; a second run adds nothing."""
     history, op = served.history, served.operator
     body = {"point": "point:p2", "mailbox": ALICE, "folder": ["Projects"]}
-    job = finished_job(op, op.post(f"{MAIL}/recoveries", json=body))
+    job = finished(op, answer(op.post(f"{MAIL}/recoveries", json=body), 202))
     assert job["state"] == "done", job
     assert job["kind"] == "recover" and job["params"]["txn"] == history.points["p2"]
     assert (job["result"]["recover"]["recovered"], job["result"]["point"]["label"]) == (122, "p2")
@@ -246,7 +248,7 @@ def test_a_deleted_folder_is_recovered_into_the_live_store(served: Served) -> No
         assert ("Recovered Items", "p2", "Projects", "Empty") in [f.path for f in live.folders(ALICE)]
     assert Counter(recovered) == Counter(originals)
 
-    again = finished_job(op, op.post(f"{MAIL}/recoveries", json=body))
+    again = finished(op, answer(op.post(f"{MAIL}/recoveries", json=body), 202))
     assert (again["result"]["recover"]["recovered"],
             again["result"]["recover"]["skipped_present"]) == (0, 122)
 
@@ -255,7 +257,7 @@ def export(served: Served, body: dict[str, Any]) -> tuple[dict[str, Any], bytes]
     """An export job run to its end, and the file it made, downloaded."""
     op = served.operator
     accepted = op.post(f"{MAIL}/exports", json=body)
-    job = finished_job(op, accepted)
+    job = finished(op, answer(accepted, 202))
     assert job["state"] == "done", job
     file = Path(job["result"]["file"])
     folder = served.history.folder / "state" / "jobs" / job["id"]
@@ -363,12 +365,12 @@ def test_an_auditor_never_sees_mail(served: Served) -> None:
 
 
 def test_every_look_at_mail_is_in_the_audit_log(served: Served) -> None:
-    with served.server.client("reggie", "operator") as reader:
+    with served.server.new_client("reggie", "operator") as reader:
         for method, url, options in mail_requests(served.history):
-            answer = reader.request(method, url, **options)
-            assert answer.status_code in (200, 202), (url, answer.text)
-            if answer.status_code == 202:
-                assert finished_job(reader, answer)["state"] == "done"
+            reply = reader.request(method, url, **options)
+            assert reply.status_code in (200, 202), (url, reply.text)
+            if reply.status_code == 202:
+                assert finished(reader, reply.json())["state"] == "done"
         refused = reader.get(f"{MAIL}/mailboxes", params={"point": "point:nope"})
         assert refused.status_code == 422  # nothing was seen: nothing to write down
     entries = [e for e in AuditLog(served.history.folder / "state").entries()

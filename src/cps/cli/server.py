@@ -87,6 +87,7 @@ def token_list(config_path: Path, as_json: bool) -> None:
 
     \b
       cps server token list --config cps.toml
+      cps server token list --config cps.toml --json
     """
     records = TokenStore(load_config(config_path).server.state_dir).records()
     rows = [{"id": r.id, "name": r.name, "role": r.role, "created_at": r.created_at}
@@ -106,7 +107,7 @@ def token_revoke(config_path: Path, token_id: str, as_json: bool) -> None:
     Examples:
 
     \b
-      cps server token revoke --config cps.toml 3f2a9c1d
+      cps server token revoke --config cps.toml 3f9a0c1d2e4b
     """
     record = TokenStore(load_config(config_path).server.state_dir).revoke(token_id)
     output.emit({"id": record.id, "name": record.name, "revoked": True}, as_json,

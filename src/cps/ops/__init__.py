@@ -8,12 +8,13 @@ or renders: the CLI (`cli/`) and the server (`server/`) do that.
 
 from .points import PointMade, create_point, set_keep
 from .protection import protect
-from .restores import RestoreDone, restore_database
+from .restores import RestoreDone, check_restorable, restore_database
 from .timelines import timelines
 
 __all__ = [
     "PointMade",
     "RestoreDone",
+    "check_restorable",
     "create_point",
     "protect",
     "restore_database",

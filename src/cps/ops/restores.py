@@ -36,6 +36,15 @@ class RestoreDone:
         }
 
 
+def check_restorable(repo: Repository, db_id: str, target: Target, *,
+                     best_effort: bool = False) -> None:
+    """Refuse now what restore_database would refuse if it ran now (a target the repository does
+    not cover, or cannot restore exactly without `best_effort`), for a caller that runs the
+    restore itself later, as a job."""
+    with repo.reader_lock():
+        resolve(repo, db_id, target, best_effort=best_effort)
+
+
 def restore_database(repo: Repository, db_id: str, target: Target, output: Path, *,
                      force: bool = False, best_effort: bool = False,
                      progress: Progress | None = None) -> RestoreDone:

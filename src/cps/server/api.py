@@ -5,25 +5,28 @@ status, timelines and metrics, `operator` for what acts on databases or reads ma
 problem details (problems.py). What acts (recovery points, full backups, restores, recoveries,
 exports) and every look at mail content is written to the audit log (audit.py). Long operations
 are jobs (jobs.py): the request answers 202 with the job, whose progress and result are at
-`/api/v1/jobs/{id}`. Mail at a point in time is served by the routes of mail_api.py.
+`/api/v1/jobs/{id}`; a restore the repository would refuse is refused at once instead. Mail at a
+point in time is served by the routes of mail_api.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..capture import ask_for_full
-from ..ops import create_point, restore_database, set_keep, timelines
+from ..ops import check_restorable, create_point, restore_database, set_keep, timelines
 from ..restore import Target, format_ms, parse_time
 from . import mail_api, problems
 from .auth import Principal
@@ -33,9 +36,13 @@ from .service import Service
 from .status import database_status
 
 MAX_BODY = 1 << 20  # bytes a request body may have
+TOO_LARGE = f"the request body is larger than {MAX_BODY} bytes"
+SMALL = "Requests take small JSON documents."
 
 
 class PointRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     name: str | None = Field(None, max_length=200, description="default: manual <time>")
     keep: bool = False
 
@@ -47,6 +54,8 @@ class KeepRequest(BaseModel):
 class TargetModel(BaseModel):
     """Exactly one of latest, txn, at (a time as `cps restore --at` takes it) or
     recovery_point."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     latest: bool = False
     txn: int | None = Field(None, ge=1)
@@ -75,19 +84,35 @@ def build_app(service: Service) -> FastAPI:
                   description="Continuous protection for mail stores: status, timelines, "
                               "recovery points, restores and mail at any point in time.")
     problems.install(app)
-    app.middleware("http")(_limit_body)
+    app.add_middleware(_BodyLimit)
     _routes(app, service)
     mail_api.add_routes(app, service, requires(service, "operator"))
     return app
 
 
-async def _limit_body(request: Request,
-                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        return problems.problem(413, "too-large", f"the request body is larger than {MAX_BODY} "
-                                "bytes", hint="Requests take small JSON documents.")
-    return await call_next(request)
+class _BodyLimit:
+    """Refuses a request body of more than MAX_BODY bytes (413): at once when its Content-Length
+    says so, else as soon as more has arrived (a chunked body has no length to check first)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        length = Headers(scope=scope).get("content-length") if scope["type"] == "http" else None
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            await problems.problem(413, "too-large", TOO_LARGE, hint=SMALL)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY:
+                raise HTTPException(413, TOO_LARGE)  # to the route reading the body
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def requires(service: Service, role: str) -> Callable[[Request], Principal]:
@@ -162,6 +187,7 @@ def _routes(app: FastAPI, service: Service) -> None:
         service.settings(db_id)
         target = body.target()
         repo = service.repository(db_id)
+        check_restorable(repo, db_id, target, best_effort=body.best_effort)  # 4xx, not a job
 
         def work(folder: Path, progress: Progress) -> dict[str, Any]:
             done = restore_database(repo, db_id, target, folder / f"{db_id}.db",

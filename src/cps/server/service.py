@@ -76,10 +76,10 @@ class Service:
     # Life cycle
 
     async def start(self) -> None:
-        make_folders(self.config.server.state_dir)
         for settings in self.config.databases:
             _check(settings)
             self.repository(settings.id)
+        make_folders(self.config.server.state_dir)
         for child in self.children.values():
             child.start()
         self.intake = self._intake()

@@ -202,4 +202,6 @@ def apply_event(state: ProtectionState, event: dict[str, Any]) -> None:
 
 
 def _fields(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if k not in ("event", "time")}
+    """An event's fields for the log, where `db` names the database: its path, which the
+    protector's own `db` is, goes under `path`."""
+    return {"path" if k == "db" else k: v for k, v in event.items() if k not in ("event", "time")}
