@@ -8,7 +8,8 @@
 threads, each with one smtplib.SMTP or smtplib.LMTP connection opened and greeted before the clock
 starts, take (recipient, message) pairs from one shared queue and send each as its own transaction
 (MAIL, one RCPT, DATA). The clock stops when the last reply has arrived. Any reply but 250 fails the
-measurement.
+measurement. Given a `latencies` list, each client also appends to it the seconds each of its
+deliveries took, from sending MAIL to reading the reply to DATA.
 """
 
 from __future__ import annotations
@@ -70,8 +71,7 @@ class CPSServe:
 
     def message_count(self, user: str) -> int:
         """How many messages `user`'s Inbox holds, read from the database file."""
-        with MailDatabase.open(self.database, readonly=True) as database:
-            return sum(folder.messages for folder in database.folders(user) if folder.role == "inbox")
+        return inbox_count(self.database, user)
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of what the server wrote to stderr, to explain a failed measurement."""
@@ -106,6 +106,12 @@ class CPSServe:
         self._process = None
 
 
+def inbox_count(database: Path, user: str) -> int:
+    """How many messages `user`'s Inbox in `database` holds, read from the database file."""
+    with MailDatabase.open(database, readonly=True) as opened:
+        return sum(folder.messages for folder in opened.folders(user) if folder.role == "inbox")
+
+
 def _forward_lines(stream: IO[str], lines: queue.SimpleQueue[str]) -> None:
     """Hand each line of `stream` to `lines`, then "" at its end."""
     for line in stream:
@@ -113,15 +119,17 @@ def _forward_lines(stream: IO[str], lines: queue.SimpleQueue[str]) -> None:
     lines.put("")
 
 
-def deliver(protocol: str, port: int, envelopes: Sequence[Envelope], clients: int) -> float:
-    """Send every envelope to 127.0.0.1:`port` over `clients` connections; the seconds it took."""
+def deliver(protocol: str, port: int, envelopes: Sequence[Envelope], clients: int,
+            latencies: list[float] | None = None) -> float:
+    """Send every envelope to 127.0.0.1:`port` over `clients` connections; the seconds it took.
+    With `latencies`, the seconds of each delivery are appended to it (in no particular order)."""
     work: queue.SimpleQueue[Envelope] = queue.SimpleQueue()
     for envelope in envelopes:
         work.put(envelope)
     start = threading.Barrier(clients + 1)
     failures: list[str] = []
     threads = [
-        threading.Thread(target=_client, args=(protocol, port, work, start, failures))
+        threading.Thread(target=_client, args=(protocol, port, work, start, failures, latencies))
         for _ in range(clients)
     ]
     for thread in threads:
@@ -139,7 +147,7 @@ def deliver(protocol: str, port: int, envelopes: Sequence[Envelope], clients: in
 
 def _client(
     protocol: str, port: int, work: queue.SimpleQueue[Envelope], start: threading.Barrier,
-    failures: list[str],
+    failures: list[str], latencies: list[float] | None,
 ) -> None:
     kind = smtplib.LMTP if protocol == "lmtp" else smtplib.SMTP
     try:
@@ -151,7 +159,10 @@ def _client(
                     recipient, message = work.get_nowait()
                 except queue.Empty:
                     break
+                began = time.perf_counter()
                 refused = session.sendmail(SENDER, [recipient], message)
+                if latencies is not None:
+                    latencies.append(time.perf_counter() - began)  # list.append is atomic
                 if refused:
                     failures.append(f"{recipient}: {refused}")
     except (OSError, smtplib.SMTPException, threading.BrokenBarrierError) as error:
