@@ -72,7 +72,7 @@ MAIL = {ALICE: [b"From: Carol <carol@example.org>\r\nSubject: Budget %d\r\n\r\nF
                 for n in range(3)]}
 
 # Paths the fixture provides, by the placeholders the invocations below use.
-DB, REPO, MESSAGE = "<db>", "<repo>", "<message>"
+DB, REPO, MESSAGE, CONFIG = "<db>", "<repo>", "<message>", "<config>"
 NEW_REPO, NEW_FILE, NEW_FOLDER = "<new repo>", "<new file>", "<new folder>"
 POINT: dict[str, Value] = {"repo_path": REPO, "latest": True}
 
@@ -84,6 +84,7 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
                  {"repo_path": REPO, "from_point": "latest", "live_db": DB}],
     "cps protect": [{"db": DB, "repo_path": REPO}],
     "cps prune": [{"repo_path": REPO, "dry_run": True}],
+    "cps quickstart": [{"folder": NEW_FOLDER}],
     "cps recover": [{**POINT, "mailbox": ALICE, "live_db": DB},
                     {**POINT, "mailbox": ALICE, "export_to": ("mbox", NEW_FOLDER)}],
     "cps recovery-point create": [{"db": DB, "repo_path": REPO}],
@@ -91,6 +92,9 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
     "cps repo init": [{"path": NEW_REPO}],
     "cps restore": [{"repo_path": REPO, "output_path": NEW_FILE, "latest": True}],
     "cps search": [POINT],
+    "cps server token create": [{"config_path": CONFIG, "name": "alice", "role": "auditor"}],
+    "cps server token list": [{"config_path": CONFIG}],
+    "cps server token revoke": [{"config_path": CONFIG, "token_id": "3f9a0c2b71d4"}],
     "cps show": [{**POINT, "mailbox_path": INBOX, "selector": "1"}],
     "cps store create": [{"db": NEW_FILE}],
     "cps store dump": [{"db": DB}],
@@ -119,17 +123,19 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
 
 @dataclass(frozen=True, slots=True)
 class Setup:
-    """A protected mail database, its repository, a message file, and a plain file."""
+    """A protected mail database, its repository, a message file, a server configuration, and a
+    plain file."""
 
     db: Path
     repo: Path
     message: Path
+    config: Path
     plain_file: Path
 
     def line(self, name: str, values: Mapping[str, Value], folder: Path) -> list[str]:
         """The command line of `values`, placeholders made paths (new ones inside `folder`)."""
-        paths = {DB: self.db, REPO: self.repo, MESSAGE: self.message, NEW_REPO: folder / "repo",
-                 NEW_FILE: folder / "new.db", NEW_FOLDER: folder / "new"}
+        paths = {DB: self.db, REPO: self.repo, MESSAGE: self.message, CONFIG: self.config,
+                 NEW_REPO: folder / "repo", NEW_FILE: folder / "new.db", NEW_FOLDER: folder / "new"}
 
         def resolve(value: Value) -> Value:
             if isinstance(value, tuple):
@@ -146,9 +152,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     db, repo = protected_store(folder, MAIL)
     message = folder / "message.eml"
     message.write_bytes(MAIL[ALICE][0])
+    config = folder / "cps.toml"
+    config.write_text('[server]\nstate_dir = "state"\n')
     plain_file = folder / "plain-file"
     plain_file.write_text("not a folder\n")
-    return Setup(db, repo, message, plain_file)
+    return Setup(db, repo, message, config, plain_file)
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,13 @@ def token_create(config_path: Path, name: str, role: str, as_json: bool) -> None
 @config_option
 @output.json_option
 def token_list(config_path: Path, as_json: bool) -> None:
-    """The tokens: id, name and role (never the tokens themselves)."""
+    """The tokens: id, name and role (never the tokens themselves).
+
+    Examples:
+
+    \b
+      cps server token list --config /etc/cps/cps.toml
+    """
     records = TokenStore(load_config(config_path).server.state_dir).records()
     rows = [{"id": r.id, "name": r.name, "role": r.role, "created_at": r.created_at}
             for r in records]
@@ -91,7 +97,13 @@ def token_list(config_path: Path, as_json: bool) -> None:
 @click.argument("token_id")
 @output.json_option
 def token_revoke(config_path: Path, token_id: str, as_json: bool) -> None:
-    """Revoke the token TOKEN_ID (as 'cps server token list' shows it)."""
+    """Revoke the token TOKEN_ID (as 'cps server token list' shows it).
+
+    Examples:
+
+    \b
+      cps server token revoke --config /etc/cps/cps.toml 3f9a0c2b71d4
+    """
     record = TokenStore(load_config(config_path).server.state_dir).revoke(token_id)
     output.emit({"id": record.id, "name": record.name, "revoked": True}, as_json,
                 lambda d: f"revoked token {d['id']} of {d['name']}")
