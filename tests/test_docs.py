@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
+from cps.config import load_config
 from cps.errors import ALL_ERRORS
 from tests.cli_commands import commands
 
@@ -48,6 +49,22 @@ def test_every_error_code_is_documented() -> None:
     text = (ROOT / "docs" / "errors.md").read_text()
     for error in ALL_ERRORS:
         assert f"| `{error.code}` | {error.exit_status} |" in text, error.__name__
+
+
+def test_the_unit_may_write_what_the_deployment_guide_configures(tmp_path: Path) -> None:
+    """docs/deploy.md's configuration is one the server reads, and contrib/cps.service runs the
+    server on it and lets it write every folder it names (the rest is read-only to it)."""
+    [toml] = re.findall(r"^```toml\n(.*?)^```$", (ROOT / "docs" / "deploy.md").read_text(),
+                        re.MULTILINE | re.DOTALL)
+    (tmp_path / "cps.toml").write_text(toml)
+    config = load_config(tmp_path / "cps.toml")
+    unit = dict(re.findall(r"^(\w+)=(.*)$", (ROOT / "contrib" / "cps.service").read_text(),
+                           re.MULTILINE))
+    assert unit["ExecStart"].endswith(" server --config /etc/cps/cps.toml")
+    writable = [Path(path) for path in unit["ReadWritePaths"].split()]
+    written = [config.server.state_dir, *(d.path.parent for d in config.databases),
+               *(d.repository for d in config.databases)]
+    assert [w for w in written if not any(w.is_relative_to(root) for root in writable)] == []
 
 
 @pytest.mark.parametrize("part", ["store", "repository", "capture", "restore", "granular"])

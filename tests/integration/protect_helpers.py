@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,12 +45,13 @@ class JsonLinesProcess:
     """A process whose stdout is one JSON document per line, read by a thread as they come, so
     that a test can wait for a line with a deadline."""
 
-    def __init__(self, args: list[str], stderr_path: Path, *, stdin: bool = False) -> None:
+    def __init__(self, args: list[str], stderr_path: Path, *, stdin: bool = False,
+                 env: Mapping[str, str] | None = None) -> None:
         self.stderr_path = stderr_path
         self._stderr = stderr_path.open("ab")
         self.process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=self._stderr,
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env,
         )
         self.lines: list[dict[str, Any]] = []
         self._ended = False

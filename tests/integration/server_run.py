@@ -13,7 +13,7 @@ import signal
 import smtplib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,10 +104,10 @@ def make_token(config: Path, name: str, role: str) -> str:
 class ServerProcess(JsonLinesProcess):
     """`cps server --config CONFIG`, started and waited for until it says it is ready."""
 
-    def __init__(self, site: Site, *options: str) -> None:
+    def __init__(self, site: Site, *options: str, env: Mapping[str, str] | None = None) -> None:
         runs = len(list(site.folder.glob("server-*.stderr")))
         super().__init__([*CPS, "server", "--config", str(site.config), *options],
-                         site.folder / f"server-{runs + 1}.stderr")
+                         site.folder / f"server-{runs + 1}.stderr", env=env)
         self.site = site
         self.ready = self.wait_for_line(
             lambda lines: next((line for line in lines if line.get("event") == "ready"), None),
@@ -142,10 +142,11 @@ class ServerProcess(JsonLinesProcess):
 
 
 @contextmanager
-def running(site: Site, *options: str) -> Iterator[ServerProcess]:
+def running(site: Site, *options: str, env: Mapping[str, str] | None = None
+            ) -> Iterator[ServerProcess]:
     """A ready server; at the end stopped by SIGTERM (it must exit 0) unless the test stopped it
     already, or killed when the block failed."""
-    server = ServerProcess(site, *options)
+    server = ServerProcess(site, *options, env=env)
     try:
         yield server
     except BaseException:

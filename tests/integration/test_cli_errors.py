@@ -85,6 +85,7 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
                  {"words": (REPO,), "from_point": "latest", "live_db": DB}],
     "cps protect": [{"db": DB, "repo_path": REPO}],
     "cps prune": [{"repo_path": REPO, "dry_run": True}],
+    "cps quickstart": [{"folder": NEW_FOLDER}],
     "cps recover": [{**POINT, "mailbox": ALICE, "live_db": DB},
                     {**POINT, "mailbox": ALICE, "export_to": ("mbox", NEW_FOLDER)}],
     "cps recovery-point create": [{"db": DB, "repo_path": REPO}],

@@ -29,6 +29,7 @@ COMMANDS = {
     "diff": "granular_recover:diff_command",
     "recover": "granular_recover:recover_command",
     "server": "server:server_group",
+    "quickstart": "quickstart:quickstart_command",
 }
 
 

@@ -130,7 +130,7 @@ def timeline_command(repo_path: Path | None, db_id: str | None, passphrase_file:
         found = [t.to_json() for t in timelines(repo, pick_database(repo, db_id) if db_id
                                                 else None)]
     # One database: its timeline; none or several: a list (JSON consumers check which they got).
-    output.emit(found[0] if len(found) == 1 else found, as_json, _render_timelines)
+    output.emit(found[0] if len(found) == 1 else found, as_json, render_timelines)
 
 
 def _target(latest: bool, at_time: str | None, point: str | None, txn: int | None) -> Target:
@@ -145,7 +145,7 @@ def _target(latest: bool, at_time: str | None, point: str | None, txn: int | Non
     return given[0]
 
 
-def _render_timelines(data: Any) -> str:
+def render_timelines(data: Any) -> str:
     timelines = data if isinstance(data, list) else [data]
     if not timelines:
         return "no database is protected into this repository yet"

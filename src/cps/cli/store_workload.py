@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import click
 
 from ..store.workload import WorkloadSummary, run_workload
 from . import output
 from .output import counted, emit, note
+from .signals import stop_on_signals
 from .targets import database_argument
 
 
@@ -61,30 +56,12 @@ def workload_command(
     """
     if ops is None and duration is None:
         note("running until interrupted (Ctrl-C stops after the current operation)")
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         summary = run_workload(
             db, corpus=corpus, ops=ops, duration=duration, rate=rate, seed=seed, log=log_path,
             mailboxes=mailboxes, stop=stop,
         )
     emit(summary.to_json(), as_json, lambda _: _render(summary))
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event that SIGINT and SIGTERM set; a second signal acts as it would have without this."""
-    stop = threading.Event()
-    previous: dict[signal.Signals, Any] = {}
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-        signal.signal(signum, previous[signal.Signals(signum)])
-
-    previous.update({s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)})
-    try:
-        yield stop
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _render(summary: WorkloadSummary) -> str:

@@ -2,9 +2,10 @@
 
 The service starts first (databases and repositories checked, protectors, intake), so that a
 wrong configuration is a clear error before anything listens. The API then listens (uvicorn, on
-the service's event loop); when it is up, one JSON line on stdout says where everything listens.
-SIGTERM or SIGINT stops the API, then the service (deliveries under way answered, protectors
-stopped cleanly), and the process exits 0.
+the service's event loop); when it is up, one JSON line on stdout says where everything listens,
+and systemd, when it started the server as a Type=notify unit, is told READY=1. SIGTERM or SIGINT,
+whenever it comes (while the service starts too), stops the API, then the service (deliveries under
+way answered, protectors stopped cleanly), and the process exits 0.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -34,27 +36,50 @@ def serve(config: Config, on_ready: Callable[[dict[str, object]], None] | None =
 
 async def _serve(config: Config, on_ready: Callable[[dict[str, object]], None]) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per connection
+    stopping = _Stopping()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.request)
     service = Service(config)
     await service.start()
     try:
-        sock = _bind(config.server.listen)
-        settings = config.server
-        server = _Server(uvicorn.Config(
-            build_app(service), log_config=None, access_log=False, lifespan="off",
-            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None))
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, server.handle_exit, signum, None)
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.01)
-        if server.started:
-            on_ready(_where(service, sock, settings.tls_cert is not None))
-        await serving
+        if not stopping.requested:
+            await _serve_api(config, service, stopping, on_ready)
     finally:
         await service.stop()
         logger.info("stopped")
+
+
+async def _serve_api(config: Config, service: Service, stopping: _Stopping,
+                     on_ready: Callable[[dict[str, object]], None]) -> None:
+    sock = _bind(config.server.listen)
+    settings = config.server
+    server = _Server(uvicorn.Config(
+        build_app(service), log_config=None, access_log=False, lifespan="off",
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None))
+    stopping.server = server
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.01)
+    if server.started:
+        on_ready(_where(service, sock, settings.tls_cert is not None))
+        _notify_systemd(b"READY=1")
+    await serving
+
+
+class _Stopping:
+    """SIGTERM or SIGINT, seen on the event loop: before the API serves, it keeps the API from
+    starting; while it serves, it stops it. Either way the service then stops."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: uvicorn.Server | None = None
+
+    def request(self) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
 
 
 class _Server(uvicorn.Server):
@@ -64,6 +89,21 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _notify_systemd(state: bytes) -> None:
+    """Tell systemd `state` (sd_notify), when it started this process with a NOTIFY_SOCKET."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(state, address)
+    except OSError as error:
+        logger.warning("cannot notify systemd at %s: %s", os.environ["NOTIFY_SOCKET"],
+                       error.strerror or error)
 
 
 def _bind(endpoint: Endpoint) -> socket.socket:
