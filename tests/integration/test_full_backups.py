@@ -5,6 +5,7 @@ protector."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -12,7 +13,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -154,11 +155,11 @@ class Events:
 
 
 @contextmanager
-def protecting_in_thread(db_path: Path, repo: Repository, events: Callable[[str, dict[str, Any]], None]
-                         ) -> Iterator[Protector]:
+def protecting_in_thread(db_path: Path, repo: Repository, events: Callable[[str, dict[str, Any]], None],
+                         db_id: str = "mail") -> Iterator[Protector]:
     """A protector in a thread of this process, with frequent full backups and WAL resets; stopped
     (everything captured made durable) at the end of the block."""
-    protector = Protector(db_path, repo, "mail", ProtectOptions(
+    protector = Protector(db_path, repo, db_id, ProtectOptions(
         full_every=0.2, sync_interval=0.1, reset_frames=400), on_event=events)
     stop = threading.Event()
     ready = threading.Event()
@@ -232,3 +233,84 @@ def test_the_log_starts_a_full_backup_by_pages_changed_not_by_their_rewrites(tmp
             assert protector.fulls.process is not None, "100 new pages started no full backup"
     finally:
         protector.finish()
+
+
+# SQLite never writes the page that holds the bytes its file locks use, at 1 GiB: a database past
+# it has a hole there (read as zeros) and the WAL no frame of it. 64 KiB pages keep the count low.
+BIG_PAGE = 65536
+BIG_ROW = 540_000_000  # two pass 1 GiB
+
+
+def grow_past_1_gib(app: sqlite3.Connection) -> None:
+    for row in (2, 3):
+        app.execute("INSERT INTO t VALUES (?, zeroblob(?))", (row, BIG_ROW))
+    app.execute("INSERT INTO t VALUES (4, ?)", (b"after the lock page" * 100,))
+
+
+def content(path: Path) -> list[tuple[int, int, str]]:
+    """Each row's id, length and digest, once SQLite has found the whole file sound."""
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        return [(row_id, len(body), hashlib.sha256(body).hexdigest())
+                for row_id, body in db.execute("SELECT id, body FROM t ORDER BY id")]
+
+
+def big_page_database(path: Path) -> sqlite3.Connection:
+    app = sqlite3.connect(path, isolation_level=None)
+    app.execute(f"PRAGMA page_size={BIG_PAGE}")
+    app.execute("PRAGMA journal_mode=WAL")
+    app.execute("PRAGMA wal_autocheckpoint=0")
+    app.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)")
+    app.execute("INSERT INTO t VALUES (1, CAST('before' AS BLOB))")
+    return app
+
+
+def test_a_full_backup_of_a_database_grown_past_1_gib_in_the_wal_reads_the_lock_page_as_zeros(
+        tmp_path: Path) -> None:
+    """Before any checkpoint, the database file ends before 1 GiB and the WAL holds every page
+    after the lock page but not the lock page itself."""
+    db_path = tmp_path / "big.db"
+    app = big_page_database(db_path)
+    grow_past_1_gib(app)
+    assert db_path.stat().st_size < 1 << 30 < Path(f"{db_path}-wal").stat().st_size
+    follower = WalFollower(Path(f"{db_path}-wal"))
+    follower.start_fresh()
+    db_file = DatabaseFile(db_path)
+    source = FullSource(db_file, follower.wal_path, BIG_PAGE, follower.db_pages,
+                        dict(follower.page_frames), follower.position)
+    repo = Repository.init(tmp_path / "repo")
+    repo.add_database(DatabaseInfo("big", str(db_path), BIG_PAGE, 0))
+    repo.write_chain("big", Chain(1, 0, 1, "test"))
+    take_full(repo, "big", 1, 1, source, None)
+    db_file.close()
+    app.close()
+    restored = restore(repo, plan_restore(load_catalog(repo, "big"), Target("txn", 1)),
+                       tmp_path / "restored.db")
+    assert restored.pages * BIG_PAGE > 1 << 30
+    assert content(restored.output) == content(db_path)
+
+
+def test_a_full_backup_made_from_a_log_that_grew_past_1_gib_is_exact(tmp_path: Path) -> None:
+    """The first full backup is of a small database; the log then takes it past 1 GiB, and the
+    full backup made from that log must hold the lock page too."""
+    db_path = tmp_path / "big.db"
+    big_page_database(db_path).close()
+    repo = Repository.init(tmp_path / "repo")
+    events = Events()
+    with protecting_in_thread(db_path, repo, events, db_id="big"):
+        events.wait_for("full-backup")
+        with closing(sqlite3.connect(db_path, isolation_level=None)) as app:
+            grow_past_1_gib(app)
+        grown = events.wait_for("full-backup", count=2)
+        assert "error" not in grown and not events.named("full-backup-failed")
+    catalog = load_catalog(repo, "big")
+    (chain,) = catalog.chains
+    first, synthesised = chain.fulls[0], chain.fulls[-1]
+    assert synthesised.txn > first.txn
+    from_full = restore(repo, plan_restore(catalog, Target("txn", synthesised.txn)),
+                        tmp_path / "from-full.db")
+    replayed = restore(repo, replace(plan_restore(catalog, Target("txn", synthesised.txn)), bases=(
+        Base(first, tuple(s for s in chain.segments if s.first_txn <= synthesised.txn)),)),
+        tmp_path / "replayed.db")
+    assert from_full.pages * BIG_PAGE > 1 << 30
+    assert content(from_full.output) == content(replayed.output) == content(db_path)

@@ -40,7 +40,7 @@ from ..repository import (
     Transaction,
     WalPosition,
 )
-from .sqlite_db import DatabaseFile
+from .sqlite_db import DatabaseFile, lock_page
 from .sqlite_wal import FRAME_HEADER_SIZE, frame_offset
 
 READ_CHUNK_PAGES = 256
@@ -126,7 +126,9 @@ def state_after_log(repo: Repository, db_id: str, previous: FullBackup, refs: li
         for number, _image in transaction.pages:
             last_write[number] = transaction.txn
         db_pages = transaction.db_pages
-    missing = [n for n in range(previous.pages + 1, db_pages + 1) if n not in last_write]
+    lock = lock_page(previous.page_size)
+    missing = [n for n in range(previous.pages + 1, db_pages + 1)
+               if n not in last_write and n != lock]
     if missing:
         raise CaptureError(f"the log does not hold page {missing[0]}, which the database grew to "
                            f"include after transaction {previous.txn}")
@@ -140,7 +142,19 @@ def state_after_log(repo: Repository, db_id: str, previous: FullBackup, refs: li
             if store is not None:
                 store(number, page_id, image)
             ids[(number - 1) * PAGE_ID_SIZE : number * PAGE_ID_SIZE] = page_id
+    if previous.pages < lock <= db_pages and lock not in last_write:
+        _add_lock_page(repo, ids, lock, previous.page_size, store)
     return LogState(ids, db_pages)
+
+
+def _add_lock_page(repo: Repository, ids: bytearray, lock: int, page_size: int,
+                   store: Callable[[int, bytes, bytes], None] | None) -> None:
+    """The lock page, which the database grew past: zeros, as the file's hole reads."""
+    image = bytes(page_size)
+    page_id = repo.page_id(image)
+    if store is not None:
+        store(lock, page_id, image)
+    ids[(lock - 1) * PAGE_ID_SIZE : lock * PAGE_ID_SIZE] = page_id
 
 
 def _transactions(repo: Repository, db_id: str, refs: list[SegmentRef], after: int, upto: int
@@ -171,6 +185,7 @@ def _now_ms() -> int:
 def _pages(source: FullSource) -> Iterator[tuple[int, bytes]]:
     """Each page of the live image, in order."""
     size = source.page_size
+    lock = lock_page(size)
     with ExitStack() as files:
         wal = _WalPages(files.enter_context(source.wal_path.open("rb")), source) \
             if source.page_frames else None
@@ -182,6 +197,8 @@ def _pages(source: FullSource) -> Iterator[tuple[int, bytes]]:
                 if page is None:
                     start = (number - first) * size
                     page = chunk[start : start + size]
+                if len(page) != size and number == lock:
+                    page = bytes(size)  # past the file's end, before a checkpoint wrote beyond
                 if len(page) != size:
                     raise CaptureError(
                         f"page {number} is neither in the WAL nor in the database file",

@@ -19,6 +19,9 @@ from pathlib import Path
 
 from ..errors import CaptureError, NotInWalMode
 
+# SQLite's file locks use the bytes from 1 GiB on; the page holding them is never written, so a
+# database past 1 GiB has a hole there (read as zeros) and no WAL frame of it.
+PENDING_BYTE = 0x40000000
 MAGIC = b"SQLite format 3\x00"
 
 
@@ -28,6 +31,11 @@ class DbHeader:
     wal_mode: bool
     pages: int | None  # from the header, when the header says it is valid
 
+
+
+def lock_page(page_size: int) -> int:
+    """The number of the page SQLite never writes (PENDING_BYTE's)."""
+    return PENDING_BYTE // page_size + 1
 
 class DatabaseFile:
     """The database file, opened once and read with pread, closed only after every SQLite
