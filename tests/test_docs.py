@@ -12,6 +12,8 @@ import pytest
 
 from cps.config import load_config
 from cps.errors import ALL_ERRORS
+from cps.server.api import build_app
+from cps.server.service import Service
 from tests.cli_commands import commands
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +67,55 @@ def test_the_unit_may_write_what_the_deployment_guide_configures(tmp_path: Path)
     written = [config.server.state_dir, *(d.path.parent for d in config.databases),
                *(d.repository for d in config.databases)]
     assert [w for w in written if not any(w.is_relative_to(root) for root in writable)] == []
+
+
+# "GET /api/v1/jobs/{job_id}" as docs/api.md names a route, anywhere in its text.
+ROUTE_NAMED = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE) (/[^\s`|?,;)]*)")
+
+
+def _route(method: str, path: str) -> str:
+    """A route as docs and code may both write it: a path parameter's name (and its converter,
+    `{selector:path}`) is the writer's choice, so every one is `{}`."""
+    return f"{method} {re.sub(r'{[^}]*}', '{}', path.rstrip('.'))}"
+
+
+@pytest.fixture(scope="module")
+def app_routes(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], set[str]]:
+    """The routes of the server's API, built on a configuration of no database (nothing is
+    started): those of its OpenAPI description, and every route it serves (with /docs and such)."""
+    folder = tmp_path_factory.mktemp("api")
+    (folder / "cps.toml").write_text('[server]\nstate_dir = "state"\n')
+    service = Service(load_config(folder / "cps.toml"))
+    try:
+        app = build_app(service)
+        described = {_route(method.upper(), path) for path, operations in
+                     app.openapi()["paths"].items() for method in operations}
+        served = {_route(method, route.path) for route in app.routes
+                  for method in getattr(route, "methods", None) or ()}
+    finally:
+        for close in service.on_stop:
+            close()
+        service.jobs.shutdown()
+    return described, served
+
+
+def _documented_routes() -> set[str]:
+    """The routes docs/api.md names; `/mail/...` is below a database, as its mail section says."""
+    text = (ROOT / "docs" / "api.md").read_text()
+    return {_route(method, "/api/v1/databases/{db_id}" + path if path.startswith("/mail/")
+                   else path) for method, path in ROUTE_NAMED.findall(text)}
+
+
+def test_every_route_of_the_api_is_documented(app_routes: tuple[set[str], set[str]]) -> None:
+    described, _served = app_routes
+    assert len(described) > 10, described
+    assert sorted(described - _documented_routes()) == []
+
+
+def test_every_route_the_api_document_names_is_served(app_routes: tuple[set[str], set[str]]
+                                                     ) -> None:
+    _described, served = app_routes
+    assert sorted(_documented_routes() - served) == []
 
 
 @pytest.mark.parametrize("part", ["store", "repository", "capture", "restore", "granular"])
