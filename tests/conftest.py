@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -33,11 +33,11 @@ def db(tmp_path: Path) -> Iterator[MailDatabase]:
     database.close()
 
 
-def run_cps(*args: str | Path, check: bool = True, stdin: bytes | None = None
-            ) -> subprocess.CompletedProcess[bytes]:
+def run_cps(*args: str | Path, check: bool = True, stdin: bytes | None = None,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run the real `cps` command in a subprocess and return what it printed."""
     result = subprocess.run(
-        [*CPS, *map(str, args)], input=stdin, capture_output=True, timeout=600
+        [*CPS, *map(str, args)], input=stdin, capture_output=True, timeout=600, env=env
     )
     if check and result.returncode != 0:
         raise AssertionError(

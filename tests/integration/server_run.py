@@ -198,7 +198,7 @@ def captured(api: httpx.Client, db_id: str, txn: int) -> dict[str, Any]:
     reported it durable."""
     found: dict[str, Any] = poll(
         lambda: status(api, db_id),
-        lambda s: (s["last_transaction"] or {}).get("txn", 0) >= txn
+        lambda s: ((s["last_transaction"] or {}).get("txn") or 0) >= txn
         and (s["durable"]["txn"] or 0) >= txn,
         f"{db_id}'s repository holds transaction {txn}")
     return found

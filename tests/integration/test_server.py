@@ -229,6 +229,10 @@ MALFORMED: list[tuple[str, str, dict[str, Any], int]] = [
     ("POST", "restores", {"json": {"latest": "yes"}}, 400),
     ("POST", "restores", {"json": {"latest": 1}}, 400),
     ("POST", "recovery-points", {"json": {"keep": "true"}}, 400),
+    ("PATCH", "recovery-points/p", {"json": {"keep": "yes"}}, 400),
+    ("PATCH", "recovery-points/p", {"json": {"keep": True, "colour": 1}}, 400),
+    ("POST", "full-backups", {"json": {"now": True}}, 400),
+    ("POST", "prunes", {"json": {"keep_daily": 1}}, 400),
     ("POST", "restores", {"json": {"txn": 0}}, 400),
     ("POST", "restores", {"json": {"latest": [1]}}, 400),
     ("POST", "restores", {"json": {"at": 12}}, 400),
@@ -276,6 +280,11 @@ def test_malformed_requests_are_problems_and_the_server_protects_on(tmp_path: Pa
         assert deliver(server, "lmtp", ALICE, last)
         job = restore_job(api, "mail", tmp_path / "latest.db", latest=True)
         assert inbox_received(tmp_path / "latest.db", ALICE)[-1] == last
+        assert job["links"]["file"] == f"/api/v1/jobs/{job['id']}/file"
+        points = "/api/v1/databases/mail/recovery-points"
+        unnamed = [answer(api.post(points, json={}), 201)["name"] for _ in range(2)]
+        assert len(set(unnamed)) == 2 and all(n.startswith("manual ") for n in unnamed)
+        assert_problem(api.post(points, json={"name": unnamed[0]}), 400)
         assert [j["id"] for j in answer(api.get("/api/v1/jobs"), 200)] == [job["id"]]
         assert status(api, "mail")["protection"]["restarts"] == 0
         server.stop()

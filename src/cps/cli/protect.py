@@ -179,18 +179,17 @@ def point_create(db: Path | None, repo_path: Path | None, db_id: str | None, nam
       cps recovery-point create --server http://127.0.0.1:8470 --token-file ~/.cps-token \\
           --db-id mail01 --name "before upgrade"
     """
-    label = name or time.strftime("manual %Y-%m-%dT%H:%M:%SZ", time.gmtime())
     client = connect(db if repo_path is None else repo_path, server, token_file, repo_name="DB")
     if client is not None:
         with client:
             result = client.post(f"/api/v1/databases/{pick_server_database(client, db_id)}"
-                                 "/recovery-points", {"name": label, "keep": keep})
+                                 "/recovery-points", {"name": name, "keep": keep})
     else:
         if db is None or repo_path is None:
             raise UsageError("give DB and --repo REPO", hint="Or --server URL --token-file FILE "
                              "to ask a running CPS server.")
         point = create_point(db, open_repository(repo_path, passphrase_file),
-                             db_id_for(db, db_id), label, keep=keep)
+                             db_id_for(db, db_id), name, keep=keep)
         result = {"name": point.name, "txn": point.txn, "chain": point.chain,
                   "created_at": point.created_at, "keep": point.keep}
     output.emit(result, as_json, lambda r: f"recovery point {r['name']!r} at transaction {r['txn']}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +24,13 @@ class PointMade:
     by_running_protector: bool  # asked of the protector running, rather than captured here
 
 
-def create_point(db: Path, repo: Repository, db_id: str, name: str, *, keep: bool = False,
-                 timeout: float = ANSWER_TIMEOUT) -> PointMade:
+def create_point(db: Path, repo: Repository, db_id: str, name: str | None, *,
+                 keep: bool = False, timeout: float = ANSWER_TIMEOUT) -> PointMade:
     """A recovery point of `db` at its current committed position: the running protector makes
-    it (having captured everything committed so far), or, when none runs, it is captured here."""
+    it (having captured everything committed so far), or, when none runs, it is captured here.
+    Without a name it is "manual <time>". A name already used is refused: a second point of it
+    would replace the first, or make both ambiguous to restore and keep."""
+    name = _free_name(repo, db_id, name)
     try:
         with repo.protector_lock(db_id):
             protector = Protector(db, repo, db_id, ProtectOptions(recovery_point_every=None))
@@ -41,6 +45,23 @@ def create_point(db: Path, repo: Repository, db_id: str, name: str, *, keep: boo
         answer = ask_protector(repo, db_id, name, timeout, keep=keep)
         return PointMade(str(answer["name"]), int(str(answer["txn"])),
                          int(str(answer["chain"])), int(str(answer["created_at"])), keep, True)
+
+
+def _free_name(repo: Repository, db_id: str, name: str | None) -> str:
+    """`name`, refused if a point has it; without one, "manual <time>", numbered if two are made
+    within a second."""
+    points, _unreadable = repo.points(db_id)
+    names = {p.name for p in points}
+    if name is None:
+        default = time.strftime("manual %Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return next(n for n in (default, *(f"{default} ({k})" for k in range(2, len(names) + 2)))
+                    if n not in names)
+    taken = [p for p in points if p.name == name]
+    if taken:
+        raise UsageError(f"{db_id} has a recovery point named {name!r} already, at transaction "
+                         f"{taken[0].txn}", hint="Choose another name; 'cps timeline' lists the "
+                                                  "recovery points. Nothing was made.")
+    return name
 
 
 def set_keep(repo: Repository, db_id: str, name: str, keep: bool) -> RecoveryPoint:

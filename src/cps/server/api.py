@@ -12,7 +12,6 @@ point in time is served by the routes of mail_api.py.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -48,7 +47,15 @@ class PointRequest(BaseModel):
 
 
 class KeepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     keep: bool = Field(description="keep the point whatever retention says, or let it decide")
+
+
+class NoFields(BaseModel):
+    """The body of a request that takes none: nothing, or an empty object."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TargetModel(BaseModel):
@@ -161,8 +168,7 @@ def _routes(app: FastAPI, service: Service) -> None:
     @app.post("/api/v1/databases/{db_id}/recovery-points", status_code=201)
     def recovery_point(db_id: str, body: PointRequest, who: Principal = operator) -> dict[str, Any]:
         settings = service.settings(db_id)
-        name = body.name or time.strftime("manual %Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        point = create_point(settings.path, service.repository(db_id), db_id, name,
+        point = create_point(settings.path, service.repository(db_id), db_id, body.name,
                              keep=body.keep)
         service.audit.record(who, "recovery-point", db_id, name=point.name, txn=point.txn)
         return asdict(point)
@@ -176,7 +182,8 @@ def _routes(app: FastAPI, service: Service) -> None:
         return {"name": point.name, "txn": point.txn, "keep": point.keep}
 
     @app.post("/api/v1/databases/{db_id}/full-backups", status_code=202)
-    def full_backup(db_id: str, who: Principal = operator) -> dict[str, Any]:
+    def full_backup(db_id: str, _body: NoFields | None = None, who: Principal = operator
+                    ) -> dict[str, Any]:
         service.settings(db_id)
         txn = ask_for_full(service.repository(db_id), db_id, timeout=60.0)
         service.audit.record(who, "full-backup", db_id, txn=txn)
@@ -202,7 +209,8 @@ def _routes(app: FastAPI, service: Service) -> None:
         return _job(job)
 
     @app.post("/api/v1/databases/{db_id}/prunes", status_code=202)
-    def start_prune(db_id: str, who: Principal = operator) -> dict[str, Any]:
+    def start_prune(db_id: str, _body: NoFields | None = None, who: Principal = operator
+                    ) -> dict[str, Any]:
         job_id = service.start_prune(db_id, who.name)
         service.audit.record(who, "prune", db_id, job=job_id)
         return _job(_found(service, job_id))
@@ -226,9 +234,8 @@ def _routes(app: FastAPI, service: Service) -> None:
     @app.get("/api/v1/jobs/{job_id}/file")
     def job_file(job_id: str, who: Principal = operator) -> FileResponse:
         found = _found(service, job_id)
-        path = Path(str((found.result or {}).get("file") or (found.result or {}).get("output")
-                        or ""))
-        if found.state != "done" or not path.is_file():
+        path = _job_file(found)
+        if found.state != "done" or path is None or not path.is_file():
             raise HTTPException(404, f"job {job_id} has no file to download")
         service.audit.record(who, "download", found.db_id, job=job_id, file=path.name)
         return FileResponse(path, filename=path.name)
@@ -246,7 +253,16 @@ def _found(service: Service, job_id: str) -> Job:
 
 
 def _job(job: Job) -> dict[str, Any]:
-    return {**asdict(job), "links": {"self": f"/api/v1/jobs/{job.id}"}}
+    links = {"self": f"/api/v1/jobs/{job.id}"}
+    if job.state == "done" and _job_file(job) is not None:
+        links["file"] = f"/api/v1/jobs/{job.id}/file"
+    return {**asdict(job), "links": links}
+
+
+def _job_file(job: Job) -> Path | None:
+    """The file a finished job made for downloading: an export's, or a restored database."""
+    made = (job.result or {}).get("file") or (job.result or {}).get("output")
+    return Path(str(made)) if made else None
 
 
 def _with_times(status: dict[str, Any]) -> dict[str, Any]:
