@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import time
 from contextlib import ExitStack
@@ -141,6 +142,9 @@ def test_status_timeline_and_a_point_made_through_the_api_restore_exactly(tmp_pa
         assert 'cps_protector_up{db="mail01"} 1.0' in metrics.text
         assert f'cps_last_durable_transaction{{db="mail01"}} {float(txn(two))}' in metrics.text
         assert 'cps_protector_restarts_total{db="mail02"} 0.0' in metrics.text
+        [written] = re.findall(r'^cps_captured_bytes_total\{db="mail01"\} (\S+)$', metrics.text,
+                               re.MULTILINE)
+        assert float(written) > 0
         server.stop()
 
 
@@ -343,10 +347,13 @@ def test_a_killed_protector_is_started_again_and_loses_nothing(tmp_path: Path) -
             sender.wait_for(5)
             before = point_and_copy(api, site, "mail", "before the kill", sender)
             sender.wait_for(2)
+            written = status(api, "mail")["durable"]["captured_bytes"]
             os.kill(first, signal.SIGKILL)
             again = protecting(api, "mail", since=lambda s: s["protection"]["restarts"] == 1)
             sender.wait_for(5)
             after = point_and_copy(api, site, "mail", "after the kill", sender)
+            # what the killed protector wrote still counts, and the new one adds to it
+            assert 0 < written < status(api, "mail")["durable"]["captured_bytes"]
         protection = again["protection"]
         assert protection["pid"] != first and alive(protection["pid"])
         assert protection["last_exit"] == "killed by SIGKILL"

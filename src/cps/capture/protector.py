@@ -262,7 +262,8 @@ class Protector:
         synced = self.synced_through
         if synced > self.reported_synced and now - self.last_durable_report >= DURABLE_EVERY:
             self.reported_synced, self.last_durable_report = synced, now
-            self.on_event("durable", {"txn": self.durable_txn, "synced_through": synced})
+            self.on_event("durable", {"txn": self.durable_txn, "synced_through": synced,
+                                      "bytes": self.writer.written_bytes})
 
     def _capturing(self) -> bool:
         """Capture reads the WAL unless the repository cannot take what it reads (the WAL keeps

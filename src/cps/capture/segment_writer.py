@@ -51,6 +51,7 @@ class SegmentWriter:
         self.max_waiting_bytes = max_waiting_bytes
         self._waiting: collections.deque[_Handed] = collections.deque()
         self._waiting_bytes = 0
+        self._written_bytes = 0  # of segments, as stored
         self._failed_attempts = 0
         self._failing = False  # the last attempt failed
         self._failures: list[str] = []  # not yet reported
@@ -121,6 +122,12 @@ class SegmentWriter:
         with self._changed:
             return self._synced_through
 
+    @property
+    def written_bytes(self) -> int:
+        """Bytes of segments this writer has made durable, as stored (compressed)."""
+        with self._changed:
+            return self._written_bytes
+
     def lags(self) -> list[float]:
         """Seconds from first seen to durable, for the last LAGS_KEPT transactions."""
         with self._changed:
@@ -168,6 +175,7 @@ class SegmentWriter:
         with self._changed:
             self._waiting.popleft()
             self._waiting_bytes -= handed.size
+            self._written_bytes += handed.size
             self._failing = False
             self._synced_through = handed.captured_at
             self._durable_txn = handed.segment.txns[1]

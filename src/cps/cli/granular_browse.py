@@ -10,7 +10,7 @@ import click
 
 from ..errors import UsageError
 from ..granular import folder_tree, mailboxes, search, show_message
-from ..granular.browse import folder_page, folder_row
+from ..granular.browse import MOST_SKIPPED, folder_page, folder_row
 from ..restore import format_ms, parse_time
 from ..store import SearchQuery
 from ..store.names import check_address, split_mailbox_path, split_path
@@ -21,9 +21,9 @@ from .remote import Positional
 
 @click.command("browse")
 @source_options(point=True, after=(Positional("mailbox_path", "MAILBOX[/FOLDER]", False),))
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--limit", type=click.IntRange(min=1, max=MOST_SKIPPED), default=100, show_default=True,
               help="Messages to list at most.")
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--offset", type=click.IntRange(min=0, max=MOST_SKIPPED), default=0, show_default=True,
               help="Messages to skip first (in UID order).")
 @output.json_option
 def browse_command(source: Source, mailbox_path: str | None, limit: int, offset: int,
@@ -117,7 +117,7 @@ def show_command(source: Source, mailbox_path: str, selector: str, raw: bool, as
               help="Only messages with (or without) attachments.  [default: either]")
 @click.option("--mailbox", help="Search this mailbox only.  [default: every mailbox]")
 @click.option("--folder", help="With --mailbox: this folder and its subfolders only.")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--limit", type=click.IntRange(min=1, max=MOST_SKIPPED), default=100, show_default=True,
               help="Hits to show at most, newest first.")
 @output.json_option
 def search_command(source: Source, text: str | None, sender: str | None, recipient: str | None,

@@ -25,7 +25,7 @@ from .remote import Positional, pick_server_database, run_job, unpack
 @click.command("diff")
 @source_options(point=False, after=(Positional("mailbox", "MAILBOX", False),))
 @click.option("--from", "from_point", metavar="POINT", required=True,
-              help="The earlier point: latest, txn:N, point:NAME or a time.")
+              help="The earlier point: latest, txn:N, point:NAME, at:TIME or a time.")
 @click.option("--to", "to_point", metavar="POINT", help="The later point, written the same way.")
 @click.option("--live", "live_db", type=click.Path(dir_okay=False, path_type=Path),
               help="Compare with this mail database as it is now instead of a later point (with "

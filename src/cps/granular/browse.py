@@ -12,6 +12,8 @@ from typing import Any
 from ..store import Folder, MailDatabase, Message, parse_message
 from .select import FolderPath, select_folders, select_message
 
+MOST_SKIPPED = 10**9  # an offset past any folder that SQLite still takes
+
 
 @dataclass(frozen=True, slots=True)
 class MailboxSummary:

@@ -152,8 +152,8 @@ def _require_live_mailbox(live: MailDatabase, address: str) -> None:
         raise NotFound(
             f"no mailbox {address} in the live store to recover into",
             hint=" ".join(filter(None, [missing.hint, "Create it first ('cps store mailbox "
-                                        "create'), or recover into another with "
-                                        "--target-mailbox."])),
+                                        "create'), or recover into another mailbox "
+                                        "(--target-mailbox; target_mailbox over the API)."])),
         ) from None
 
 

@@ -51,8 +51,10 @@ def select_message(db: MailDatabase, address: str, folder: FolderPath, selector:
             raise UsageError(f"UID {text} needs a folder",
                              hint="Name the folder (MAILBOX/FOLDER, or --folder), or select the "
                                   "message by its Message-ID.")
-        if int(text) > MAX_UID:  # SQLite could not even be asked about it
-            raise UsageError(f"UID {text} is larger than any UID can be",
+        # SQLite could not even be asked about it (and int() refuses over 4300 digits)
+        if len(text.lstrip("0")) > len(str(MAX_UID)) or int(text) > MAX_UID:
+            shown = text if len(text) <= 40 else f"{text[:40]}... ({len(text)} digits)"
+            raise UsageError(f"UID {shown} is larger than any UID can be",
                              hint="Give a UID as the folder's listing shows it.")
         with db.read():
             return Located(db.folder(address, folder), db.message_by_uid(address, folder, int(text)))

@@ -48,7 +48,7 @@ from ..granular import (
     select_recovery,
     show_message,
 )
-from ..granular.browse import folder_page, folder_row
+from ..granular.browse import MOST_SKIPPED, folder_page, folder_row
 from ..granular.select import select_folders
 from ..repository import Repository
 from ..restore import Target, format_ms, parse_time
@@ -63,7 +63,6 @@ from .service import Service
 MAIL = "/api/v1/databases/{db_id}/mail"
 MAILBOX = MAIL + "/mailboxes/{address}"
 MOST_LISTED = 1000  # messages or hits in one answer
-MOST_SKIPPED = 10**9  # an offset past any folder that SQLite still takes
 
 POINT = Query(max_length=300, description="latest, txn:N, point:NAME, at:TIME or a time")
 FOLDER = Query([], description="The folder's path: one parameter per name, from the top.")

@@ -3,9 +3,10 @@
 Per database (label `db`): whether its protector runs, its restarts, the capture lag the protector
 measures (seen to durable, p50 and p99 of its last 10,000 transactions), the last captured and the
 last durable transaction and when the last durable commit was, seconds since the last full backup
-and since the last recovery point, whether the repository can be written, and the repository's
-size. Jobs: their durations by kind and outcome. Errors: the protector errors seen, by kind.
-docs/alerts.md has Prometheus alert rules on them.
+and since the last recovery point, whether the repository can be written, the repository's size,
+and the log bytes capture has written to it. Jobs: their durations by kind and outcome. Errors:
+the protector errors seen, by kind, since the server started. docs/alerts.md has Prometheus alert
+rules on them.
 """
 
 from __future__ import annotations
@@ -75,16 +76,20 @@ class _Databases(Collector):
                                        labels=["db"])
         errors = CounterMetricFamily("cps_errors", "Protector errors seen, by kind",
                                      labels=["db", "kind"])
+        captured = CounterMetricFamily("cps_captured_bytes", "Log bytes written to the repository "
+                                       "(segments, as stored)", labels=["db"])
         now = time.time()
         for db_id in self.service.children:
             status = database_status(self.service, db_id)
             _set(gauges, db_id, status, now)
             restarts.add_metric([db_id], status["protection"]["restarts"])
+            captured.add_metric([db_id], status["durable"]["captured_bytes"])
             for kind, count in status["error_counts"].items():
                 errors.add_metric([db_id, kind], count)
         yield from gauges.values()
         yield restarts
         yield errors
+        yield captured
 
 
 def _set(gauges: dict[str, GaugeMetricFamily], db_id: str, status: dict[str, object],

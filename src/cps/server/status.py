@@ -8,7 +8,6 @@ SIZE_EVERY), so that a status request costs the same whatever the repository's s
 
 from __future__ import annotations
 
-import collections
 import os
 import threading
 import time
@@ -62,8 +61,9 @@ def database_status(service: Service, db_id: str) -> dict[str, Any]:
             "running": state.running, "ready": state.ready, "pid": state.pid,
             "restarts": state.restarts, "last_exit": state.last_exit, "outage": state.outage,
         }
-        durable = {"txn": state.durable_txn, "through": state.synced_through or None}
-        errors = list(state.errors)
+        durable = {"txn": state.durable_txn, "through": state.synced_through or None,
+                   "captured_bytes": state.captured_bytes}
+        errors, error_counts = list(state.errors), dict(state.error_totals)
         seen_full, seen_point = state.last_full, state.last_point
         started = {"time": state.started_at} if state.started_at else None
     cache = service.status_cache
@@ -83,7 +83,7 @@ def database_status(service: Service, db_id: str) -> dict[str, Any]:
         "next_prune": service.next_prune.get(db_id),
         "repository_bytes": cache.get(db_id, "size", SIZE_EVERY,
                                       lambda: _tree_bytes(settings.repository)),
-        "errors": errors, "error_counts": dict(collections.Counter(e["kind"] for e in errors)),
+        "errors": errors, "error_counts": error_counts,
         "repository_error": held.get("error"),
     }
 

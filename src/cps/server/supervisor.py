@@ -59,9 +59,13 @@ class ProtectionState:
     last_exit: str | None = None
     errors: collections.deque[dict[str, Any]] = field(
         default_factory=lambda: collections.deque(maxlen=ERRORS_KEPT))
+    error_totals: collections.Counter[str] = field(default_factory=collections.Counter)
+    captured_bytes: int = 0  # of log written to the repository, by every child so far
+    bytes_before_child: int = 0  # what the children before the current one wrote
 
     def error(self, kind: str, text: str) -> None:
         self.errors.append({"time": time.time(), "kind": kind, "message": text})
+        self.error_totals[kind] += 1
 
 
 class ProtectorChild:
@@ -134,6 +138,7 @@ class ProtectorChild:
         with self.changed:
             self.state.running, self.state.ready = True, False
             self.state.pid, self.state.started_at = process.pid, time.time()
+            self.state.bytes_before_child = self.state.captured_bytes
         errors = threading.Thread(target=self._log_stderr, args=(process.stderr,), daemon=True)
         errors.start()
         assert process.stdout is not None
@@ -187,6 +192,7 @@ def apply_event(state: ProtectionState, event: dict[str, Any]) -> None:
         state.durable_txn = event.get("txn")
         state.synced_through = int(event.get("synced_through") or 0)
         state.last_txn = max(state.last_txn or 0, state.durable_txn or 0)
+        state.captured_bytes = state.bytes_before_child + int(event.get("bytes") or 0)
     if name == "full-backup":
         state.last_full = {"txn": event.get("txn"), "time": at}
     if name == "recovery-point":

@@ -109,6 +109,9 @@ def test_show_by_uid_and_by_message_id(snapshot: MailDatabase) -> None:
         show_message(snapshot, ALICE, ("Projects",), "²")  # a digit int() cannot read
     with pytest.raises(UsageError, match="larger than any UID"):
         show_message(snapshot, ALICE, ("Projects",), "9" * 30)
+    with pytest.raises(UsageError, match="larger than any UID"):
+        show_message(snapshot, ALICE, ("Projects",), "9" * 5000)  # past int()'s digit limit
+    assert show_message(snapshot, ALICE, ("Projects",), "0" * 30 + "1").message.uid == 1
 
 
 def test_a_selection_is_what_a_recovery_adds_and_writes_nothing(snapshot: MailDatabase,
