@@ -70,7 +70,7 @@ def test_the_unit_may_write_what_the_deployment_guide_configures(tmp_path: Path)
 
 
 # "GET /api/v1/jobs/{job_id}" as docs/api.md names a route, anywhere in its text.
-ROUTE_NAMED = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE) (/[^\s`|?,;)]*)")
+ROUTE_NAMED = re.compile(r"\b(GET|HEAD|POST|PUT|PATCH|DELETE) (/[^\s`|?,;)]*)")
 
 
 def _route(method: str, path: str) -> str:

@@ -187,6 +187,8 @@ def test_tokens_roles_the_audit_log_and_the_failure_limit(tmp_path: Path) -> Non
         # Refused whatever it presents now, a good token too; the health check needs none.
         assert_problem(auditor.get("/api/v1/databases"), 429)
         assert answer(httpx.get(f"{server.api}/api/v1/health"), 200)["status"] == "ok"
+        checked = httpx.head(f"{server.api}/api/v1/health")
+        assert (checked.status_code, checked.content) == (200, b"")
         server.stop()
     tokens = [carol, *site.tokens.values()]
     stored = json.loads((site.state_dir / "tokens.json").read_text())["tokens"]
@@ -234,6 +236,7 @@ MALFORMED: list[tuple[str, str, dict[str, Any], int]] = [
     ("POST", "restores", {"json": {"latest": 1}}, 400),
     ("POST", "recovery-points", {"json": {"keep": "true"}}, 400),
     ("PATCH", "recovery-points/p", {"json": {"keep": "yes"}}, 400),
+    ("PATCH", "recovery-points/never%20made", {"json": {"keep": True}}, 404),
     ("PATCH", "recovery-points/p", {"json": {"keep": True, "colour": 1}}, 400),
     ("POST", "full-backups", {"json": {"now": True}}, 400),
     ("POST", "prunes", {"json": {"keep_daily": 1}}, 400),

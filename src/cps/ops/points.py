@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..capture import ProtectOptions, Protector, ask_protector
-from ..errors import RepositoryLocked, UsageError
+from ..errors import NotFound, RepositoryLocked, UsageError
 from ..repository import RecoveryPoint, Repository
 
 ANSWER_TIMEOUT = 60.0  # seconds a running protector has to answer
@@ -68,9 +68,12 @@ def set_keep(repo: Repository, db_id: str, name: str, keep: bool) -> RecoveryPoi
     """Keep the recovery point `name` whatever the retention policy, or let retention decide."""
     points, _unreadable = repo.points(db_id)
     matches = [p for p in points if p.name == name]
-    if len(matches) != 1:
-        known = ", ".join(repr(p.name) for p in points[-8:]) or "none"
-        raise UsageError(f"{len(matches) or 'no'} recovery points named {name!r}",
+    known = ", ".join(repr(p.name) for p in points[-8:]) or "none"
+    if not matches:
+        raise NotFound(f"no recovery point named {name!r}",
+                       hint=f"Recovery points of {db_id}: {known}.")
+    if len(matches) > 1:  # made before names in use were refused
+        raise UsageError(f"{len(matches)} recovery points are named {name!r}",
                          hint=f"Recovery points of {db_id}: {known}.")
     point = dataclasses.replace(matches[0], keep=keep)
     repo.write_point(db_id, point)  # the same file name: the point is replaced whole

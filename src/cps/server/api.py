@@ -151,6 +151,10 @@ def _routes(app: FastAPI, service: Service) -> None:
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "since": service.started_at}
 
+    @app.head("/api/v1/health")
+    def health_check() -> Response:
+        return Response()  # for checks that send HEAD: the answer is the status
+
     @app.get("/api/v1/databases")
     def databases(_who: Principal = auditor) -> list[dict[str, Any]]:
         return [_with_times(database_status(service, d.id)) for d in service.config.databases]
