@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ import pytest
 
 from cps.repository import Repository
 from cps.server.auth import FAILURES_ALLOWED
+from cps.store.intake.server import WORKER_THREADS
 from tests.conftest import run_cps
-from tests.integration.intake_helpers import inbox_received, make_database, message
+from tests.integration.intake_helpers import inbox_raws, inbox_received, make_database, message
 from tests.integration.protect_helpers import (
     Reference,
     assert_same,
@@ -45,6 +47,7 @@ from tests.integration.server_run import (
     make_token,
     point,
     point_and_copy,
+    poll,
     protecting,
     restore_job,
     running,
@@ -395,6 +398,29 @@ def test_every_acknowledged_delivery_survives_the_loss_of_the_database(tmp_path:
     acknowledged = [raw for sender in senders for raw in sender.acknowledged]
     assert len(acknowledged) >= 9
     assert [raw for raw in acknowledged if received.count(raw) != 1] == []
+
+
+def test_deliveries_waiting_to_be_durable_hold_up_no_other_delivery(tmp_path: Path) -> None:
+    """With ack_after_capture and the protector stopped (SIGSTOP), more deliveries than the
+    intake has worker threads all commit, unanswered; each is answered 250 once the protector
+    goes on and reports them durable. A delivery waiting for that must not hold a worker."""
+    site = make_site(tmp_path, {"mail": [ALICE]}, ack_after_capture=True)
+    db, count = site.databases["mail"], 3 * WORKER_THREADS
+    with running(site) as server, server.client("operator") as api, \
+            ThreadPoolExecutor(count) as pool:
+        protector = protecting(api, "mail")["protection"]["pid"]
+        os.kill(protector, signal.SIGSTOP)
+        try:
+            sent = [message(f"held {n}") for n in range(count)]
+            replies = [pool.submit(deliver, server, "lmtp", ALICE, raw) for raw in sent]
+            poll(lambda: len(inbox_raws(db, ALICE)), lambda stored: stored == count,
+                 f"all {count} deliveries commit while the protector is stopped")
+            assert not any(reply.done() for reply in replies), "answered before durable"
+        finally:
+            os.kill(protector, signal.SIGCONT)
+        assert [reply.result() for reply in replies] == [True] * count
+        assert sorted(inbox_received(db, ALICE)) == sorted(sent)
+        server.stop()
 
 
 # The configuration

@@ -110,13 +110,13 @@ class Service:
                             busy_timeout=intake.busy_timeout, tls=tls,
                             durable=self._wait_durable if acknowledged else None)
 
-    def _wait_durable(self, path: Path, committed_ms: int) -> bool:
+    async def _wait_durable(self, path: Path, committed_ms: int) -> bool:
         """For a delivery committed at `committed_ms` into the database at `path`: whether it is
         durable in the repository (at once when its database does not ask for that)."""
         settings = next(d for d in self.config.databases if d.path == path)
         if not settings.ack_after_capture:
             return True
-        return self.children[settings.id].wait_durable(committed_ms, ACK_PATIENCE)
+        return await self.children[settings.id].until_durable(committed_ms, ACK_PATIENCE)
 
     # Retention
 

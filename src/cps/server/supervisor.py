@@ -16,6 +16,7 @@ and waits for them.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
@@ -68,6 +69,18 @@ class ProtectionState:
         self.error_totals[kind] += 1
 
 
+@dataclass(frozen=True, slots=True)
+class _DurableWaiter:
+    committed_ms: int
+    loop: asyncio.AbstractEventLoop
+    answer: asyncio.Future[bool]
+
+
+def _settle(answer: asyncio.Future[bool], durable: bool) -> None:
+    if not answer.done():  # a wait that timed out is cancelled
+        answer.set_result(durable)
+
+
 class ProtectorChild:
     """One database's protector process, started again whenever it exits, until stopped."""
 
@@ -77,6 +90,7 @@ class ProtectorChild:
         self.state = ProtectionState(settings.id)
         self.changed = threading.Condition()
         self._stop = threading.Event()
+        self._durable_waiters: list[_DurableWaiter] = []
         self._process: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name=f"cps-protector-{settings.id}",
                                         daemon=True)
@@ -86,21 +100,45 @@ class ProtectorChild:
 
     def stop(self) -> None:
         self._stop.set()
+        with self.changed:
+            self._answer_durable()
         process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
         self._thread.join(STOP_PATIENCE + 5)
 
-    def wait_durable(self, committed_ms: int, timeout: float) -> bool:
-        """Whether every commit made before `committed_ms` became durable within `timeout`."""
-        deadline = time.monotonic() + timeout
+    async def until_durable(self, committed_ms: int, timeout: float) -> bool:
+        """Whether every commit made before `committed_ms` became durable within `timeout`,
+        waited for on the caller's event loop (the state changes on this child's thread, which
+        answers the wait when the protector reports it)."""
+        loop = asyncio.get_running_loop()
+        waiter = _DurableWaiter(committed_ms, loop, loop.create_future())
         with self.changed:
-            while self.state.synced_through <= committed_ms:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stop.is_set():
-                    return False
-                self.changed.wait(remaining)
-        return True
+            if self.state.synced_through > committed_ms:
+                return True
+            if self._stop.is_set():
+                return False
+            self._durable_waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter.answer, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            with self.changed:
+                if waiter in self._durable_waiters:
+                    self._durable_waiters.remove(waiter)
+
+    def _answer_durable(self) -> None:
+        """Under `changed`: answer the waits whose commits are durable now (all of them, no,
+        once stopping)."""
+        waiting = []
+        for waiter in self._durable_waiters:
+            if self.state.synced_through > waiter.committed_ms or self._stop.is_set():
+                waiter.loop.call_soon_threadsafe(_settle, waiter.answer,
+                                                 not self._stop.is_set())
+            else:
+                waiting.append(waiter)
+        self._durable_waiters = waiting
 
     def command(self) -> list[str]:
         s = self.settings
@@ -171,6 +209,7 @@ class ProtectorChild:
             return
         with self.changed:
             apply_event(self.state, event)
+            self._answer_durable()
             self.changed.notify_all()
         if event.get("event") not in ("durable", "full-backup-progress"):
             logger.info("protector of %s: %s", self.settings.id, event.get("event"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,26 +40,25 @@ class Outcome:
     committed: bool
     reason: str = ""
     permanent: bool = False
+    database: Path | None = None  # committed: into this database ...
+    committed_ms: int = 0  # ... at this time (for the wait until it is durable)
 
 
-COMMITTED = Outcome(True)
 UNKNOWN = Outcome(False, "no such mailbox", permanent=True)
 # Stored, but not made durable in the repository in time: the sender tries again (and the message
 # may then be stored twice, never lost).
 NOT_DURABLE = Outcome(False, "not yet protected in the backup repository")
 # Whether a delivery committed at a time (ms) into the database at a path is durable in its
-# repository: blocks until it is, or says it did not become so in time.
-Durable = Callable[[Path, int], bool]
+# repository: waits on the event loop until it is, or says it did not become so in time.
+Durable = Callable[[Path, int], Awaitable[bool]]
 
 
 class Deliverer:
     """Routes addresses to mail databases and delivers raw messages into them."""
 
-    def __init__(self, databases: Sequence[Path], busy_timeout: float,
-                 durable: Durable | None = None) -> None:
+    def __init__(self, databases: Sequence[Path], busy_timeout: float) -> None:
         self.databases = tuple(databases)
         self.busy_timeout = busy_timeout
-        self.durable = durable
         self._local = threading.local()
         self._opened: list[MailDatabase] = []
         self._opened_lock = threading.Lock()
@@ -140,15 +139,10 @@ class Deliverer:
         except Exception as error:  # a failed delivery must become a reply, never a crash
             logger.warning("delivery failed database=%s id=%s", path, trace_id, exc_info=True)
             return Outcome(False, f"mail database error: {error}")
-        committed_ms = int(time.time() * 1000)
         logger.debug(
             "delivered size=%d database=%s id=%s messages=%s", len(raw), path, trace_id,
             ",".join(f"{d.address}:{d.message_id}" for d in deliveries))
-        if self.durable is not None and not self.durable(path, committed_ms):
-            logger.warning("delivery not acknowledged: not durable in the repository in time "
-                           "database=%s id=%s", path, trace_id)
-            return NOT_DURABLE
-        return COMMITTED
+        return Outcome(True, database=path, committed_ms=int(time.time() * 1000))
 
     def _database(self, index: int) -> MailDatabase:
         connections: dict[int, MailDatabase] | None = getattr(self._local, "connections", None)

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from aiosmtpd.lmtp import LMTP
 
 from ...errors import InvalidName
-from .delivery import UNKNOWN, Deliverer, Outcome
+from .delivery import NOT_DURABLE, UNKNOWN, Deliverer, Durable, Outcome
 from .trace import Trace
 
 logger = logging.getLogger(__name__)
@@ -37,9 +38,11 @@ MAX_REASON_CHARS = 200
 
 
 class IntakeHandler:
-    def __init__(self, deliverer: Deliverer, executor: Executor) -> None:
+    def __init__(self, deliverer: Deliverer, executor: Executor,
+                 durable: Durable | None = None) -> None:
         self.deliverer = deliverer
         self.executor = executor
+        self.durable = durable
         self._running = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -79,15 +82,39 @@ class IntakeHandler:
             logger.warning("delivery failed recipients=%s", ",".join(recipients), exc_info=True)
             failed = Outcome(False, f"mail database error: {error}")
             outcomes = {address: failed for address in recipients}
+        if self.durable is not None:
+            with self._busy():
+                outcomes = await self._until_durable(self.durable, outcomes, trace)
         if lmtp:
             return "\r\n".join(_reply(outcomes[address], address) for address in recipients)
         return _smtp_reply([outcomes[address] for address in recipients])
 
+    async def _until_durable(self, durable: Durable, outcomes: dict[str, Outcome], trace: Trace
+                             ) -> dict[str, Outcome]:
+        """The outcomes once each committed transaction is durable in its repository; those that
+        did not become so in time NOT_DURABLE. Waited for here, on the event loop, not on a worker
+        thread: a worker waiting would hold up every other delivery for a sync interval."""
+        commits = {o.database: o.committed_ms for o in outcomes.values()
+                   if o.committed and o.database is not None}
+        waits = await asyncio.gather(*(durable(path, ms) for path, ms in commits.items()))
+        late = {path for path, done in zip(commits, waits, strict=True) if not done}
+        for path in late:
+            logger.warning("delivery not acknowledged: not durable in the repository in time "
+                           "database=%s id=%s", path, trace.id)
+        return {address: NOT_DURABLE if outcome.database in late else outcome
+                for address, outcome in outcomes.items()}
+
     async def _in_worker(self, work: Callable[..., T], *args: Any) -> T:
+        with self._busy():
+            return await asyncio.get_running_loop().run_in_executor(self.executor, work, *args)
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Store work under way, which `drained` waits for."""
         self._running += 1
         self._idle.clear()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, work, *args)
+            yield
         finally:
             self._running -= 1
             if not self._running:

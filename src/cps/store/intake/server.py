@@ -107,7 +107,8 @@ class IntakeServer:
         self.endpoints = {"smtp": smtp, "lmtp": lmtp}
         self.max_size = max_size
         self.tls = tls
-        self.deliverer = Deliverer([Path(p) for p in databases], busy_timeout, durable)
+        self.deliverer = Deliverer([Path(p) for p in databases], busy_timeout)
+        self.durable = durable
         self.listeners: list[tuple[str, Endpoint]] = []
         self._servers: list[asyncio.Server] = []
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
@@ -118,7 +119,7 @@ class IntakeServer:
         """Check the databases and start listening; on failure nothing is left running."""
         loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="cps-intake")
-        self._handler = IntakeHandler(self.deliverer, self._executor)
+        self._handler = IntakeHandler(self.deliverer, self._executor, self.durable)
         try:
             await loop.run_in_executor(self._executor, self.deliverer.check)
             hostname = socket.gethostname()
