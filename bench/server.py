@@ -14,8 +14,8 @@ full backup is made), except where said. Four parts, each run in every round:
   its first full backup, a live copy of the whole database ("first_full": until the status says
   "protecting"). QUIET_SECONDS later the benchmark asks for a full backup (`POST .../full-backups`;
   synthesised from the repository, it reads only the log since the first) and at once for a
-  restore of the latest state (`POST .../restores`, a job in the server's own process), follows
-  the job until it ends and the status until it names the new full backup, and samples
+  restore of the latest state (`POST .../restores`, a job whose restore runs in a process of its
+  own), follows the job until it ends and the status until it names the new full backup, and samples
   QUIET_SECONDS more. The full backup runs from the answer to its request to the first sample
   naming it ("full"); the restore from the job's started_at to its ended_at ("restore").
   Reported: latency p50, p99 and max of the samples taken while any of the three ran ("busy"),

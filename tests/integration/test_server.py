@@ -15,8 +15,9 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from tests.integration.server_run import (
     answer,
     captured,
     deliver,
+    finished,
     gone,
     make_site,
     make_token,
@@ -371,6 +373,59 @@ def test_a_killed_protector_is_started_again_and_loses_nothing(tmp_path: Path) -
         restores_to(api, site, "mail", live, latest=True)
         server.stop()
     assert not alive(protection["pid"])
+
+
+def test_a_cancelled_restore_job_ends_its_process_and_leaves_no_file(tmp_path: Path) -> None:
+    """A restore runs in a process of its own. Here it blocks reading the repository's packs
+    (each made a FIFO) once it has started writing: cancelled, the job ends so, its partial file
+    gone, and the next restore is whole."""
+    site = make_site(tmp_path, {"mail": [ALICE]})
+    with running(site) as server, server.client("operator") as api:
+        protecting(api, "mail")
+        assert deliver(server, "lmtp", ALICE, message("kept"))
+        with packs_that_block(site.repo):
+            job = answer(api.post("/api/v1/databases/mail/restores", json={"latest": True}), 202)
+            partial = site.state_dir / "jobs" / job["id"] / "mail.db.partial"
+            poll(partial.exists, bool, "the restore writes its partial file")
+            [restoring] = job_processes(server.process.pid)
+            answer(api.delete(job["links"]["self"]), 200)
+            ended = finished(api, job)
+            assert not alive(restoring) and job_processes(server.process.pid) == []
+        assert ended["state"] == "cancelled", ended
+        assert not any(partial.parent.glob("*")), "the cancelled restore left a file"
+        restore_job(api, "mail", tmp_path / "after.db", latest=True)
+        assert inbox_received(tmp_path / "after.db", ALICE) == [message("kept")]
+        server.stop()
+    assert "Traceback" not in server.log()
+
+
+def job_processes(server_pid: int) -> list[int]:
+    """The processes the server started for jobs (spawned by multiprocessing)."""
+    found = []
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with suppress(FileNotFoundError):
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(int(pid))
+    return found
+
+
+@contextmanager
+def packs_that_block(repo: Path) -> Iterator[None]:
+    """Every pack file of `repo` a FIFO no one writes, so that reading one blocks; afterwards
+    the packs as they were (a reader still blocked sees an empty file)."""
+    packs = sorted(p for p in (repo / "packs").rglob("*.pack"))
+    for pack in packs:
+        pack.rename(pack.with_name(pack.name + ".aside"))
+        os.mkfifo(pack)
+    try:
+        yield
+    finally:
+        for pack in packs:
+            with suppress(OSError):  # ENXIO: no reader to release
+                os.close(os.open(pack, os.O_WRONLY | os.O_NONBLOCK))
+            pack.unlink()
+            pack.with_name(pack.name + ".aside").rename(pack)
 
 
 # Zero loss

@@ -11,7 +11,6 @@ point in time is served by the routes of mail_api.py.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -25,10 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..capture import ask_for_full
-from ..ops import check_restorable, create_point, restore_database, set_keep, timelines
+from ..ops import check_restorable, create_point, set_keep, timelines
 from ..restore import Target, format_ms, parse_time
 from . import mail_api, problems
 from .auth import Principal
+from .job_process import restore_file, run_in_process
 from .jobs import Job, Progress
 from .metrics import CONTENT_TYPE
 from .service import Service
@@ -195,18 +195,15 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     @app.post("/api/v1/databases/{db_id}/restores", status_code=202)
     def restore(db_id: str, body: RestoreRequest, who: Principal = operator) -> dict[str, Any]:
-        service.settings(db_id)
+        settings = service.settings(db_id)
         target = body.target()
         repo = service.repository(db_id)
         check_restorable(repo, db_id, target, best_effort=body.best_effort)  # 4xx, not a job
 
         def work(folder: Path, progress: Progress) -> dict[str, Any]:
-            done = restore_database(repo, db_id, target, folder / f"{db_id}.db",
-                                    best_effort=body.best_effort, progress=progress)
-            with done.result.output.open("rb") as file:  # for the download to be checked against
-                digest = hashlib.file_digest(file, "sha256").hexdigest()
-            return {**done.to_json(), "sha256": digest,
-                    "size": done.result.output.stat().st_size}
+            return run_in_process(restore_file, (settings.repository, service.passphrases[db_id],
+                                                 db_id, target, folder / f"{db_id}.db",
+                                                 body.best_effort), progress)
 
         job = service.jobs.submit("restore", db_id, who.name, body.model_dump(), work)
         service.audit.record(who, "restore", db_id, target=target.describe(), job=job.id)
