@@ -26,8 +26,8 @@ full backup is made), except where said. Four parts, each run in every round:
   transaction each, eight mailboxes) over LMTP by 1 and by 8 clients (delivery.deliver), into
   `cps store serve` and into `cps server` protecting its database (ack_after_capture off, default
   sync interval), each on a new database; the ratio server / store serve per round.
-* ack: the same sample by ACK_CLIENTS clients into `cps server` with sync_interval 100ms, with
-  ack_after_capture on and off; each delivery's latency (MAIL to the reply after DATA).
+* ack: the same sample by 8 and by 32 clients (ACK_CLIENTS) into `cps server` with sync_interval
+  100ms, with ack_after_capture on and off; each delivery's latency (MAIL to the reply after DATA).
 * rss: a server with RSS_DATABASES databases, the delivery sample spread over them (by
   RSS_CLIENTS connections), then RSS_SECONDS of deliveries at RSS_RATE a second over all of them;
   VmRSS of the server and of each process below it (the protectors, and a full backup's process
@@ -79,7 +79,7 @@ SAMPLE_EVERY = 0.02
 STATUS_RATE = 50.0
 QUIET_SECONDS = 2.0
 THROUGHPUT_CLIENTS = (1, 8)
-ACK_CLIENTS = 8
+ACK_CLIENTS = (8, 32)  # a sender waits a sync interval per delivery: MTAs open many connections
 ACK_SYNC = "100ms"
 RSS_DATABASES = 5
 RSS_CLIENTS = 8  # the sample is delivered by these many connections before the light load
@@ -433,7 +433,7 @@ def delivery_round(part: str, envelopes: Sequence[Envelope], work: Path, number:
                    note: Note) -> list[dict[str, Any]]:
     """Every measurement of `part` ("throughput" or "ack") once, the peers in turn."""
     peers, clients = (("store-serve", "server"), THROUGHPUT_CLIENTS) if part == "throughput" \
-        else (("ack-off", "ack-on"), (ACK_CLIENTS,))
+        else (("ack-off", "ack-on"), ACK_CLIENTS)
     runs = []
     for count in clients:
         for peer in peers if number % 2 else reversed(peers):
@@ -608,7 +608,7 @@ def _throughput_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _ack_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [_compared(runs, "ack-on", "ack-off", ACK_CLIENTS)]
+    return [_compared(runs, "ack-on", "ack-off", clients) for clients in ACK_CLIENTS]
 
 
 def _rss_summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
