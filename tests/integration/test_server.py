@@ -393,6 +393,9 @@ def test_a_cancelled_restore_job_ends_its_process_and_leaves_no_file(tmp_path: P
             assert not alive(restoring) and job_processes(server.process.pid) == []
         assert ended["state"] == "cancelled", ended
         assert not any(partial.parent.glob("*")), "the cancelled restore left a file"
+        assert answer(api.delete(job["links"]["self"]), 200)["state"] == "cancelled"
+        audit = (site.state_dir / "audit.log").read_text().splitlines()
+        assert [json.loads(line)["action"] for line in audit].count("cancel") == 1
         restore_job(api, "mail", tmp_path / "after.db", latest=True)
         assert inbox_received(tmp_path / "after.db", ALICE) == [message("kept")]
         server.stop()

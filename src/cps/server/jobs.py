@@ -83,14 +83,16 @@ class JobRunner:
         with self._lock:
             return sorted(self._jobs.values(), key=lambda j: j.created_at)
 
-    def cancel(self, job_id: str) -> Job | None:
+    def cancel(self, job_id: str) -> tuple[Job | None, bool]:
+        """The job, and whether it was asked to stop (one that had ended is left as it was)."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is not None and not job.finished:
-                self._cancel[job_id].set()
-                if job.state == "queued":
-                    job.state, job.ended_at = "cancelled", time.time()
-        return job
+            if job is None or job.finished:
+                return job, False
+            self._cancel[job_id].set()
+            if job.state == "queued":
+                job.state, job.ended_at = "cancelled", time.time()
+        return job, True
 
     def expire(self, ended_before: float) -> list[str]:
         """Forget the jobs that ended before `ended_before` and delete their files; their ids."""

@@ -77,10 +77,12 @@ def test_cancel_stops_a_job_at_its_next_report_and_removes_its_files(tmp_path: P
     runner = JobRunner(tmp_path)
     job = runner.submit("export", "mail01", "alice", {}, long)
     assert reported.wait(30)
-    runner.cancel(job.id)
+    assert runner.cancel(job.id) == (job, True)
     go_on.set()
     assert _wait(runner, job.id) == "cancelled"
     assert not (tmp_path / "jobs" / job.id).exists()
+    assert runner.cancel(job.id) == (job, False), "an ended job is left as it was"
+    assert runner.cancel("nosuch") == (None, False)
     runner.shutdown()
 
 
