@@ -287,6 +287,10 @@ def test_malformed_requests_are_problems_and_the_server_protects_on(tmp_path: Pa
             except AssertionError as error:
                 wrong.append(str(error).splitlines()[0])
         assert not wrong, "\n".join(wrong)
+        described = answer(httpx.get(f"{server.api}/openapi.json"), 200)
+        restores = described["paths"]["/api/v1/databases/{db_id}/restores"]["post"]["responses"]
+        assert "422" not in restores and PROBLEM in restores["400"]["content"]
+        assert "HTTPValidationError" not in described["components"]["schemas"]
 
         last = message("after the bad requests")
         assert deliver(server, "lmtp", ALICE, last)

@@ -45,8 +45,16 @@ def problem(status: int, code: str, detail: str, *, hint: str | None = None,
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+PROBLEM_SCHEMA = {
+    "title": "Problem", "type": "object", "required": ["type", "title", "status", "detail", "code"],
+    "properties": {name: {"type": "integer" if name == "status" else "string"}
+                   for name in ("type", "title", "status", "detail", "code", "hint")},
+}
+
+
 def install(app: FastAPI) -> None:
-    """Make every error of `app` a problem."""
+    """Make every error of `app` a problem, and its OpenAPI description say so."""
+    _describe_problems(app)
 
     @app.exception_handler(CPSError)
     async def cps_error(_request: Request, error: CPSError) -> JSONResponse:
@@ -72,3 +80,28 @@ def install(app: FastAPI) -> None:
     async def bug(_request: Request, error: Exception) -> JSONResponse:
         logger.exception("request failed")
         return problem(500, "error", "the server failed on this request; its log says why")
+
+
+def _describe_problems(app: FastAPI) -> None:
+    """FastAPI describes a request it cannot read as its own 422 validation error; this API
+    answers it with a 400 problem, and its description says that instead."""
+    make = app.openapi
+
+    def described() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = make()  # which keeps it as app.openapi_schema: changed here in place
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses["400"] = {
+                            "description": "The request cannot be read (a problem, RFC 9457)",
+                            "content": {MEDIA_TYPE: {
+                                "schema": {"$ref": "#/components/schemas/Problem"}}}}
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            schemas["Problem"] = PROBLEM_SCHEMA
+        return app.openapi_schema or {}
+
+    app.openapi = described  # type: ignore[method-assign]
