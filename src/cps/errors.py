@@ -218,6 +218,8 @@ ALL_ERRORS: tuple[type[CPSError], ...] = (
     ServerError,
     AccessDenied,
 )
+# The error a code names, for errors that crossed a process or the network as their code.
+ERRORS_BY_CODE: dict[str, type[CPSError]] = {error.code: error for error in ALL_ERRORS}
 
 
 def _path_of(filename: object) -> str | None:

@@ -12,13 +12,12 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from ..errors import ALL_ERRORS, AccessDenied, ServerError, UsageError
+from ..errors import ERRORS_BY_CODE, AccessDenied, ServerError, UsageError
 
 JOB_POLL_SECONDS = 0.2  # how often a job being waited for is asked about
 TIMEOUT_SECONDS = 60.0  # a request's longest wait (a recovery point waits for the protector)
 Progress = Callable[[str, int, int], None]
 
-_ERRORS = {error.code: error for error in ALL_ERRORS}
 _NOT_CHANGED = "Nothing was changed."
 
 
@@ -77,7 +76,7 @@ class ServerClient:
             return dict(job["result"] or {})
         error = job.get("error") or {}
         message = error.get("message") or f"job {job['id']} ended {job['state']}"
-        raise _ERRORS.get(error.get("code", ""), ServerError)(message, hint=error.get("hint"))
+        raise ERRORS_BY_CODE.get(error.get("code", ""), ServerError)(message, hint=error.get("hint"))
 
     def download(self, path: str, file: Path, *, sha256: str | None = None) -> int:
         """Write what `path` serves to the new `file`, fsynced and checked against `sha256` when
@@ -143,7 +142,7 @@ def _raise(response: httpx.Response) -> None:
         problem = {}
     detail = str(problem.get("detail") or f"the server answered {response.status_code}")
     hint = problem.get("hint")
-    known = _ERRORS.get(str(problem.get("code", "")))
+    known = ERRORS_BY_CODE.get(str(problem.get("code", "")))
     if known is not None:
         raise known(detail, hint=hint)
     status = response.status_code

@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..errors import ALL_ERRORS, CPSError
+from ..errors import ERRORS_BY_CODE, CPSError
 from ..ops import restore_database
 from ..repository import Repository
 from ..restore import Target
@@ -26,7 +26,6 @@ from .jobs import Progress
 
 CANCEL_CHECK = 0.5  # seconds between two looks at the job's cancel flag while the child is silent
 
-_ERRORS = {error.code: error for error in ALL_ERRORS}
 ChildWork = Callable[..., dict[str, Any]]  # (*args, progress=...) -> a JSON-able result
 
 
@@ -68,7 +67,7 @@ def _follow(child: multiprocessing.process.BaseProcess, receiver: Connection,
             return result
         else:
             code, message, hint = value
-            raise _ERRORS.get(code, CPSError)(message, hint=hint)
+            raise ERRORS_BY_CODE.get(code, CPSError)(message, hint=hint)
 
 
 def _child(sender: Connection, work: ChildWork, args: tuple[Any, ...]) -> None:
