@@ -20,7 +20,13 @@ from cps.store import MailDatabase
 from tests.conftest import run_cps
 from tests.integration.granular_history import mail_of
 from tests.integration.protect_helpers import dump
-from tests.integration.server_run import ServerProcess, protecting, running, site_for
+from tests.integration.server_run import (
+    ServerProcess,
+    make_token,
+    protecting,
+    running,
+    site_for,
+)
 
 USER = "user001@example.com"
 
@@ -47,10 +53,8 @@ class Setup:
 
 
 def token_file(setup_folder: Path, config: Path, name: str, role: str) -> Path:
-    made = run_cps("server", "token", "create", "--config", config, "--name", name, "--role",
-                   role, "--json")
     path = setup_folder / f"{name}.token"
-    path.write_text(json.loads(made.stdout)["token"] + "\n")
+    path.write_text(make_token(config, name, role) + "\n")
     return path
 
 

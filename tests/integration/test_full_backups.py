@@ -22,8 +22,9 @@ from cps.capture import ProtectOptions, Protector
 from cps.capture.full_backup import FullSource, take_full
 from cps.capture.sqlite_db import DatabaseFile
 from cps.capture.wal_follower import WalFollower
-from cps.repository import Chain, DatabaseInfo, Repository
-from cps.restore import Base, Target, load_catalog, plan_restore, restore
+from cps.repository import Chain, DatabaseInfo, FullRef, Repository
+from cps.repository.catalog import Catalog
+from cps.restore import Base, RestoreResult, Target, load_catalog, plan_restore, restore
 from cps.store import MailDatabase
 from cps.store.dump import dump_lines
 from cps.store.workload import run_workload
@@ -116,10 +117,7 @@ def test_a_wal_reset_under_a_running_full_backup_cannot_corrupt_it(tmp_path: Pat
         app.execute("UPDATE t SET body = ? WHERE id = ?", (b"\xff" * 3000, n % 200 + 1))
     assert follower.wal_path.read_bytes()[16:20] != struct.pack(">I", follower.position.salt1)
 
-    repo = Repository.init(tmp_path / "repo")
-    repo.add_database(DatabaseInfo("app", str(db_path), 4096, 0))
-    repo.write_chain("app", Chain(1, 0, 1, "test"))
-    take_full(repo, "app", 1, 1, source, None)
+    repo = repository_with_full(tmp_path, "app", db_path, source)
     pin.close()
     db_file.close()
     restored = restore(repo, plan_restore(load_catalog(repo, "app"), Target("txn", 1)),
@@ -181,20 +179,38 @@ def check_fulls_and_latest(repo: Repository, db_path: Path, folder: Path, *, ful
     catalog = load_catalog(repo, "mail")
     (chain,) = catalog.chains
     assert len(chain.fulls) >= fulls_at_least, "the test needs more full backups"
-    first = chain.fulls[0]
     for full in chain.fulls[1:]:
-        from_full = restore(repo, plan_restore(catalog, Target("txn", full.txn)),
-                            folder / f"full-{full.txn}.db")
-        assert from_full.txn == full.txn
-        replay_plan = replace(plan_restore(catalog, Target("txn", full.txn)), bases=(
-            Base(first, tuple(s for s in chain.segments if s.first_txn <= full.txn)),))
-        replayed = restore(repo, replay_plan, folder / f"replay-{full.txn}.db")
-        assert replayed.txn == full.txn
+        from_full, replayed = restored_and_replayed(repo, catalog, full, folder)
         assert from_full.output.read_bytes() == replayed.output.read_bytes()
     latest = restore(repo, plan_restore(catalog, Target("latest")), folder / "latest.db")
     with MailDatabase.open(latest.output, readonly=True) as restored, \
             MailDatabase.open(db_path, readonly=True) as live:
         assert list(dump_lines(restored.connection)) == list(dump_lines(live.connection))
+
+
+def restored_and_replayed(repo: Repository, catalog: Catalog, full: FullRef, folder: Path
+                          ) -> tuple[RestoreResult, RestoreResult]:
+    """The restore of `full`'s transaction from `full`, and from the log replayed from the first
+    full backup of its chain (the only chain), each checked to be at that transaction."""
+    (chain,) = catalog.chains
+    from_full = restore(repo, plan_restore(catalog, Target("txn", full.txn)),
+                        folder / f"full-{full.txn}.db")
+    replay_plan = replace(plan_restore(catalog, Target("txn", full.txn)), bases=(
+        Base(chain.fulls[0], tuple(s for s in chain.segments if s.first_txn <= full.txn)),))
+    replayed = restore(repo, replay_plan, folder / f"replay-{full.txn}.db")
+    assert from_full.txn == replayed.txn == full.txn
+    return from_full, replayed
+
+
+def repository_with_full(folder: Path, db_id: str, db_path: Path, source: FullSource
+                         ) -> Repository:
+    """A new repository, `folder`/repo, whose chain 1 of `db_id` starts with a full backup of
+    `source` at transaction 1."""
+    repo = Repository.init(folder / "repo")
+    repo.add_database(DatabaseInfo(db_id, str(db_path), source.page_size, 0))
+    repo.write_chain(db_id, Chain(1, 0, 1, "test"))
+    take_full(repo, db_id, 1, 1, source, None)
+    return repo
 
 
 def running(pid: int) -> bool:
@@ -278,10 +294,7 @@ def test_a_full_backup_of_a_database_grown_past_1_gib_in_the_wal_reads_the_lock_
     db_file = DatabaseFile(db_path)
     source = FullSource(db_file, follower.wal_path, BIG_PAGE, follower.db_pages,
                         dict(follower.page_frames), follower.position)
-    repo = Repository.init(tmp_path / "repo")
-    repo.add_database(DatabaseInfo("big", str(db_path), BIG_PAGE, 0))
-    repo.write_chain("big", Chain(1, 0, 1, "test"))
-    take_full(repo, "big", 1, 1, source, None)
+    repo = repository_with_full(tmp_path, "big", db_path, source)
     db_file.close()
     app.close()
     restored = restore(repo, plan_restore(load_catalog(repo, "big"), Target("txn", 1)),
@@ -307,10 +320,6 @@ def test_a_full_backup_made_from_a_log_that_grew_past_1_gib_is_exact(tmp_path: P
     (chain,) = catalog.chains
     first, synthesised = chain.fulls[0], chain.fulls[-1]
     assert synthesised.txn > first.txn
-    from_full = restore(repo, plan_restore(catalog, Target("txn", synthesised.txn)),
-                        tmp_path / "from-full.db")
-    replayed = restore(repo, replace(plan_restore(catalog, Target("txn", synthesised.txn)), bases=(
-        Base(first, tuple(s for s in chain.segments if s.first_txn <= synthesised.txn)),)),
-        tmp_path / "replayed.db")
+    from_full, replayed = restored_and_replayed(repo, catalog, synthesised, tmp_path)
     assert from_full.pages * BIG_PAGE > 1 << 30
     assert content(from_full.output) == content(replayed.output) == content(db_path)
