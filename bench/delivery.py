@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import re
-import signal
 import smtplib
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from common import terminate
 from cps.store import MailDatabase
 
 SENDER = "bench@example.org"
@@ -97,12 +97,7 @@ class CPSServe:
     def _stop(self) -> None:
         if self._process is None:
             return
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        terminate(self._process, STOP_SECONDS)
         self._process = None
 
 

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from common import terminate
+
 MAIL_USER = "mail"
 START_SECONDS = 30.0
 STOP_SECONDS = 30.0
@@ -132,12 +134,7 @@ class Dovecot:
     def _stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        terminate(self._process, STOP_SECONDS)
         if self._process.stderr is not None:
             self._process.stderr.close()
         self._process = None

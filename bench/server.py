@@ -57,11 +57,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
-from common import copy_database, machine, percentile, spread
+from common import copy_database, machine, percentile, spread, terminate
 from cps.repository import Repository
 from cps.server.auth import TokenStore
 from cps.store import MailDatabase
@@ -187,12 +187,7 @@ class Server:
     def _stop(self) -> None:
         if self._process is None:
             return
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        terminate(self._process, STOP_SECONDS)
         self._process = None
 
 
@@ -215,20 +210,18 @@ def addressed(envelopes: Sequence[Envelope], users: Sequence[str]) -> list[Envel
     return [(users[n % len(users)], message) for n, (_user, message) in enumerate(envelopes)]
 
 
-class SteadyLoad:
-    """Deliveries over one LMTP connection at `rate` a second, in a thread, while the block runs:
-    the write load the status and memory measurements run under."""
+class InBackground:
+    """`_run` in a thread while the block runs, until `_stop` is set at its end; what failed
+    (`failures`, each said by `_run`) raised then, unless the block failed itself."""
 
-    def __init__(self, port: int, envelopes: Sequence[Envelope], rate: float) -> None:
-        self.port = port
-        self.envelopes = envelopes
-        self.rate = rate
-        self.delivered = 0
+    doing = "tasks"  # what failures are of, for the error
+
+    def __init__(self) -> None:
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> SteadyLoad:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -237,8 +230,30 @@ class SteadyLoad:
     ) -> None:
         self._stop.set()
         self._thread.join()
+        self._ended()
         if self.failures and kind is None:
-            raise RuntimeError(f"{len(self.failures)} deliveries failed, first: {self.failures[0]}")
+            raise RuntimeError(f"{len(self.failures)} {self.doing} failed, first: "
+                               f"{self.failures[0]}")
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _ended(self) -> None:
+        """After the thread has ended: what the subclass closes."""
+
+
+class SteadyLoad(InBackground):
+    """Deliveries over one LMTP connection at `rate` a second, in a thread, while the block runs:
+    the write load the status and memory measurements run under."""
+
+    doing = "deliveries"
+
+    def __init__(self, port: int, envelopes: Sequence[Envelope], rate: float) -> None:
+        self.port = port
+        self.envelopes = envelopes
+        self.rate = rate
+        self.delivered = 0
+        super().__init__()
 
     def _run(self) -> None:
         began = time.monotonic()
@@ -267,29 +282,19 @@ class Sample:
     full_txn: int | None  # the last full backup the status names
 
 
-class StatusSampler:
+class StatusSampler(InBackground):
     """GET the status of `db_id` every SAMPLE_EVERY seconds, in a thread, while the block runs."""
+
+    doing = "status requests"
 
     def __init__(self, server: Server, db_id: str) -> None:
         self.client = server.client()
         self.path = f"/api/v1/databases/{db_id}"
         self.samples: list[Sample] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> StatusSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
+    def _ended(self) -> None:
         self.client.close()
-        if self.failures and kind is None:
-            raise RuntimeError(f"{len(self.failures)} status requests failed: {self.failures[0]}")
 
     def first(self, test: Callable[[Sample], bool]) -> float:
         """When the first sample that passes `test` was taken (waiting for one if need be)."""
