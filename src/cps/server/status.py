@@ -54,7 +54,7 @@ class StatusCache:
 def database_status(service: Service, db_id: str) -> dict[str, Any]:
     settings = service.settings(db_id)
     child = service.children[db_id]
-    with child.changed:
+    with child.lock:
         state = child.state
         protection = {
             "condition": _condition(state.running, state.ready, state.outage),

@@ -88,7 +88,7 @@ class ProtectorChild:
         self.settings = settings
         self.passphrase = passphrase
         self.state = ProtectionState(settings.id)
-        self.changed = threading.Condition()
+        self.lock = threading.Lock()  # over `state` and the waits for durability
         self._stop = threading.Event()
         self._durable_waiters: list[_DurableWaiter] = []
         self._process: subprocess.Popen[bytes] | None = None
@@ -100,7 +100,7 @@ class ProtectorChild:
 
     def stop(self) -> None:
         self._stop.set()
-        with self.changed:
+        with self.lock:
             self._answer_durable()
         process = self._process
         if process is not None and process.poll() is None:
@@ -113,7 +113,7 @@ class ProtectorChild:
         answers the wait when the protector reports it)."""
         loop = asyncio.get_running_loop()
         waiter = _DurableWaiter(committed_ms, loop, loop.create_future())
-        with self.changed:
+        with self.lock:
             if self.state.synced_through > committed_ms:
                 return True
             if self._stop.is_set():
@@ -124,12 +124,12 @@ class ProtectorChild:
         except TimeoutError:
             return False
         finally:
-            with self.changed:
+            with self.lock:
                 if waiter in self._durable_waiters:
                     self._durable_waiters.remove(waiter)
 
     def _answer_durable(self) -> None:
-        """Under `changed`: answer the waits whose commits are durable now (all of them, no,
+        """Under `lock`: answer the waits whose commits are durable now (all of them, no,
         once stopping)."""
         waiting = []
         for waiter in self._durable_waiters:
@@ -161,7 +161,7 @@ class ProtectorChild:
                          self.settings.id, self.state.last_exit, backoff,
                          extra={"fields": {"db": self.settings.id}})
             self._stop.wait(backoff)
-            with self.changed:
+            with self.lock:
                 self.state.restarts += 1
 
     def _run_once(self) -> None:
@@ -173,7 +173,7 @@ class ProtectorChild:
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=environment)
         self._process = process
-        with self.changed:
+        with self.lock:
             self.state.running, self.state.ready = True, False
             self.state.pid, self.state.started_at = process.pid, time.time()
             self.state.bytes_before_child = self.state.captured_bytes
@@ -184,13 +184,12 @@ class ProtectorChild:
             self._event(line)
         status = process.wait()
         errors.join()
-        with self.changed:
+        with self.lock:
             self.state.running, self.state.ready, self.state.pid = False, False, None
             self.state.last_exit = (f"killed by {signal.Signals(-status).name}" if status < 0
                                     else f"exit status {status}")
             if status != 0 or not self._stop.is_set():
                 self.state.error("protector-exit", self.state.last_exit)
-            self.changed.notify_all()
 
     def _log_stderr(self, stream: BinaryIO | None) -> None:
         assert stream is not None
@@ -199,7 +198,7 @@ class ProtectorChild:
             if text:
                 logger.warning("protector of %s: %s", self.settings.id, text,
                                extra={"fields": {"db": self.settings.id}})
-                with self.changed:
+                with self.lock:
                     self.state.error("protector-stderr", text)
 
     def _event(self, line: bytes) -> None:
@@ -207,10 +206,9 @@ class ProtectorChild:
             event = json.loads(line)
         except ValueError:
             return
-        with self.changed:
+        with self.lock:
             apply_event(self.state, event)
             self._answer_durable()
-            self.changed.notify_all()
         if event.get("event") not in ("durable", "full-backup-progress"):
             logger.info("protector of %s: %s", self.settings.id, event.get("event"),
                         extra={"fields": {"db": self.settings.id, **_fields(event)}})
