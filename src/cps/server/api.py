@@ -30,6 +30,7 @@ from . import mail_api, problems
 from .auth import Principal
 from .job_process import restore_file, run_in_process
 from .jobs import Job, Progress
+from .mail_access import MailAccess
 from .metrics import CONTENT_TYPE
 from .service import Service
 from .status import database_status
@@ -93,7 +94,7 @@ def build_app(service: Service) -> FastAPI:
     problems.install(app)
     app.add_middleware(_BodyLimit)
     _routes(app, service)
-    mail_api.add_routes(app, service, requires(service, "operator"))
+    mail_api.add_routes(app, MailAccess(service), requires(service, "operator"))
     return app
 
 
