@@ -25,15 +25,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..capture import ask_for_full
 from ..ops import check_restorable, create_point, set_keep, timelines
-from ..restore import Target, format_ms, parse_time
+from ..restore import Target, parse_time
 from . import mail_api, problems
 from .auth import Principal
+from .console import Console, install_console
 from .job_process import restore_file, run_in_process
 from .jobs import Job, Progress
 from .mail_access import MailAccess
 from .metrics import CONTENT_TYPE
 from .service import Service
-from .status import database_status
+from .status import database_status, with_times
 
 MAX_BODY = 1 << 20  # bytes a request body may have
 TOO_LARGE = f"the request body is larger than {MAX_BODY} bytes"
@@ -91,10 +92,13 @@ def build_app(service: Service) -> FastAPI:
     app = FastAPI(title="CPS", version=__version__,
                   description="Continuous protection for mail stores: status, timelines, "
                               "recovery points, restores and mail at any point in time.")
-    problems.install(app)
+    mail = MailAccess(service)
+    console = Console(service, mail)
+    problems.install(app, pages=console.error_page)
     app.add_middleware(_BodyLimit)
     _routes(app, service)
-    mail_api.add_routes(app, MailAccess(service), requires(service, "operator"))
+    mail_api.add_routes(app, mail, requires(service, "operator"))
+    install_console(app, console)
     return app
 
 
@@ -158,11 +162,11 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/api/v1/databases")
     def databases(_who: Principal = auditor) -> list[dict[str, Any]]:
-        return [_with_times(database_status(service, d.id)) for d in service.config.databases]
+        return [with_times(database_status(service, d.id)) for d in service.config.databases]
 
     @app.get("/api/v1/databases/{db_id}")
     def database(db_id: str, _who: Principal = auditor) -> dict[str, Any]:
-        return _with_times(database_status(service, db_id))
+        return with_times(database_status(service, db_id))
 
     @app.get("/api/v1/databases/{db_id}/timeline")
     def timeline(db_id: str, _who: Principal = auditor) -> dict[str, Any]:
@@ -237,7 +241,7 @@ def _routes(app: FastAPI, service: Service) -> None:
     @app.get("/api/v1/jobs/{job_id}/file")
     def job_file(job_id: str, who: Principal = operator) -> FileResponse:
         found = _found(service, job_id)
-        path = _job_file(found)
+        path = found.made_file()
         if found.state != "done" or path is None or not path.is_file():
             raise HTTPException(404, f"job {job_id} has no file to download")
         service.audit.record(who, "download", found.db_id, job=job_id, file=path.name)
@@ -257,21 +261,8 @@ def _found(service: Service, job_id: str) -> Job:
 
 def _job(job: Job) -> dict[str, Any]:
     links = {"self": f"/api/v1/jobs/{job.id}"}
-    if job.state == "done" and _job_file(job) is not None:
+    if job.state == "done" and job.made_file() is not None:
         links["file"] = f"/api/v1/jobs/{job.id}/file"
     return {**asdict(job), "links": links}
 
-
-def _job_file(job: Job) -> Path | None:
-    """The file a finished job made for downloading: an export's, or a restored database."""
-    made = (job.result or {}).get("file") or (job.result or {}).get("output")
-    return Path(str(made)) if made else None
-
-
-def _with_times(status: dict[str, Any]) -> dict[str, Any]:
-    """Times as ISO 8601, beside the seconds since the epoch."""
-    for key in ("next_full", "next_recovery_point", "next_prune"):
-        if status.get(key) is not None:
-            status[f"{key}_at"] = format_ms(int(status[key] * 1000))
-    return status
 

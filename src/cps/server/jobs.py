@@ -55,6 +55,11 @@ class Job:
     def finished(self) -> bool:
         return self.state in ("done", "failed", "cancelled", "interrupted")
 
+    def made_file(self) -> Path | None:
+        """The file the job made for downloading: an export's, or a restored database."""
+        made = (self.result or {}).get("file") or (self.result or {}).get("output")
+        return Path(str(made)) if made else None
+
 
 class JobRunner:
     def __init__(self, state_dir: Path, on_finished: Callable[[Job], None] | None = None) -> None:

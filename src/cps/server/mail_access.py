@@ -81,6 +81,7 @@ class FolderListing:
 
     point: dict[str, Any]
     mailboxes: list[MailboxSummary]
+    address: str | None  # the mailbox whose folders these are
     folders: list[Folder]
     page: dict[str, Any] | None  # folder_page's answer, when a folder was named
 
@@ -144,7 +145,7 @@ class MailAccess:
                     if address and path else None)
         self.audit(who, "browse", seen, mailbox=address, folder=list(path), offset=offset,
                    limit=limit)
-        return FolderListing(seen.point, boxes, tree, page)
+        return FolderListing(seen.point, boxes, address, tree, page)
 
     def show(self, who: Principal, db_id: str, point: str, address: str, path: FolderPath,
              selector: str, *, raw: bool = False) -> tuple[dict[str, Any], MessageView]:

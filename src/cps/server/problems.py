@@ -4,15 +4,17 @@ A CPSError becomes a problem whose `type` names its stable code (`urn:cps:error:
 of docs/errors.md), with its message as `detail` and its hint as `hint`; the HTTP status says
 whose the fault is. A request the API cannot read (malformed JSON, a missing or mistyped field, a
 body too large, an unknown path) is a 4xx problem too. Anything else is a bug: 500, logged once
-with its traceback, the response saying only that.
+with its traceback, the response saying only that. The console's pages get the same errors as
+pages (`install`'s `pages`): a person reads them, not a program.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -22,6 +24,9 @@ from ..errors import CPSError
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+API_PATHS = ("/api/", "/metrics", "/openapi.json", "/docs", "/redoc")
+# A page for an error: (request, status, code, detail, hint) -> response.
+PageRenderer = Callable[[Request, int, str, str, "str | None"], Response]
 STATUS_BY_CODE = {
     "usage": 400, "config": 400, "invalid-name": 400, "invalid-mail": 400,
     "not-found": 404, "not-a-store": 404, "not-a-repo": 404, "missing-database": 404,
@@ -52,34 +57,46 @@ PROBLEM_SCHEMA = {
 }
 
 
-def install(app: FastAPI) -> None:
-    """Make every error of `app` a problem, and its OpenAPI description say so."""
+def install(app: FastAPI, pages: PageRenderer | None = None) -> None:
+    """Make every error of `app` a problem, and its OpenAPI description say so; errors of paths
+    outside the API go to `pages` when given."""
     _describe_problems(app)
 
+    def for_page(request: Request) -> bool:
+        return pages is not None and not request.url.path.startswith(API_PATHS)
+
+    def answer(request: Request, status: int, code: str, detail: str, hint: str | None = None,
+               headers: dict[str, str] | None = None) -> Response:
+        if pages is not None and for_page(request):
+            return pages(request, status, code, detail, hint)
+        return problem(status, code, detail, hint=hint, headers=headers)
+
     @app.exception_handler(CPSError)
-    async def cps_error(_request: Request, error: CPSError) -> JSONResponse:
+    async def cps_error(request: Request, error: CPSError) -> Response:
         status = STATUS_BY_CODE.get(error.code, 500)
         if status >= 500:
             logger.error("%s: %s", error.code, error.message)
-        return problem(status, error.code, error.message, hint=error.hint)
+        return answer(request, status, error.code, error.message, error.hint)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
-        return problem(400, "usage", "the request cannot be read: " + "; ".join(problems),
-                       hint="See /openapi.json for what this endpoint takes.")
+        hint = ("Follow the console's own links: this address was changed or cut short."
+                if for_page(request) else "See /openapi.json for what this endpoint takes.")
+        return answer(request, 400, "usage", "the request cannot be read: " + "; ".join(problems),
+                      hint)
 
     @app.exception_handler(HTTPException)
-    async def http(_request: Request, error: HTTPException) -> JSONResponse:
+    async def http(request: Request, error: HTTPException) -> Response:
         code = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "usage",
                 413: "too-large", 429: "too-many"}.get(error.status_code, "usage")
-        return problem(error.status_code, code, str(error.detail),
-                       headers=getattr(error, "headers", None))
+        return answer(request, error.status_code, code, str(error.detail),
+                      headers=getattr(error, "headers", None))
 
     @app.exception_handler(Exception)
-    async def bug(_request: Request, error: Exception) -> JSONResponse:
+    async def bug(request: Request, error: Exception) -> Response:
         logger.exception("request failed")
-        return problem(500, "error", "the server failed on this request; its log says why")
+        return answer(request, 500, "error", "the server failed on this request; its log says why")
 
 
 def _describe_problems(app: FastAPI) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CPSError
 from ..repository.catalog import load_catalog
-from ..restore import build_timeline
+from ..restore import build_timeline, format_ms
 
 if TYPE_CHECKING:
     from .service import Service
@@ -49,6 +49,12 @@ class StatusCache:
         with self.lock:
             self.seen[key] = _Seen(time.monotonic(), value)
         return value
+
+    def forget(self, db_id: str) -> None:
+        """Read `db_id`'s repository afresh next time: it changed (a recovery point was made)."""
+        with self.lock:
+            for key in [k for k in self.seen if k[0] == db_id]:
+                del self.seen[key]
 
 
 def database_status(service: Service, db_id: str) -> dict[str, Any]:
@@ -86,6 +92,14 @@ def database_status(service: Service, db_id: str) -> dict[str, Any]:
         "errors": errors, "error_counts": error_counts,
         "repository_error": held.get("error"),
     }
+
+
+def with_times(status: dict[str, Any]) -> dict[str, Any]:
+    """`status` with its times to come as ISO 8601 too, beside the seconds since the epoch."""
+    for key in ("next_full", "next_recovery_point", "next_prune"):
+        if status.get(key) is not None:
+            status[f"{key}_at"] = format_ms(int(status[key] * 1000))
+    return status
 
 
 def _condition(running: bool, ready: bool, outage: str | None) -> str:
