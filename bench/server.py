@@ -92,12 +92,15 @@ Note = Callable[[str], None]
 
 class Server:
     """A running `cps server` over `databases` (id -> mail database), each protected into a new
-    repository under `root`, for the life of a `with` block; the block starts once every database
-    is protected, or with `wait` false as soon as the API answers."""
+    repository under `root` (or into the one `repositories` names), for the life of a `with`
+    block; the block starts once every database is protected, or with `wait` false as soon as the
+    API answers."""
 
     def __init__(self, root: Path, databases: dict[str, Path], *, ack: bool = False,
-                 sync_interval: str = "1s", wait: bool = True) -> None:
+                 sync_interval: str = "1s", wait: bool = True,
+                 repositories: dict[str, Path] | None = None) -> None:
         self.root = root
+        self.repositories = repositories or {}
         self.wait = wait
         self.databases = databases
         self.ack = ack
@@ -150,8 +153,9 @@ class Server:
         lines = ["[server]", 'listen = "127.0.0.1:0"', f"state_dir = {json.dumps(str(state))}",
                  "[intake]", 'smtp = "off"', 'lmtp = "127.0.0.1:0"']
         for db_id, path in self.databases.items():
-            repository = self.root / "repositories" / db_id
-            Repository.init(repository)
+            repository = self.repositories.get(db_id) or self.root / "repositories" / db_id
+            if db_id not in self.repositories:
+                Repository.init(repository)
             lines += ["[[database]]", f'id = "{db_id}"', f"path = {json.dumps(str(path))}",
                       f"repository = {json.dumps(str(repository))}",
                       f"ack_after_capture = {'true' if self.ack else 'false'}",
