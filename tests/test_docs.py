@@ -149,3 +149,21 @@ def test_parts_import_only_the_layers_below(part: str) -> None:
         for other in _imported_parts(path) - ALLOWED[part] - FOUNDATIONS - {part}:
             offending.append(f"{path.relative_to(ROOT)} imports {other}")
     assert offending == []
+
+
+def _console_routes(served: set[str], described: set[str]) -> set[str]:
+    """What the server serves beside its API: the console's pages (its static files are a mount,
+    not routes) and the API's own descriptions."""
+    descriptions = ("/openapi.json", "/docs", "/redoc")
+    return {r for r in served - described if not r.split(" ")[1].startswith(descriptions)}
+
+
+def test_the_console_document_names_every_page_and_no_other(
+        app_routes: tuple[set[str], set[str]]) -> None:
+    described, served = app_routes
+    pages = _console_routes(served, described)
+    assert "GET /databases/{}/browse" in pages, pages
+    named = {_route(method, path) for method, path
+             in ROUTE_NAMED.findall((ROOT / "docs" / "console.md").read_text())
+             if not path.startswith("/static/")}
+    assert (sorted(pages - named), sorted(named - pages)) == ([], [])

@@ -118,3 +118,24 @@ def test_a_hostile_message_is_previewed_without_running_or_loading_anything(
     assert site.trap.requests == []
     assert [url for url in page.requests if not url.startswith(site.base)] == []
     assert page.problems == []
+
+
+def test_the_dashboard_follows_the_store_and_says_when_the_server_is_unreachable(
+        page: Any, console_site: ConsoleSite) -> None:
+    site = console_site
+    sign_in(page, site, "auditor")
+    cell = "tr.db[data-db=mail] td:nth-child(4)"
+    before = page.locator(cell).inner_text()
+    with MailDatabase.open(site.db) as live:
+        live.deliver(b"Subject: new\r\nMessage-ID: <new@example.org>\r\n\r\nnew\r\n", [ALICE])
+    page.wait_for_function("([cell, before]) => !document.querySelector(cell).innerText"
+                           ".startsWith(before.split('\\n')[0])", arg=[cell, before])
+    shown = page.locator(cell).inner_text()
+
+    page.context.set_offline(True)
+    page.wait_for_selector("#trouble:not([hidden])")
+    assert "cannot be reached" in page.locator("#trouble").inner_text()
+    assert page.locator(cell).inner_text() == shown  # what it showed stays
+    page.context.set_offline(False)
+    page.wait_for_selector("#trouble[hidden]", state="attached")
+    assert page.problems == []

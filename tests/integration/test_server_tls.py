@@ -34,6 +34,10 @@ def test_the_api_on_https_and_smtp_with_starttls(tmp_path: Path) -> None:
         with httpx.Client(base_url=server.api, verify=context,
                           headers={"Authorization": f"Bearer {site.tokens['auditor']}"}) as api:
             protecting(api, "mail")
+        with httpx.Client(base_url=server.api, verify=context) as browser:
+            signed_in = browser.post("/login", data={"token": site.tokens["auditor"]})
+            assert signed_in.status_code == 303
+            assert "; Secure" in signed_in.headers["set-cookie"]  # never sent over plain HTTP
         trusted = {**os.environ, "SSL_CERT_FILE": str(cert)}
         status = run_cps("server", "status", "--server", server.api, "--token-file", token_file,
                          "--json", env=trusted)

@@ -54,7 +54,6 @@ class Console:
         self.service = service
         self.mail = mail
         self.sessions = Sessions(service.tokens)
-        self.secure = service.config.server.tls_cert is not None
         self.templates = Environment(loader=PackageLoader("cps.server.console"),
                                      autoescape=select_autoescape(default=True),
                                      undefined=StrictUndefined)
@@ -131,7 +130,7 @@ def _session_routes(app: FastAPI, console: Console) -> None:
         service.audit.record(session.principal, "sign-in", None)
         answer = RedirectResponse(then, status_code=303)
         answer.set_cookie(COOKIE, session.key, httponly=True, samesite="strict",
-                          secure=console.secure, path="/")
+                          secure=request.url.scheme == "https", path="/")
         return answer
 
     signed_in = Depends(console.viewer("auditor"))

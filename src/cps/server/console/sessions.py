@@ -2,7 +2,7 @@
 
 The cookie holds only a random session key (256 bits); the server keeps the session in memory, so
 a restart signs everyone out. The cookie is `HttpOnly` (no script reads it), `SameSite=Strict`
-(no other site's page sends it) and `Secure` when the server speaks TLS. A session ends after
+(no other site's page sends it) and `Secure` when the console is reached over HTTPS. A session ends after
 IDLE_SECONDS without a request, after LIFETIME_SECONDS in all, at sign-out, and at once when its
 token is revoked: every request checks the token again, so its role is always the token's now.
 
