@@ -9,8 +9,10 @@ what to do, in place of what it would have shown (problems.install sends errors 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,6 +35,7 @@ from ..status import database_status, with_times
 from . import drawing, preview
 from .sessions import COOKIE, Session, Sessions
 
+STATIC = Path(__file__).parent / "static"
 FOLDER = Query([])  # a folder's path: one parameter a name, from the top
 PAGE_SIZE = 50  # messages on a page of a folder
 MOST_HITS = 200
@@ -42,6 +45,15 @@ PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src
                "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 # What a framed message may load: nothing. No scripts run in it (sandbox), whatever it holds.
 MESSAGE_POLICY = "default-src 'none'; frame-ancestors 'self'; sandbox"
+
+
+def static_version() -> str:
+    """A digest of the static files' content, which their addresses carry: a browser keeps each
+    file for a year without asking again, and a new version has a new address."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 class SignInNeeded(Exception):
@@ -58,6 +70,7 @@ class Console:
                                      autoescape=select_autoescape(default=True),
                                      undefined=StrictUndefined)
         self.templates.filters.update(when=_when, ago=_ago, size=_size, point_query=_point_query)
+        self.templates.globals["static_version"] = static_version()
 
     def page(self, request: Request, template: str, *, status: int = 200,
              session: Session | None = None, **context: Any) -> HTMLResponse:
