@@ -26,6 +26,8 @@ def test_signing_in_gives_a_strict_http_only_cookie_and_never_a_token_in_a_page(
     with httpx.Client(base_url=console_site.base) as client:
         first = client.get("/")
         assert (first.status_code, first.headers["location"]) == (303, "/login")
+        refreshed = client.get("/", headers={"HX-Request": "true"})  # a part refreshing itself
+        assert (refreshed.status_code, refreshed.headers["hx-redirect"]) == (200, "/login")
         answered = client.post("/login", data={"token": console_site.token("operator"),
                                                "then": "/databases/mail"})
         assert (answered.status_code, answered.headers["location"]) == (303, "/databases/mail")

@@ -83,14 +83,19 @@ class Console:
     def error_page(self, request: Request, status: int, code: str, detail: str,
                    hint: str | None) -> Response:
         if status == 401:
-            return self.sign_in_first(request.url.path)
+            return self.sign_in_first(request, request.url.path)
         session = self.sessions.get(request.cookies.get(COOKIE))
         return self.page(request, "error.html", status=status, session=session, code=code,
                          failure=status, detail=detail, hint=hint)
 
-    def sign_in_first(self, then: str) -> Response:
+    def sign_in_first(self, request: Request, then: str) -> Response:
+        """To the sign-in page, then back to `then`. A part of a page that refreshes itself
+        (htmx) is told to take the whole page there: a redirect would put the sign-in page in
+        its place."""
         target = "/login?" + urlencode({"then": then}) if then not in ("/", "") else "/login"
-        return RedirectResponse(target, status_code=303, headers={"HX-Redirect": target})
+        if request.headers.get("hx-request") == "true":
+            return Response(headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
 
     def viewer(self, role: str) -> Callable[[Request], Session]:
         """A dependency: the session of the request, whose principal has `role`."""
@@ -108,8 +113,8 @@ class Console:
 
 def install(app: FastAPI, console: Console) -> None:
     @app.exception_handler(SignInNeeded)
-    async def sign_in(_request: Request, needed: SignInNeeded) -> Response:
-        return console.sign_in_first(needed.then)
+    async def sign_in(request: Request, needed: SignInNeeded) -> Response:
+        return console.sign_in_first(request, needed.then)
 
     _session_routes(app, console)
     _status_routes(app, console)
