@@ -71,6 +71,8 @@ class Console:
                                      undefined=StrictUndefined)
         self.templates.filters.update(when=_when, ago=_ago, size=_size, point_query=_point_query)
         self.templates.globals["static_version"] = static_version()
+        for name in self.templates.list_templates():  # compiled now, not on someone's first look
+            self.templates.get_template(name)
 
     def page(self, request: Request, template: str, *, status: int = 200,
              session: Session | None = None, **context: Any) -> HTMLResponse:
