@@ -117,6 +117,11 @@ def test_a_quickstart_protects_its_mail_and_says_where_to_look(tmp_path: Path) -
             latest = restored(api, {"latest": True})
         assert any(b"Subject: Captured, I hope" in raw
                    for raw in inbox_raws(latest, "user003@example.com"))
+        token = Path(running.shown("token")).read_text().strip()
+        with httpx.Client(base_url=running.shown("console")) as browser:
+            signed_in = browser.post("/login", data={"token": token})
+            assert signed_in.status_code == 303 and "cps_session" in signed_in.headers["set-cookie"]
+            assert "Protected databases" in browser.get("/").text
         assert "stopped" in running.stop(signal.SIGINT)
     protector = json.loads(run_cps("timeline", folder / "repo", "--json").stdout)["protector"]
     assert protector["condition"] == "stopped", protector

@@ -252,7 +252,7 @@ def _where_to_look(folder: Path, where: dict[str, Any]) -> str:
     api = where["api"]
     auth = f'-H "Authorization: Bearer $(cat {_shell(folder / "admin.token")})"'
     rows = [
-        # The web console, when the server serves one, goes first here.
+        ("console", f"{api}/  (sign in with the token below)"),
         ("API", f"{api}  (described at {api}/docs)"),
         ("SMTP", f"{where['smtp']}  (mailboxes {mailbox_address(1)} .. "
                  f"{mailbox_address(MAILBOXES)})"),
