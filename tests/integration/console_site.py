@@ -157,9 +157,11 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright."""
+    """Debian's Chromium, headless, driven by Playwright, for one module: Playwright's
+    synchronous API keeps an event loop running in this thread while it is open, and tests
+    after it that run one of their own (asyncio.run) must not meet it."""
     executable = chromium_path()
     if executable is None:
         pytest.skip("chromium is not installed: scripts/system-packages installs it (as root)")

@@ -146,3 +146,17 @@ def test_an_export_is_downloaded_from_its_job_page(console_site: ConsoleSite) ->
     assert download.content.count(b"\nFrom ") + 1 == len(inbox)
     with console_site.signed_in("auditor") as auditor:
         assert auditor.get(f"/jobs/{job_id}/download").status_code == 403
+
+
+def test_a_recovery_point_made_from_the_timeline_is_on_it(console_site: ConsoleSite) -> None:
+    with console_site.signed_in("operator") as client:
+        made = client.post("/databases/mail/recovery-points",
+                           data={"csrf": console_site.csrf(client), "name": "from the console"})
+        assert (made.status_code, made.headers["location"]) == (303, "/databases/mail")
+        timeline = client.get("/databases/mail").text
+    assert 'data-point="from the console"' in timeline
+    assert "recovery point from the console: transaction" in timeline  # on the axis too
+    with console_site.signed_in("auditor") as auditor:
+        refused = auditor.post("/databases/mail/recovery-points",
+                               data={"csrf": console_site.csrf(auditor), "name": "not mine"})
+        assert refused.status_code == 403
