@@ -36,7 +36,7 @@ _BYTES = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
 _OFF = ("off", "never", "0")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_PREFIX = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+_KEY = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 _USER_INFO = re.compile(r"//[^/]*@")
 
 
@@ -135,6 +135,12 @@ class S3Location:
 Location = Path | S3Location
 
 
+def is_key(text: str) -> bool:
+    """Whether `text` names an object of a repository, or a prefix: plain names (letters,
+    digits, '.', '_', '-') separated by '/', none of them '.' or '..' (repository/storage)."""
+    return _KEY.fullmatch(text) is not None and not {".", ".."} & set(text.split("/"))
+
+
 def is_url(text: str) -> bool:
     return _SCHEME.match(text) is not None
 
@@ -159,7 +165,7 @@ def parse_location(text: str) -> Location:
         raise UsageError(f"invalid bucket name {bucket!r} in {text}",
                          hint="A bucket name is 3 to 63 lowercase letters, digits, '.' or '-'.")
     prefix = prefix.strip("/")
-    if prefix and not _PREFIX.fullmatch(prefix):
+    if prefix and not is_key(prefix):
         raise UsageError(f"invalid prefix {prefix!r} in {text}",
                          hint="Use letters, digits, '.', '_' and '-', in parts separated by '/'.")
     return S3Location(bucket, prefix)

@@ -25,14 +25,13 @@ system are OSErrors.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-Data = bytes | Iterable[bytes]  # a whole file, or its chunks in order
+from ...config import is_key
 
-_KEY = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+Data = bytes | Iterable[bytes]  # a whole file, or its chunks in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +72,8 @@ class Storage(Protocol):
 
 
 def check_key(key: str) -> str:
-    """`key`, refused when it is not a relative path of plain names (no `..`, no empty part)."""
-    if not _KEY.fullmatch(key) or any(part in (".", "..") for part in key.split("/")):
+    """`key`, refused when it is not a relative path of plain names (config.is_key)."""
+    if not is_key(key):
         raise ValueError(f"not a repository key: {key!r}")
     return key
 
@@ -82,7 +81,3 @@ def check_key(key: str) -> str:
 def check_folder(folder: str) -> str:
     """A folder key: a key, or "" for the top of the repository."""
     return folder if folder == "" else check_key(folder)
-
-
-def join(*parts: str) -> str:
-    return "/".join(part for part in parts if part)
