@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from cps.config import S3Location
+from cps.repository import Repository
+from cps.repository.format import FLAG_COMPRESSED, FLAG_ENCRYPTED, HEADER
 from cps.repository.storage import open_storage
 from cps.store import MailDatabase
 from tests.conftest import CORPUS, run_cps
@@ -19,8 +21,10 @@ from tests.integration.granular_history import ALICE, live_history, mail_of, mak
 from tests.integration.protect_helpers import (
     QUICK,
     Oracle,
+    create_point,
     new_store,
     protecting,
+    restore,
     timeline,
     workload,
 )
@@ -97,3 +101,31 @@ def test_a_deleted_folder_is_recovered_from_a_bucket(s3_repository: S3Location,
     with MailDatabase.open(history.db, readonly=True) as live:
         recovered = mail_of(live, ALICE, ("Recovered Items", "p2"))
     assert [e[1:] for e in recovered] == [e[1:] for e in projects]
+
+
+def test_an_encrypted_repository_puts_no_plaintext_in_the_bucket(
+        s3_repository: S3Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CPS_PASSPHRASE", "correct horse battery staple")
+    marker = "subject-" + "7f3a" * 8
+    db = tmp_path / "mail.db"
+    with MailDatabase.create(db) as database:
+        database.create_mailbox("alice@example.com", "Alice")
+    Repository.init(s3_repository, passphrase="correct horse battery staple")
+    with protecting(db, s3_repository, *QUICK) as protector:
+        with MailDatabase.open(db) as database:
+            database.deliver(f"Subject: {marker}\r\n\r\n{marker} body\r\n".encode(),
+                             ["alice@example.com"])
+        create_point(db, s3_repository, "delivered")
+        protector.stop()
+
+    storage = open_storage(s3_repository)
+    objects = {e.name: storage.get(e.name) for e in storage.list("", recursive=True)}
+    assert any(name.startswith("databases/mail/chains/") for name in objects)
+    for name, data in objects.items():
+        assert marker.encode() not in data, name
+        if name not in ("config", "key"):
+            flags = HEADER.unpack_from(data)[2]
+            assert flags == FLAG_COMPRESSED | FLAG_ENCRYPTED, f"{name} is not encrypted"
+    restore(s3_repository, tmp_path / "restored.db", "--latest")
+    with MailDatabase.open(tmp_path / "restored.db", readonly=True) as restored:
+        assert [m.subject for m in restored.messages("alice@example.com", "Inbox")] == [marker]
