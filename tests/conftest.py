@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a fresh mail database, the real-mail corpus, the `cps` command."""
+"""Fixtures shared by every test: a fresh mail database, the real-mail corpus, the `cps` command,
+and a real S3 server with a fresh repository prefix in it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from cps.config import S3Location
 from cps.store import MailDatabase
+from tests import s3_server as s3
+from tests.s3_server import S3Server
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("CPS_CORPUS", REPOSITORY.parent / "shared" / "corpus"))
@@ -45,3 +49,26 @@ def run_cps(*args: str | Path, check: bool = True, stdin: bytes | None = None,
             f"{result.stderr.decode(errors='replace')}"
         )
     return result
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS) for the whole session, started when a test first needs it."""
+    server = s3.start(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    s3.stop(server)
+
+
+@pytest.fixture
+def s3_repository(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                  ) -> S3Location:
+    """A fresh prefix of the test bucket, as a repository location; this process and the `cps`
+    processes it starts reach it through the AWS environment variables, and keep its locks in
+    a state folder of the test's own."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "CPS_S3_")):
+            monkeypatch.delenv(name)
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CPS_STATE_DIR", str(tmp_path / "state"))
+    return S3Location(s3.BUCKET, s3_server.new_prefix(), endpoint_url=s3_server.endpoint_url)

@@ -33,13 +33,15 @@ def target_of(case: dict[str, Any]) -> Target:
     return Target("txn", case["txn"])
 
 
-def damage_every_page(repo: Repository) -> set[Path]:
-    """Flip one bit in the middle of every page record of every pack, leaving the index records
-    intact: the damage shows only when a page is read. Returns the packs damaged."""
+def damage_every_page(repo: Repository) -> set[str]:
+    """Flip one bit in the middle of every page record of every pack of a local repository,
+    leaving the index records intact: the damage shows only when a page is read. Returns the keys
+    of the packs damaged."""
+    assert isinstance(repo.location, Path)
     index = repo.page_index()
     locations = [index.location(row) for row in range(len(index.entries))]
     for location in locations:
-        with location.pack.open("r+b") as pack:
+        with (repo.location / location.pack).open("r+b") as pack:
             pack.seek(location.offset + location.length // 2)
             byte = pack.read(1)
             pack.seek(-1, 1)

@@ -1,7 +1,8 @@
 """Configuration: the values CPS is told, parsed once, and the server's TOML file.
 
-The parsers of durations ("500ms", "15m", "1h30m"), sizes ("32MiB") and listen addresses
-("127.0.0.1:2525") live here, for the command line and the configuration file alike.
+The parsers of durations ("500ms", "15m", "1h30m"), sizes ("32MiB"), listen addresses
+("127.0.0.1:2525") and repository locations (a folder, or "s3://bucket/prefix") live here, for the
+command line and the configuration file alike.
 
 `cps server --config cps.toml` reads one TOML file (`docs/cps.example.toml` shows every key with
 its default):
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ _SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
 _BYTES = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
           "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 _OFF = ("off", "never", "0")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_KEY = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+_USER_INFO = re.compile(r"//[^/]*@")
 
 
 # Values
@@ -94,6 +99,78 @@ def parse_endpoint_or_off(text: str) -> Endpoint | None:
     return None if text.strip().lower() == "off" else parse_endpoint(text)
 
 
+# Repository locations
+#
+# An S3 location is written `s3://bucket/prefix`; the endpoint URL (for stores other than AWS),
+# region and profile are options beside it, never part of it, and credentials are nowhere in it:
+# they come from the standard AWS chain (repository/storage/s3.py).
+
+@dataclass(frozen=True, slots=True)
+class S3Options:
+    """How to reach an S3 store: None leaves each to the AWS chain (AWS_ENDPOINT_URL_S3,
+    AWS_REGION, AWS_PROFILE, the shared config file)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    bucket: str
+    prefix: str = ""  # a key, or "" for the whole bucket
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def reached_with(self, options: S3Options) -> S3Location:
+        """This location with those of `options` that are set in place of its own."""
+        given = {name: value for name, value in asdict(options).items() if value}
+        return replace(self, **given)
+
+
+Location = Path | S3Location
+
+
+def is_key(text: str) -> bool:
+    """Whether `text` names an object of a repository, or a prefix: plain names (letters,
+    digits, '.', '_', '-') separated by '/', none of them '.' or '..' (repository/storage)."""
+    return _KEY.fullmatch(text) is not None and not {".", ".."} & set(text.split("/"))
+
+
+def is_url(text: str) -> bool:
+    return _SCHEME.match(text) is not None
+
+
+def parse_location(text: str) -> Location:
+    """A path, or an `s3://bucket/prefix` URL (its options set apart: `reached_with`);
+    UsageError for other URLs."""
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        return Path(text)
+    shown = _USER_INFO.sub("//", text).partition("?")[0].partition("#")[0]  # never a secret
+    if scheme[1].lower() != "s3":
+        raise UsageError(f"unsupported repository URL {shown}",
+                         hint="Give a local folder, or s3://bucket/prefix.")
+    bucket, _slash, prefix = text[scheme.end():].partition("/")
+    if shown != text:
+        raise UsageError(f"{shown} is given with more than s3://bucket/prefix",
+                         hint="Credentials are never given in a URL: CPS takes them from the "
+                              "AWS chain (environment, shared credentials file, profile). The "
+                              "endpoint URL, region and profile are options of their own.")
+    if not _BUCKET.fullmatch(bucket):
+        raise UsageError(f"invalid bucket name {bucket!r} in {text}",
+                         hint="A bucket name is 3 to 63 lowercase letters, digits, '.' or '-'.")
+    prefix = prefix.strip("/")
+    if prefix and not is_key(prefix):
+        raise UsageError(f"invalid prefix {prefix!r} in {text}",
+                         hint="Use letters, digits, '.', '_' and '-', in parts separated by '/'.")
+    return S3Location(bucket, prefix)
+
+
 # The file
 
 
@@ -121,7 +198,7 @@ class IntakeSettings:
 class DatabaseSettings:
     id: str
     path: Path
-    repository: Path
+    repository: Location
     passphrase_file: Path | None
     full_every: float
     recovery_point_every: float | None
@@ -172,6 +249,19 @@ def _optional_path(value: Any, folder: Path) -> Path | None:
     return None if value == "" else _path(value, folder)
 
 
+def _location(value: Any, folder: Path) -> Location:
+    if not isinstance(value, str) or not value:
+        raise UsageError("expected a path or an s3://bucket/prefix URL (a non-empty string)")
+    location = parse_location(value)
+    return location if isinstance(location, S3Location) else (folder / location).resolve()
+
+
+def _optional_text(value: Any, _folder: Path) -> str | None:
+    if not isinstance(value, str):
+        raise UsageError(f"expected a string, found {type(value).__name__}")
+    return value or None
+
+
 def _integer(value: Any, _folder: Path) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UsageError("expected a whole number, 0 or more")
@@ -217,7 +307,12 @@ INTAKE_KEYS: dict[str, Key] = {
     "tls_key": Key(_optional_path, "", "and this private key (PEM)"),
 }
 DATABASE_KEYS: dict[str, Key] = {
-    "repository": Key(_path, None, "the repository the database is protected into"),
+    "repository": Key(_location, None, "the repository the database is protected into: a "
+                      "folder, or s3://bucket/prefix"),
+    "s3_endpoint_url": Key(_optional_text, "", "an S3 repository's endpoint URL, for stores "
+                           "other than AWS"),
+    "s3_region": Key(_optional_text, "", "an S3 repository's region"),
+    "s3_profile": Key(_optional_text, "", "the AWS profile whose credentials reach the bucket"),
     "passphrase_file": Key(_optional_path, "", "the repository's passphrase, if encrypted"),
     "full_every": Key(_text(parse_duration), "7d", "interval of full backups"),
     "recovery_point_every": Key(_text(parse_duration_or_off), "8h",
@@ -231,6 +326,7 @@ DATABASE_KEYS: dict[str, Key] = {
     "keep_daily": Key(_integer, 30, "the last full backup or point of this many days"),
     "keep_weekly": Key(_integer, 12, "and of this many weeks"),
 }
+S3_KEYS = ("s3_endpoint_url", "s3_region", "s3_profile")  # folded into `repository`
 DATABASE_OWN_KEYS: dict[str, Key] = {
     "id": Key(_db_id, None, "the database's name in the repository"),
     "path": Key(_path, None, "the mail database file"),
@@ -282,6 +378,9 @@ class _Reader:
         if values.get("repository") is None:
             raise self._error("id", "database", f"database {own['id']!r} names no repository, "
                               "and [defaults] gives none", number)
+        options = S3Options(*(values.pop(key) for key in S3_KEYS))
+        if isinstance(values["repository"], S3Location):
+            values["repository"] = values["repository"].reached_with(options)
         return DatabaseSettings(**own, **values)
 
     def _table(self, document: Mapping[str, Any], name: str, keys: dict[str, Key]

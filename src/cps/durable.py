@@ -50,5 +50,5 @@ def make_folders(path: Path) -> None:
         missing.append(current)
         current = current.parent
     for folder in reversed(missing):
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)  # or made meanwhile by another writer
         fsync_folder(folder.parent)

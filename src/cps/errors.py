@@ -19,7 +19,8 @@ The hierarchy::
     │   ├── WrongPassphrase        passphrase    12  missing or wrong passphrase
     │   ├── RepositoryLocked       locked        13  another process holds the lock needed
     │   ├── CorruptFile            corrupt       14  a file fails its checksum or cannot be parsed
-    │   └── MissingFile            missing       15  a file the repository's records need is absent
+    │   ├── MissingFile            missing       15  a file the repository's records need is absent
+    │   └── StorageUnavailable     storage       16  the storage cannot be reached or refused
     ├── CaptureError               capture       20  a database cannot be protected as asked
     │   └── NotInWalMode           not-wal       21  the database is not in WAL mode
     ├── RestoreError               restore       30  a restore cannot be carried out as asked
@@ -156,6 +157,14 @@ class MissingFile(RepositoryError):
     exit_status = 15
 
 
+class StorageUnavailable(RepositoryError, OSError):
+    """The repository's storage (a bucket) cannot be reached, or refused a request. An OSError
+    too: capture rides it out as it rides out a full disk (capture/outage.py)."""
+
+    code = "storage"
+    exit_status = 16
+
+
 class CaptureError(CPSError):
     code = "capture"
     exit_status = 20
@@ -210,6 +219,7 @@ ALL_ERRORS: tuple[type[CPSError], ...] = (
     RepositoryLocked,
     CorruptFile,
     MissingFile,
+    StorageUnavailable,
     CaptureError,
     NotInWalMode,
     RestoreError,

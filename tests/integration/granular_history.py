@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cps.config import Location
 from cps.store import MailDatabase
 from cps.store.transfer import Format, import_mail
 from cps.store.workload import LogModel, read_log, replay
@@ -52,7 +53,7 @@ def cps_json(*args: str | Path) -> Any:
 class History:
     folder: Path
     db: Path
-    repo: Path
+    repo: Location
     points: dict[str, int] = field(default_factory=dict)  # name -> txn
     between_p1_and_p2: str = ""  # an --at TIME whose state is p1's
     logs: list[Path] = field(default_factory=list)
@@ -109,10 +110,10 @@ def fill_before_protection(history: History, corpus: Path) -> None:
         history.before = {a: mail_of(db, a) for a in (ALICE, CAROL, DAVE)}
 
 
-def make_history(folder: Path, corpus: Path) -> History:
-    """The store and its first history, up to the protector; the caller starts the protector and
-    then calls `live_history`."""
-    history = History(folder, folder / "mail.db", folder / "repo")
+def make_history(folder: Path, corpus: Path, repo: Location | None = None) -> History:
+    """The store and its first history, up to the protector, protected into `repo` (by default
+    `folder`/repo); the caller starts the protector and then calls `live_history`."""
+    history = History(folder, folder / "mail.db", folder / "repo" if repo is None else repo)
     new_store(history.db, history.repo)
     fill_before_protection(history, corpus)
     return history

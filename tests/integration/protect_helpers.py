@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from cps.config import Location
 from cps.repository import Repository
 from cps.store import MailDatabase
 from cps.store.dump import dump_lines
@@ -110,7 +111,7 @@ class JsonLinesProcess:
 class ProtectorProcess(JsonLinesProcess):
     """`cps protect DB --repo REPO --json` in a process of its own."""
 
-    def __init__(self, db: Path, repo: Path, *options: str) -> None:
+    def __init__(self, db: Path, repo: Location, *options: str) -> None:
         super().__init__([*CPS, "protect", str(db), "--repo", str(repo), "--json", *options],
                          db.parent / "protect.stderr")
 
@@ -133,7 +134,7 @@ class ProtectorProcess(JsonLinesProcess):
 
 
 @contextmanager
-def protecting(db: Path, repo: Path, *options: str) -> Iterator[ProtectorProcess]:
+def protecting(db: Path, repo: Location, *options: str) -> Iterator[ProtectorProcess]:
     """A protector that is ready (its first full backup done, or its chain resumed); killed at the
     end unless the test stopped it."""
     protector = ProtectorProcess(db, repo, *options)
@@ -250,7 +251,7 @@ def application(db: Path, *, seed: int, log: Path | None = None) -> Iterator[App
 # The application's side: databases and the workload
 
 
-def new_store(db: Path, repo: Path) -> None:
+def new_store(db: Path, repo: Location) -> None:
     """An empty mail database (its WAL gone with its only connection) and an empty repository."""
     MailDatabase.create(db).close()
     Repository.init(repo)
@@ -341,14 +342,14 @@ def reference_copy(db: Path, dest: Path) -> Path:
 # The CLI: recovery points, restores, the timeline
 
 
-def create_point(db: Path, repo: Path, name: str) -> int:
+def create_point(db: Path, repo: Location, name: str) -> int:
     """`cps recovery-point create`; the transaction the point is at."""
     result = run_cps("recovery-point", "create", db, "--repo", repo, "--name", name, "--json")
     txn: int = json.loads(result.stdout)["txn"]
     return txn
 
 
-def restore(repo: Path, output: Path, *target: str) -> dict[str, Any]:
+def restore(repo: Location, output: Path, *target: str) -> dict[str, Any]:
     """`cps restore REPO --to OUTPUT TARGET...`, which must succeed; its JSON result."""
     result = run_cps("restore", repo, "--to", output, "--json", *target)
     answer: dict[str, Any] = json.loads(result.stdout)
@@ -363,7 +364,7 @@ def restore_refused(repo: Path, output: Path, *target: str) -> subprocess.Comple
     return result
 
 
-def timeline(repo: Path) -> dict[str, Any]:
+def timeline(repo: Location) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(run_cps("timeline", repo, "--json").stdout)
     return result
 
@@ -466,7 +467,7 @@ class Oracle:
     the checks that restores give exactly those states."""
 
     db: Path
-    repo: Path
+    repo: Location
     folder: Path
     references: list[Reference] = field(default_factory=list)
     restores: int = 0

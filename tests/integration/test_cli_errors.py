@@ -234,7 +234,8 @@ def _problem(param: click.Parameter, bad: BadPath, line: list[str],
     return None
 
 
-# A repository given as a URL is refused before anything is made
+# A repository given as a URL CPS cannot use is refused before anything is made, and a secret in
+# it is never shown
 
 REPOSITORIES = (REPO, NEW_REPO)
 
@@ -249,13 +250,14 @@ def _with_url(value: Value, url: str) -> Value:
 @pytest.mark.parametrize("name", sorted(
     name for name, lines in INVOCATIONS.items()
     if any(_with_url(value, "url") != value for value in lines[0].values())))
-def test_every_repository_path_refuses_a_url(name: str, setup: Setup, tmp_path: Path) -> None:
-    url = "s3://bucket/prefix"
+def test_every_repository_path_refuses_a_url_it_cannot_use(name: str, setup: Setup,
+                                                            tmp_path: Path) -> None:
+    url = "https://backup:hunter2@storage.example/cps"
     values = {key: _with_url(value, url) for key, value in INVOCATIONS[name][0].items()}
     result = run(setup.line(name, values, tmp_path), tmp_path)
     assert result.stderr.decode().splitlines() == [
-        f"cps: error [usage]: object storage is not supported yet: {url}",
-        "hint: Give the path of a local folder for the repository.",
+        "cps: error [usage]: unsupported repository URL https://storage.example/cps",
+        "hint: Give a local folder, or s3://bucket/prefix.",
     ]
     assert result.returncode == 2
     assert list(tmp_path.iterdir()) == []

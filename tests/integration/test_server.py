@@ -380,14 +380,15 @@ def test_a_killed_protector_is_started_again_and_loses_nothing(tmp_path: Path) -
 
 
 def test_a_cancelled_restore_job_ends_its_process_and_leaves_no_file(tmp_path: Path) -> None:
-    """A restore runs in a process of its own. Here it blocks reading the repository's packs
-    (each made a FIFO) once it has started writing: cancelled, the job ends so, its partial file
-    gone, and the next restore is whole."""
+    """A restore runs in a process of its own. Here it blocks reading the repository's log
+    segments (each made a FIFO) once it has started writing: cancelled, the job ends so, its
+    partial file gone, and the next restore is whole."""
     site = make_site(tmp_path, {"mail": [ALICE]})
     with running(site) as server, server.client("operator") as api:
         protecting(api, "mail")
         assert deliver(server, "lmtp", ALICE, message("kept"))
-        with packs_that_block(site.repo):
+        poll(lambda: list(site.repo.glob(SEGMENTS)), bool, "the delivery is captured in a segment")
+        with segments_that_block(site.repo):
             job = answer(api.post("/api/v1/databases/mail/restores", json={"latest": True}), 202)
             partial = site.state_dir / "jobs" / job["id"] / "mail.db.partial"
             poll(partial.exists, bool, "the restore writes its partial file")
@@ -417,22 +418,26 @@ def job_processes(server_pid: int) -> list[int]:
     return found
 
 
+SEGMENTS = "databases/*/chains/*/segments/*.seg"
+
+
 @contextmanager
-def packs_that_block(repo: Path) -> Iterator[None]:
-    """Every pack file of `repo` a FIFO no one writes, so that reading one blocks; afterwards
-    the packs as they were (a reader still blocked sees an empty file)."""
-    packs = sorted(p for p in (repo / "packs").rglob("*.pack"))
-    for pack in packs:
-        pack.rename(pack.with_name(pack.name + ".aside"))
-        os.mkfifo(pack)
+def segments_that_block(repo: Path) -> Iterator[None]:
+    """Every log segment of `repo` a FIFO no one writes, so that reading one blocks (a restore
+    reads them after its full backup, its partial file made); afterwards the segments as they
+    were (a reader still blocked sees an empty file)."""
+    segments = sorted(repo.glob(SEGMENTS))
+    for segment in segments:
+        segment.rename(segment.with_name(segment.name + ".aside"))
+        os.mkfifo(segment)
     try:
         yield
     finally:
-        for pack in packs:
+        for segment in segments:
             with suppress(OSError):  # ENXIO: no reader to release
-                os.close(os.open(pack, os.O_WRONLY | os.O_NONBLOCK))
-            pack.unlink()
-            pack.with_name(pack.name + ".aside").rename(pack)
+                os.close(os.open(segment, os.O_WRONLY | os.O_NONBLOCK))
+            segment.unlink()
+            segment.with_name(segment.name + ".aside").rename(segment)
 
 
 # Zero loss

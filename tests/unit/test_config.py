@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -13,10 +14,13 @@ from cps.config import (
     INTAKE_KEYS,
     SERVER_KEYS,
     Endpoint,
+    S3Location,
+    S3Options,
     load_config,
     parse_duration,
     parse_duration_or_off,
     parse_endpoint,
+    parse_location,
     parse_size,
 )
 from cps.errors import ConfigError, UsageError
@@ -64,6 +68,58 @@ def test_endpoints() -> None:
     assert not Endpoint("0.0.0.0", 25).loopback
     with pytest.raises(UsageError):
         parse_endpoint("localhost")
+
+
+@pytest.mark.parametrize("text, location", [
+    ("/backup/cps", Path("/backup/cps")), ("backup", Path("backup")),
+    ("s3://cps-backups/mail/01/", S3Location("cps-backups", "mail/01")),
+    ("s3://cps-backups", S3Location("cps-backups", "")),
+    ("S3://cps.backups-2/x", S3Location("cps.backups-2", "x"))])
+def test_repository_locations(text: str, location: Path | S3Location) -> None:
+    assert parse_location(text) == location
+
+
+@pytest.mark.parametrize("text, words", [
+    ("gs://bucket/x", "unsupported repository URL gs://bucket/x"),
+    ("s3://Bucket/x", "invalid bucket name"), ("s3://b/x", "invalid bucket name"),
+    ("s3://bucket/a/../b", "invalid prefix"), ("s3://bucket/a b", "invalid prefix"),
+    ("s3://key:hunter2@bucket/x", "s3://bucket/x is given with more than s3://bucket/prefix"),
+    ("s3://bucket/x?secret=hunter2", "s3://bucket/x is given with more than")])
+def test_repository_urls_that_cannot_be_used(text: str, words: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(words)) as raised:
+        parse_location(text)
+    assert "hunter2" not in f"{raised.value.message} {raised.value.hint}"
+
+
+def test_s3_options_set_replace_those_of_the_location() -> None:
+    location = S3Location("bucket", "p", endpoint_url="http://a:1", region="eu-1")
+    reached = location.reached_with(S3Options(endpoint_url="http://b:2", profile="cps"))
+    assert reached == S3Location("bucket", "p", "http://b:2", "eu-1", "cps")
+    assert str(reached) == "s3://bucket/p", "the options are never part of the URL"
+
+
+def test_a_database_in_a_bucket_takes_its_s3_settings(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, """
+[defaults]
+repository = "s3://cps-backups/cps"
+s3_endpoint_url = "http://127.0.0.1:8333"
+[[database]]
+id = "mail01"
+path = "mail01.db"
+[[database]]
+id = "mail02"
+path = "mail02.db"
+repository = "s3://cps-backups/two"
+s3_region = "eu-central-1"
+[[database]]
+id = "mail03"
+path = "mail03.db"
+repository = "local-repo"
+"""))
+    first, second, third = (d.repository for d in config.databases)
+    assert first == S3Location("cps-backups", "cps", "http://127.0.0.1:8333")
+    assert second == S3Location("cps-backups", "two", "http://127.0.0.1:8333", "eu-central-1")
+    assert third == tmp_path / "local-repo"
 
 
 def test_the_example_shows_every_key_with_its_default() -> None:

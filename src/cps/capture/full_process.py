@@ -40,6 +40,7 @@ from typing import IO, Any
 from ..errors import CaptureError, CPSError, RepositoryError
 from ..repository import FullBackup, FullRef, Repository, WalPosition
 from ..repository.crypto import MasterKey
+from ..repository.storage import location_fields, location_from
 from .full_backup import FullResult, FullSource, synthesize_full, take_full
 from .sqlite_db import DatabaseFile
 
@@ -59,7 +60,7 @@ class FullBackupProcess:
         self.txn = txn
         self._process = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, env=_child_environment())
-        request = {"root": str(repo.root.resolve()), "db_id": db_id, "txn": txn,
+        request = {"location": location_fields(repo.location), "db_id": db_id, "txn": txn,
                    "key": _key_fields(repo.key), **work}
         with contextlib.suppress(BrokenPipeError):  # it died at once: `result` says how
             _pipe(self._process.stdin).write(json.dumps(request).encode() + b"\n")
@@ -203,10 +204,9 @@ def serve() -> None:
 
 
 def _make(request: dict[str, Any]) -> FullResult:
-    root = Path(request["root"])
     key = request["key"]
-    repo = Repository(root, Repository.read_config(root),
-                      MasterKey(bytes.fromhex(key[0]), bytes.fromhex(key[1])) if key else None)
+    repo = Repository.with_key(location_from(request["location"]),
+                               MasterKey(bytes.fromhex(key[0]), bytes.fromhex(key[1])) if key else None)
     db_id, txn = request["db_id"], request["txn"]
     seq, salt1, salt2, frame, checksum1, checksum2 = request["position"]
     position = WalPosition(seq, salt1, salt2, frame, (checksum1, checksum2))

@@ -1,10 +1,11 @@
-"""Recovery points asked for while a protector runs, through files in the repository.
+"""Recovery points asked for while a protector runs, through files beside the repository's locks.
 
 `cps recovery-point create` writes `databases/<db>/requests/<id>.request` (JSON: the point's name)
 and waits for `<id>.done` (JSON: the point). The running protector answers at its next cycle: it
 captures everything committed up to that moment, makes it durable, writes the point and the answer.
-Files, rather than a socket, so the request works wherever the repository is reachable and leaves a
-trace when nobody answers.
+Files, rather than a socket, so the request works wherever the repository's folder is reachable and
+leaves a trace when nobody answers. The folder is the repository's own, or for a repository in a
+bucket a local folder (Repository.requests_folder): a bucket is not polled every cycle.
 """
 
 from __future__ import annotations
@@ -13,16 +14,10 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 from ..durable import atomic_write, make_folders
 from ..errors import CaptureError
 from ..repository import RecoveryPoint, Repository
-from ..repository.naming import database_dir
-
-
-def requests_dir(repo: Repository, db_id: str) -> Path:
-    return database_dir(repo.root, db_id) / "requests"
 
 
 def answer_requests(repo: Repository, db_id: str, create: Callable[[str, bool], RecoveryPoint],
@@ -30,7 +25,7 @@ def answer_requests(repo: Repository, db_id: str, create: Callable[[str, bool], 
     """Answer each request waiting: a recovery point (`{"name", "keep"}`), or a full backup to
     start now (`{"full": true}`, answered with the transaction it is of, or null when one is
     being made already)."""
-    folder = requests_dir(repo, db_id)
+    folder = repo.requests_folder(db_id)
     if not folder.is_dir():
         return
     for request in sorted(folder.glob("*.request")):
@@ -63,7 +58,7 @@ def ask_for_full(repo: Repository, db_id: str, timeout: float) -> int | None:
 
 def _ask(repo: Repository, db_id: str, asked: dict[str, object], timeout: float
          ) -> dict[str, object]:
-    folder = requests_dir(repo, db_id)
+    folder = repo.requests_folder(db_id)
     make_folders(folder)
     request = folder / f"{uuid.uuid4().hex}.request"
     atomic_write(request, json.dumps(asked).encode())

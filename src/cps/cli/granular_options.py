@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..client import ServerClient
+from ..config import Location
 from ..granular import Snapshot, open_snapshot, point_target
 from ..restore import Target, format_ms
 from .remote import (
@@ -32,7 +33,7 @@ Command = Callable[..., Any]
 class Source:
     """A repository's database, or a server's (`client`); `target` when the command takes one."""
 
-    repo_path: Path | None
+    repo_path: Location | None
     db_id: str | None
     passphrase_file: Path | None
     client: ServerClient | None

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import click
 
 from ..capture import ProtectOptions
-from ..config import parse_duration, parse_duration_or_off, parse_size
+from ..config import Location, parse_duration, parse_duration_or_off, parse_size
 from ..errors import UsageError
 from ..ops import create_point, protect, set_keep
 from ..repository import Repository
@@ -30,7 +30,6 @@ from .remote import (
     split_words,
 )
 from .repo_options import (
-    RepositoryPath,
     db_option,
     open_repository,
     passphrase_file_option,
@@ -38,6 +37,7 @@ from .repo_options import (
     read_passphrase,
     repository_argument,
     repository_option,
+    with_s3_options,
 )
 
 
@@ -52,7 +52,7 @@ def repo_group() -> None:
               help="Encrypt everything with AES-256-GCM under a key sealed by a passphrase.")
 @passphrase_file_option
 @output.json_option
-def repo_init(path: Path, encrypt: bool, passphrase_file: Path | None, as_json: bool) -> None:
+def repo_init(path: Location, encrypt: bool, passphrase_file: Path | None, as_json: bool) -> None:
     """Create a repository (a backup-to-disk folder) at PATH, which must be new or empty.
 
     With --encrypt, the passphrase comes from --passphrase-file, CPS_PASSPHRASE, or a prompt;
@@ -67,7 +67,7 @@ def repo_init(path: Path, encrypt: bool, passphrase_file: Path | None, as_json: 
     passphrase = read_passphrase(passphrase_file, confirm=True) if encrypt else None
     if encrypt and passphrase is None:
         raise click.UsageError("--encrypt needs a passphrase: --passphrase-file or CPS_PASSPHRASE")
-    repo = Repository.init(path, passphrase=passphrase)
+    repo = Repository.init(with_s3_options(path), passphrase=passphrase)
     result = {"path": str(path), "repository_id": repo.config["repository_id"],
               "encrypted": repo.encrypted}
     output.emit(result, as_json, lambda r: f"created repository {r['path']}"
@@ -104,7 +104,7 @@ def db_id_for(db: Path, db_id: str | None) -> str:
                    "(the database was moved, or restored to a new path).")
 @passphrase_file_option
 @output.json_option
-def protect_command(db: Path, repo_path: Path, db_id: str | None, full_every: str,
+def protect_command(db: Path, repo_path: Location, db_id: str | None, full_every: str,
                     recovery_point_every: str, sync_interval: str, wal_limit: str,
                     report_durable: bool, new_source: bool, passphrase_file: Path | None,
                     as_json: bool) -> None:
@@ -153,8 +153,7 @@ _POINT_NAME = Positional("name", "NAME")
 @point_group.command("create")
 @click.argument("db", required=False, type=click.Path(dir_okay=False, exists=True,
                                                      path_type=Path))
-@click.option("--repo", "repo_path", type=RepositoryPath(),
-              help="The repository DB is protected into.")
+@repository_option(help="The repository DB is protected into.", required=False)
 @click.option("--db-id", help="Name of the database in the repository.  [default: DB's file "
               "name without extension; with --server, the server's only database]")
 @click.option("--name", help="Name of the point.  [default: manual <time>]")
@@ -164,7 +163,7 @@ _POINT_NAME = Positional("name", "NAME")
 @passphrase_file_option
 @server_options
 @output.json_option
-def point_create(db: Path | None, repo_path: Path | None, db_id: str | None, name: str | None,
+def point_create(db: Path | None, repo_path: Location | None, db_id: str | None, name: str | None,
                  keep: bool, passphrase_file: Path | None, server: str | None,
                  token_file: Path | None, as_json: bool) -> None:
     """Mark the current committed position of DB as a recovery point. Works while 'cps protect'

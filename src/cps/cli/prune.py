@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..config import parse_duration
+from ..config import Location, parse_duration
 from ..errors import UsageError
 from ..repository.prune import Retention, prune
 from ..restore import format_ms
@@ -38,7 +38,7 @@ from .repo_options import (
 @server_options
 @output.json_option
 @click.pass_context
-def prune_command(context: click.Context, repo_path: Path | None, keep_within: str,
+def prune_command(context: click.Context, repo_path: Location | None, keep_within: str,
                   keep_daily: int, keep_weekly: int, dry_run: bool, db_id: str | None,
                   passphrase_file: Path | None, server: str | None, token_file: Path | None,
                   as_json: bool) -> None:

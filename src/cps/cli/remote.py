@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 import click
 
 from ..client import ServerClient, read_token
+from ..config import Location
 from ..errors import ServerError, UsageError
 from .progress import progress_reporter
-from .repo_options import RepositoryPath
+from .repo_options import RepositoryLocation, s3_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,12 +47,13 @@ def repository_and(*after: Positional) -> Callable[[F], F]:
     with --server, which click cannot tell from the arguments after it, so they are read
     together (as `words`) and told apart by `split_words`."""
     shown = " ".join(p.metavar if p.required else f"[{p.metavar}]" for p in after)
-    return click.argument("words", nargs=-1, metavar=f"[REPO] {shown}".strip(),
-                          required=any(p.required for p in after))
+    words = click.argument("words", nargs=-1, metavar=f"[REPO] {shown}".strip(),
+                           required=any(p.required for p in after))
+    return lambda function: words(s3_options(function))
 
 
 def split_words(words: tuple[str, ...], after: tuple[Positional, ...], *, server: str | None
-                ) -> tuple[Path | None, dict[str, str | None]]:
+                ) -> tuple[Location | None, dict[str, str | None]]:
     """REPO (None with --server) and the values of the arguments `after`, by name."""
     repo_word, own = (None, list(words)) if server is not None else (
         (words[0], list(words[1:])) if words else (None, []))
@@ -61,11 +63,11 @@ def split_words(words: tuple[str, ...], after: tuple[Positional, ...], *, server
     missing = [p.metavar for p in after[len(own):] if p.required]
     if missing:
         raise click.UsageError(f"Missing argument '{missing[0]}'.", context)
-    repo_path = RepositoryPath().convert(repo_word, None, None) if repo_word is not None else None
+    repo_path = RepositoryLocation().convert(repo_word, None, None) if repo_word is not None else None
     return repo_path, {p.name: own[i] if i < len(own) else None for i, p in enumerate(after)}
 
 
-def connect(repo_path: Path | None, server: str | None, token_file: Path | None,
+def connect(repo_path: Location | None, server: str | None, token_file: Path | None,
             *, repo_name: str = "REPO") -> ServerClient | None:
     """The server to ask, or None when the command works on the repository at `repo_path`:
     exactly one of the two is to be given."""

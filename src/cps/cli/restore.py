@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..client import ServerClient
+from ..config import Location
 from ..errors import UsageError
 from ..ops import restore_database, timelines
 from ..restore import Target, install_database, parse_time, refuse_existing
@@ -41,7 +42,7 @@ from .repo_options import (
 @passphrase_file_option
 @server_options
 @output.json_option
-def restore_command(repo_path: Path | None, db_id: str | None, output_path: Path, latest: bool,
+def restore_command(repo_path: Location | None, db_id: str | None, output_path: Path, latest: bool,
                     at_time: str | None, point: str | None, txn: int | None, force: bool,
                     best_effort: bool, passphrase_file: Path | None, server: str | None,
                     token_file: Path | None, as_json: bool) -> None:
@@ -106,7 +107,7 @@ def _restore_on_server(client: ServerClient, db_id: str | None, target: Target, 
 @passphrase_file_option
 @server_options
 @output.json_option
-def timeline_command(repo_path: Path | None, db_id: str | None, passphrase_file: Path | None,
+def timeline_command(repo_path: Location | None, db_id: str | None, passphrase_file: Path | None,
                      server: str | None, token_file: Path | None, as_json: bool) -> None:
     """Show what a repository can restore: chains, full backups, recovery points, gaps, the
     earliest and latest restorable times, and the current capture lag. With --server, the

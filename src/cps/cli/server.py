@@ -158,7 +158,9 @@ def _render_status(d: dict[str, Any]) -> str:
         lines.append(f"  last {label}: " + (f"transaction {seen['txn']}, {_ago(now, seen['time'])}"
                                              if seen else "none")
                      + (f"; next {_ago(now, d[next_key])}" if d[next_key] else ""))
-    lines.append(f"  repository: {d['repository']} ({d['repository_bytes'] / (1 << 20):.1f} MiB)")
+    size = d["repository_bytes"]
+    shown = f"{size / (1 << 20):.1f} MiB" if size is not None else "size unknown"
+    lines.append(f"  repository: {d['repository']} ({shown})")
     if d["repository_error"]:
         lines.append(f"  REPOSITORY ERROR: {d['repository_error']}")
     lines += [f"  error ({e['kind']}): {e['message']}" for e in d["errors"][-3:]]

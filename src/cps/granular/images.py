@@ -71,7 +71,7 @@ class PointImage:
             with closing(read_log(repo, plan, base)) as transactions:
                 log.apply(transactions)
             index = repo.page_index()
-            rows = _locate(repo, plan.db_id, base, full, index, log)
+            rows = _locate(repo, base, full, index, log)
         except BaseException:
             log.close()
             raise
@@ -161,7 +161,7 @@ class LogPages:
         self.present[byte] |= 1 << ((number - 1) & 7)
 
 
-def _locate(repo: Repository, db_id: str, base: Base, full: FullBackup, index: PageIndex,
+def _locate(repo: Repository, base: Base, full: FullBackup, index: PageIndex,
             log: LogPages) -> npt.NDArray[np.intp]:
     """The index entry of each page of the full within the point's size, -1 for one in no readable
     pack: a few more pages than the log leaves to read, located at no extra cost in one search.
@@ -172,7 +172,7 @@ def _locate(repo: Repository, db_id: str, base: Base, full: FullBackup, index: P
     missing = np.count_nonzero((rows < 0) & ~log.written(within))
     if not missing:
         return rows
-    text = (f"{missing} pages of the full backup {repo.full_path(db_id, base.full).name} "
+    text = (f"{missing} pages of the full backup {repo.full_name(base.full)} "
             f"(transaction {base.full.txn}) are in no readable pack")
     hint = "Look at a point of a later full backup ('cps timeline'), and run 'cps verify'."
     index.find_damage()

@@ -19,7 +19,7 @@ def protect(db: Path, repo: Repository, db_id: str, options: ProtectOptions,
     "stopped". RepositoryLocked when another process protects `db_id` already."""
     with repo.protector_lock(db_id):
         protector = Protector(db, repo, db_id, options, on_event)
-        on_event("starting", {"db": str(db), "repo": str(repo.root), "db_id": db_id})
+        on_event("starting", {"db": str(db), "repo": repo.describe(), "db_id": db_id})
         protector.run(stop, on_ready=lambda: on_event("ready", {"txn": protector.last_txn}))
         on_event("stopped", {"txn": protector.last_txn})
         return protector.last_txn

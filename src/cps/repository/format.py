@@ -107,7 +107,7 @@ def encode_sealed_file(kind: str, flags: int, records: Iterable[Sequence[bytes]]
 class RecordFile:
     """A checked repository file: its flags and where each record's stored bytes are."""
 
-    path: Path
+    path: str  # where the file is, for messages (storage.describe)
     data: bytes
     flags: int
     version: int  # the format version the file was written in
@@ -123,64 +123,65 @@ class RecordFile:
 
 
 def read_file(path: Path, kind: str) -> RecordFile:
-    """Read and check a whole file of `kind`; raises CorruptFile or UnsupportedFormat."""
+    """Read and check a whole local file of `kind`; raises CorruptFile or UnsupportedFormat."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise CorruptFile(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
-    return parse_file(path, data, kind)
+    return parse_file(str(path), data, kind)
 
 
-def parse_file(path: Path, data: bytes, kind: str) -> RecordFile:
+def parse_file(path: str, data: bytes, kind: str) -> RecordFile:
+    """Check the bytes of a whole file of `kind`, found at `path` (for messages)."""
     flags, count = check_file(path, data, kind)
     version = HEADER.unpack_from(data)[1]
     return RecordFile(path, data, flags, version, _record_spans(path, data, count))
 
 
-def check_file(path: Path, data: bytes, kind: str) -> tuple[int, int]:
+def check_file(path: str, data: bytes, kind: str) -> tuple[int, int]:
     """Check a whole file of `kind` (size, checksum, magic, version); return its flags and its
     number of records."""
     if len(data) < HEADER.size + FOOTER.size:
-        raise CorruptFile(f"{path} is truncated ({len(data)} bytes)", path=str(path))
+        raise CorruptFile(f"{path} is truncated ({len(data)} bytes)", path=path)
     magic, version, flags, _reserved = HEADER.unpack_from(data)
     count, _last, checksum = FOOTER.unpack_from(data, len(data) - FOOTER.size)
     # The checksum first: a damaged version field is damage, not a newer format. The header and
     # footer layout is the same in every format version, so this check never depends on it.
     if hashlib.sha256(memoryview(data)[:-32]).digest() != checksum:
-        raise CorruptFile(f"{path} fails its checksum: the file is damaged", path=str(path))
+        raise CorruptFile(f"{path} fails its checksum: the file is damaged", path=path)
     if magic != KIND_MAGIC[kind]:
-        raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=str(path))
+        raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=path)
     if not MIN_FORMAT_VERSION <= version <= MAX_FORMAT_VERSION:
         raise UnsupportedFormat(
             f"{path} has format version {version}; this CPS reads {MIN_FORMAT_VERSION} to "
             f"{MAX_FORMAT_VERSION}",
             hint="Use the CPS release that wrote this repository, or a newer one.",
-            path=str(path),
+            path=path,
         )
     return flags, count
 
 
-def _record_spans(path: Path, data: bytes, count: int) -> tuple[tuple[int, int], ...]:
+def _record_spans(path: str, data: bytes, count: int) -> tuple[tuple[int, int], ...]:
     spans = []
     offset, end = HEADER.size, len(data) - FOOTER.size
     for _ in range(count):
         if offset + RECORD_LENGTH.size > end:
-            raise CorruptFile(f"{path} has fewer records than its footer says", path=str(path))
+            raise CorruptFile(f"{path} has fewer records than its footer says", path=path)
         (length,) = RECORD_LENGTH.unpack_from(data, offset)
         offset += RECORD_LENGTH.size
         if length > MAX_RECORD or offset + length > end:
-            raise CorruptFile(f"{path} has a record running past its end", path=str(path))
+            raise CorruptFile(f"{path} has a record running past its end", path=path)
         spans.append((offset, length))
         offset += length
     if offset != end:
-        raise CorruptFile(f"{path} has bytes between its records and footer", path=str(path))
+        raise CorruptFile(f"{path} has bytes between its records and footer", path=path)
     return tuple(spans)
 
 
-def _open_record(path: Path, sealing: Sealing, stored: bytes) -> bytes:
+def _open_record(path: str, sealing: Sealing, stored: bytes) -> bytes:
     try:
         return sealing.open(stored)
     except CorruptFile as exc:
-        raise CorruptFile(f"{path}: {exc.message}", path=str(path)) from exc
+        raise CorruptFile(f"{path}: {exc.message}", path=path) from exc

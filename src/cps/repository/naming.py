@@ -1,6 +1,8 @@
 """Every file name in a repository, built and parsed only here, in format_*/parse_* pairs.
 
-Numbers are fixed-width lowercase hex, so `ls` order is log order:
+Names are storage keys, `/`-separated paths relative to the repository (storage/base.py), the
+same in a folder and in a bucket. Numbers are fixed-width lowercase hex, so `ls` order is log
+order:
 
     config, key                                   repository settings and the sealed key
     packs/<2 hex>/<64 hex>.pack                   page packs, named by the SHA-256 of the file
@@ -20,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from pathlib import Path
 
 from ..errors import UsageError
 from .model import FullRef, SegmentRef
@@ -43,12 +44,16 @@ def check_db_id(db_id: str) -> str:
     return db_id
 
 
-def database_dir(root: Path, db_id: str) -> Path:
-    return root / "databases" / check_db_id(db_id)
+DATABASES = "databases"
+PACKS = "packs"
 
 
-def chain_dir(root: Path, db_id: str, chain: int) -> Path:
-    return database_dir(root, db_id) / "chains" / f"{chain:08x}"
+def database_dir(db_id: str) -> str:
+    return f"{DATABASES}/{check_db_id(db_id)}"
+
+
+def chain_dir(db_id: str, chain: int) -> str:
+    return f"{database_dir(db_id)}/chains/{chain:08x}"
 
 
 def parse_chain_dir(name: str) -> int | None:
@@ -97,9 +102,9 @@ def is_pruned(name: str) -> bool:
     return _PRUNED.fullmatch(name) is not None
 
 
-def pack_path(root: Path, pack_id: bytes) -> Path:
+def pack_key(pack_id: bytes) -> str:
     text = pack_id.hex()
-    return root / "packs" / text[:2] / f"{text}.pack"
+    return f"{PACKS}/{text[:2]}/{text}.pack"
 
 
 def parse_pack(name: str) -> bytes | None:

@@ -5,42 +5,43 @@ skips ids the repository already holds. A pack is written whole and renamed into
 SHA-256 of its bytes, so a pack file is complete or absent, and `sha256sum` checks it by hand.
 The index of where each page lives is read from the packs' own index records, never stored apart:
 `PageIndex` holds every readable pack's entries in arrays, so that a restore locates the hundreds
-of thousands of pages of a full backup with one search.
+of thousands of pages of a full backup with one search. A pack's index record is read with a few
+ranged reads (its header, its tail), never the whole pack, which matters in a bucket.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import zstandard
 
-from ..durable import atomic_write, make_folders
 from ..errors import CorruptFile, MissingFile
 from .codec import INDEX_COUNT, decode_pack_index, encode_pack_index
 from .format import (
     FLAG_COMPRESSED,
     FOOTER,
+    HEADER,
+    KIND_MAGIC,
     RECORD_LENGTH,
     Sealing,
     check_file,
     encode_sealed_file,
-    read_file,
 )
 from .model import PAGE_ID_SIZE
-from .naming import pack_path, parse_pack
+from .naming import PACKS, pack_key, parse_pack
+from .storage import Storage
 
 PACK_TARGET_BYTES = 8 << 20
 READ_AHEAD = 2  # files (packs, segments) a restore reads, checks and opens at once ahead of it
 INDEX_READERS = 4  # pack index records read at once: small reads, so waiting more than working
+TAIL_READ = 64 << 10  # bytes read from a pack's end at once: its footer, and often its index record
 
 # codec.INDEX_ENTRY ("<32sQI", 44 bytes, no padding) as numpy reads it. An id is compared as `S32`,
 # which is exact for fixed-width values; only converting one to `bytes` drops trailing zero bytes,
@@ -56,16 +57,17 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class PageLocation:
-    pack: Path
+    pack: str  # the pack's key
     offset: int
     length: int
+    flags: int  # the pack's header flags: how its records are stored
 
 
 class PackWriter:
     """Collects new pages and writes them out in packs of about PACK_TARGET_BYTES."""
 
-    def __init__(self, root: Path, sealing: Sealing, known: Callable[[bytes], bool]) -> None:
-        self.root = root
+    def __init__(self, storage: Storage, sealing: Sealing, known: Callable[[bytes], bool]) -> None:
+        self.storage = storage
         self.sealing = sealing
         self.known = known
         self.pending: dict[bytes, bytes] = {}
@@ -88,15 +90,14 @@ class PackWriter:
         ids = list(self.pending)
         stored = [self.sealing.seal(self.pending[i]) for i in ids]
         data, entries = _assemble(self.sealing, ids, stored)
-        pack_id = hashlib.sha256(data).digest()
-        path = pack_path(self.root, pack_id)
-        make_folders(path.parent)
-        atomic_write(path, data)
+        key = pack_key(hashlib.sha256(data).digest())
+        self.storage.put(key, data)
         self.written_bytes += len(data)
         self.pages_flushed += len(ids)
         self.pending.clear()
         self.pending_bytes = 0
-        return [(page_id, PageLocation(path, offset, length)) for page_id, offset, length in entries]
+        return [(page_id, PageLocation(key, offset, length, self.sealing.flags))
+                for page_id, offset, length in entries]
 
 
 def _assemble(sealing: Sealing, ids: list[bytes], stored: list[bytes]
@@ -111,33 +112,45 @@ def _assemble(sealing: Sealing, ids: list[bytes], stored: list[bytes]
     return b"".join(encode_sealed_file("pack", sealing.flags, [[r] for r in [*stored, index]])), entries
 
 
-def pack_files(root: Path) -> Iterator[Path]:
-    packs = root / "packs"
-    if not packs.is_dir():
-        return
-    for folder in sorted(packs.iterdir()):
-        for path in sorted(folder.iterdir()):
-            if parse_pack(path.name) is not None:
-                yield path
+@dataclass(frozen=True, slots=True)
+class PackFile:
+    key: str
+    size: int
 
 
-def read_pack_index(path: Path, sealing: Callable[[int], Sealing]) -> list[tuple[bytes, int, int]]:
+def pack_files(storage: Storage) -> list[PackFile]:
+    """Every pack, listed at once (`packs/<2 hex>/<64 hex>.pack`), in the order of their keys."""
+    found = []
+    for entry in storage.list(PACKS, recursive=True):
+        folder, _slash, name = entry.name.partition("/")
+        pack_id = parse_pack(name)
+        if pack_id is not None and folder == name[:2]:
+            found.append(PackFile(f"{PACKS}/{entry.name}", entry.size))
+    return found
+
+
+def read_pack_index(storage: Storage, pack: PackFile, sealing: Callable[[int], Sealing]
+                    ) -> list[tuple[bytes, int, int]]:
     """The (page id, offset, stored length) entries of one pack, read from its index record
     alone (the whole pack is checked when its pages are read); CorruptFile when unreadable."""
-    record, size = _index_record(path, sealing)
-    entries = _in_pack(path, decode_pack_index, record)
-    if any(offset + length > size for _id, offset, length in entries):
-        raise CorruptFile(f"{path} has an index pointing past its end", path=str(path))
+    record, _flags = _index_record(storage, pack, sealing)
+    where = storage.describe(pack.key)
+    entries = _in_pack(where, decode_pack_index, record)
+    if any(offset + length > pack.size for _id, offset, length in entries):
+        raise CorruptFile(f"{where} has an index pointing past its end", path=where)
     return entries
 
 
-def read_pack_entries(path: Path, sealing: Callable[[int], Sealing]) -> npt.NDArray[np.void]:
-    """`read_pack_index` as an array of INDEX_ENTRY, without a Python object per entry."""
-    record, size = _index_record(path, sealing)
-    entries = _in_pack(path, _decode_entries, record)
-    if np.any(entries["offset"] + entries["length"] > size):
-        raise CorruptFile(f"{path} has an index pointing past its end", path=str(path))
-    return entries
+def read_pack_entries(storage: Storage, pack: PackFile, sealing: Callable[[int], Sealing]
+                      ) -> tuple[npt.NDArray[np.void], int]:
+    """`read_pack_index` as an array of INDEX_ENTRY, without a Python object per entry, and the
+    pack's flags."""
+    record, flags = _index_record(storage, pack, sealing)
+    where = storage.describe(pack.key)
+    entries = _in_pack(where, _decode_entries, record)
+    if np.any(entries["offset"] + entries["length"] > pack.size):
+        raise CorruptFile(f"{where} has an index pointing past its end", path=where)
+    return entries, flags
 
 
 def _decode_entries(record: bytes) -> npt.NDArray[np.void]:
@@ -150,37 +163,51 @@ def _decode_entries(record: bytes) -> npt.NDArray[np.void]:
     return np.frombuffer(record, INDEX_ENTRY, offset=INDEX_COUNT.size)
 
 
-def _index_record(path: Path, sealing: Callable[[int], Sealing]) -> tuple[bytes, int]:
-    """The plaintext of a pack's index record, and the pack's size."""
-    try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if size < 16 + FOOTER.size:
-                raise CorruptFile(f"{path} is truncated", path=str(path))
-            handle.seek(0)
-            header = handle.read(16)
-            handle.seek(size - FOOTER.size)
-            _count, last, _checksum = FOOTER.unpack(handle.read(FOOTER.size))
-            if not 16 <= last <= size - FOOTER.size - RECORD_LENGTH.size:
-                raise CorruptFile(f"{path} has a damaged footer", path=str(path))
-            handle.seek(last)
-            (length,) = RECORD_LENGTH.unpack(handle.read(RECORD_LENGTH.size))
-            if last + RECORD_LENGTH.size + length > size - FOOTER.size:
-                raise CorruptFile(f"{path} has a damaged index", path=str(path))
-            stored = handle.read(length)
-    except OSError as exc:
-        raise CorruptFile(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
-    flags = int.from_bytes(header[10:12], "little")
-    return _in_pack(path, lambda data: sealing(flags).open(data), stored), size
+def _index_record(storage: Storage, pack: PackFile, sealing: Callable[[int], Sealing]
+                  ) -> tuple[bytes, int]:
+    """The plaintext of a pack's index record, and the pack's flags: its header, then its tail,
+    which holds the footer and, unless the index is large, the whole index record."""
+    where, size = storage.describe(pack.key), pack.size
+    if size < HEADER.size + FOOTER.size:
+        raise CorruptFile(f"{where} is truncated", path=where)
+    magic, _version, flags, _reserved = HEADER.unpack(_exactly(storage, pack, 0, HEADER.size))
+    if magic != KIND_MAGIC["pack"]:
+        raise CorruptFile(f"{where} is not a pack file (magic {magic!r})", path=where)
+    tail_start = max(HEADER.size, size - TAIL_READ)
+    tail = _exactly(storage, pack, tail_start, size - tail_start)
+
+    def read(offset: int, length: int) -> bytes:
+        if offset >= tail_start:
+            return tail[offset - tail_start : offset - tail_start + length]
+        return _exactly(storage, pack, offset, length)
+
+    _count, last, _checksum = FOOTER.unpack_from(tail, len(tail) - FOOTER.size)
+    if not HEADER.size <= last <= size - FOOTER.size - RECORD_LENGTH.size:
+        raise CorruptFile(f"{where} has a damaged footer", path=where)
+    (length,) = RECORD_LENGTH.unpack(read(last, RECORD_LENGTH.size))
+    if last + RECORD_LENGTH.size + length > size - FOOTER.size:
+        raise CorruptFile(f"{where} has a damaged index", path=where)
+    stored = read(last + RECORD_LENGTH.size, length)
+    return _in_pack(where, lambda data: sealing(flags).open(data), stored), flags
 
 
-def _in_pack(path: Path, step: Callable[[bytes], T], data: bytes) -> T:
+def _exactly(storage: Storage, pack: PackFile, offset: int, length: int) -> bytes:
+    """`length` bytes of the pack at `offset`; CorruptFile when the pack ends before them (it
+    is shorter than its listing said)."""
+    data = storage.get_range(pack.key, offset, length)
+    if len(data) != length:
+        where = storage.describe(pack.key)
+        raise CorruptFile(f"{where} is truncated", path=where)
+    return data
+
+
+def _in_pack(where: str, step: Callable[[bytes], T], data: bytes) -> T:
     """`step(data)`, its CorruptFile naming the pack."""
     try:
         return step(data)
     except CorruptFile as exc:
-        raise CorruptFile(f"{path}: {exc.message}" if str(path) not in exc.message else exc.message,
-                          path=str(path)) from exc
+        raise CorruptFile(f"{where}: {exc.message}" if where not in exc.message else exc.message,
+                          path=where) from exc
 
 
 @dataclass
@@ -189,8 +216,10 @@ class PageIndex:
     could not be read (with why). `locate` finds many ids at once, as entries (rows), and
     `location` says where one entry's page is, for a reader of a few pages at random."""
 
-    packs: list[Path]
-    damaged: dict[Path, str]
+    storage: Storage = field(repr=False)
+    packs: list[PackFile]
+    flags: list[int]  # of each pack, as its header says (0 for one whose index is unreadable)
+    damaged: dict[str, str]  # pack key: why its index cannot be read
     entries: npt.NDArray[np.void] = field(repr=False)  # INDEX_ENTRY rows, in the order of ids
     pack_numbers: npt.NDArray[np.int32] = field(repr=False)  # each entry's pack, in `packs`
     keys: npt.NDArray[np.uint64] = field(repr=False)  # each entry's id's first 8 bytes (`_keys`)
@@ -248,21 +277,19 @@ class PageIndex:
 
     def location(self, row: int) -> PageLocation:
         """Where the page of one entry is stored."""
-        entry = self.entries[row]
-        return PageLocation(self.packs[self.pack_numbers[row]], int(entry["offset"]),
-                            int(entry["length"]))
+        entry, number = self.entries[row], int(self.pack_numbers[row])
+        return PageLocation(self.packs[number].key, int(entry["offset"]), int(entry["length"]),
+                            self.flags[number])
 
     def find_damage(self) -> None:
         """Check every pack whole (slow: for error paths), setting aside those that fail."""
-        for path in self.packs:
-            if path in self.damaged:
+        for pack in self.packs:
+            if pack.key in self.damaged:
                 continue
             try:
-                read_file(path, "pack")
-            except CorruptFile as exc:
-                self.damaged[path] = exc.message
-            except FileNotFoundError:
-                self.damaged[path] = f"{path} is missing"
+                _read_checked(self.storage, pack.key, "a check of every pack")
+            except (CorruptFile, MissingFile) as exc:
+                self.damaged[pack.key] = exc.message
 
 
 def _keys(ids: Ids) -> npt.NDArray[np.uint64]:
@@ -271,30 +298,33 @@ def _keys(ids: Ids) -> npt.NDArray[np.uint64]:
     return np.ascontiguousarray(ids).view(">u8")[::4].astype(np.uint64)
 
 
-def load_page_index(root: Path, sealing: Callable[[int], Sealing]) -> PageIndex:
+def load_page_index(storage: Storage, sealing: Callable[[int], Sealing]) -> PageIndex:
     """Where every page lives, from the packs' index records. A pack whose index cannot be read is
     set aside, not fatal: only a page that is needed and nowhere else is an error."""
-    packs = list(pack_files(root))
-    damaged: dict[Path, str] = {}
+    packs = pack_files(storage)
+    damaged: dict[str, str] = {}
+    flags = [0] * len(packs)
     tables, numbers = [np.empty(0, INDEX_ENTRY)], [np.empty(0, np.int32)]
 
-    def entries_of(path: Path) -> npt.NDArray[np.void] | str:
+    def entries_of(pack: PackFile) -> tuple[npt.NDArray[np.void], int] | str:
         try:
-            return read_pack_entries(path, sealing)
-        except CorruptFile as exc:
+            return read_pack_entries(storage, pack, sealing)
+        except (CorruptFile, MissingFile) as exc:  # missing: deleted since the listing
             return exc.message
 
     with ThreadPoolExecutor(max_workers=INDEX_READERS, thread_name_prefix="cps-index-reader") as pool:
-        for number, (path, entries) in enumerate(zip(packs, pool.map(entries_of, packs), strict=True)):
-            if isinstance(entries, str):
-                damaged[path] = entries
+        for number, (pack, read) in enumerate(zip(packs, pool.map(entries_of, packs), strict=True)):
+            if isinstance(read, str):
+                damaged[pack.key] = read
                 continue
-            tables.append(entries)
-            numbers.append(np.full(len(entries), number, np.int32))
+            tables.append(read[0])
+            flags[number] = read[1]
+            numbers.append(np.full(len(read[0]), number, np.int32))
     entries = np.concatenate(tables)
     order = np.argsort(entries["id"], kind="stable")  # copies of a page side by side
     entries = entries[order]
-    return PageIndex(packs, damaged, entries, np.concatenate(numbers)[order], _keys(entries["id"]))
+    return PageIndex(storage, packs, flags, damaged, entries, np.concatenate(numbers)[order],
+                     _keys(entries["id"]))
 
 
 def read_pages(rows: Rows, index: PageIndex, sealing: Callable[[int], Sealing], needed_by: str,
@@ -311,15 +341,15 @@ def read_pages(rows: Rows, index: PageIndex, sealing: Callable[[int], Sealing], 
     groups.sort(key=lambda group: int(group[0]))
 
     def open_pack(group: Rows) -> tuple[Rows, list[Page]]:
-        pack = index.packs[int(packs[group[0]])]
-        data, flags = _read_checked(pack, needed_by)
+        pack = index.packs[int(packs[group[0]])].key
+        data, flags = _read_checked(index.storage, pack, needed_by)
         entries = index.entries[rows[group]]
         offsets, first, each = np.unique(entries["offset"], return_index=True, return_inverse=True)
         spans = list(zip(offsets.tolist(), entries["length"][first].tolist(), strict=True))
         opened = _decompress_at_once(data, spans, page_size) if flags == FLAG_COMPRESSED else None
         if opened is None:  # record by record: slower, and says which record is damaged
-            opener = sealing(flags)
-            opened = [_open_page(pack, data, span, opener, needed_by, page_size) for span in spans]
+            opener, where = sealing(flags), index.storage.describe(pack)
+            opened = [_open_page(where, data, span, opener, needed_by, page_size) for span in spans]
         return group, [opened[record] for record in each.tolist()]
 
     return read_ahead(open_pack, groups, "cps-pack-reader")
@@ -344,13 +374,13 @@ def _decompress_at_once(data: bytes, spans: list[tuple[int, int]], page_size: in
     return [memoryview(pages[record]) for record in range(len(pages))]  # type: ignore[arg-type]
 
 
-def _open_page(pack: Path, data: bytes, span: tuple[int, int], opener: Sealing, needed_by: str,
+def _open_page(where: str, data: bytes, span: tuple[int, int], opener: Sealing, needed_by: str,
                page_size: int) -> Page:
     offset, length = span
-    page = _in_pack(pack, opener.open, data[offset : offset + length])
+    page = _in_pack(where, opener.open, data[offset : offset + length])
     if len(page) != page_size:
-        raise CorruptFile(f"{pack} holds a page of {len(page)} bytes at offset {offset}, where "
-                          f"{needed_by} has pages of {page_size}", path=str(pack))
+        raise CorruptFile(f"{where} holds a page of {len(page)} bytes at offset {offset}, where "
+                          f"{needed_by} has pages of {page_size}", path=where)
     return page
 
 
@@ -366,14 +396,13 @@ def read_ahead(read: Callable[[T], R], items: Sequence[T], name: str) -> Generat
             yield result
 
 
-def _read_checked(pack: Path, needed_by: str) -> tuple[bytes, int]:
+def _read_checked(storage: Storage, pack: str, needed_by: str) -> tuple[bytes, int]:
+    where = storage.describe(pack)
     try:
-        data = pack.read_bytes()
-    except FileNotFoundError as exc:
-        raise MissingFile(f"pack {pack}, needed by {needed_by}, is missing", path=str(pack)) from exc
-    except OSError as exc:
-        raise CorruptFile(f"cannot read {pack}: {exc.strerror}", path=str(pack)) from exc
-    flags, _count = check_file(pack, data, "pack")
+        data = storage.get(pack)
+    except MissingFile as exc:
+        raise MissingFile(f"pack {where}, needed by {needed_by}, is missing", path=where) from exc
+    flags, _count = check_file(where, data, "pack")
     return data, flags
 
 
@@ -382,5 +411,5 @@ def _missing(page_id: bytes, index: PageIndex, needed_by: str) -> MissingFile | 
     index.find_damage()
     if index.damaged:  # most likely in one of them
         return CorruptFile(text + "; damaged packs: " + "; ".join(index.damaged.values()),
-                           path=str(next(iter(index.damaged))))
+                           path=index.storage.describe(next(iter(index.damaged))))
     return MissingFile(text + "; a pack is missing from the repository")

@@ -21,12 +21,10 @@ under that lock, so no full backup being written can lose a pack it is about to 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from ..errors import CorruptFile, MissingFile
 from .catalog import Catalog, ChainView, Span, load_catalog
@@ -34,6 +32,7 @@ from .model import FullRef, PrunedRange, SegmentRef
 from .naming import chain_dir
 from .packs import pack_files, read_pack_index
 from .repository import Repository
+from .storage import Storage
 
 Progress = Callable[[str, int, int], None]
 Target = tuple[int, int]  # (chain, txn)
@@ -110,22 +109,20 @@ def _prune_database(repo: Repository, catalog: Catalog, retention: Retention, no
     if not dry_run and removed:
         merged = _merged([*removed, *(r for _path, ranges in old_records for r in ranges)])
         repo.write_pruned(db_id, merged)  # before anything it names is deleted
-    report.deleted_points += _delete([repo.point_path(db_id, p) for p in doomed_points],
+    storage = repo.storage
+    report.deleted_points += _delete(storage, [repo.point_key(db_id, p) for p in doomed_points],
                                      dry_run, report)
-    report.deleted_segments += _delete([repo.segment_path(db_id, s) for s in doomed_segments],
-                                       dry_run, report)
-    report.deleted_fulls += _delete([repo.full_path(db_id, f) for f in doomed_fulls], dry_run,
-                                    report)
-    for view in doomed_chains:
-        folder = chain_dir(repo.root, db_id, view.chain.chain)
-        report.deleted_chains += _delete([folder / "chain"], dry_run, report)
-        if not dry_run:
-            for sub in ("fulls", "segments"):
-                _remove_empty(folder / sub)
-            _remove_empty(folder)
+    report.deleted_segments += _delete(
+        storage, [repo.segment_key(db_id, s) for s in doomed_segments], dry_run, report)
+    report.deleted_fulls += _delete(storage, [repo.full_key(db_id, f) for f in doomed_fulls],
+                                    dry_run, report)
+    # A chain's folder goes with its last file (Storage.delete).
+    report.deleted_chains += _delete(
+        storage, [f"{chain_dir(db_id, view.chain.chain)}/chain" for view in doomed_chains],
+        dry_run, report)
     if not dry_run and removed:
-        for path, _ranges in old_records:  # merged into the new record
-            path.unlink(missing_ok=True)
+        for key, _ranges in old_records:  # merged into the new record
+            storage.delete(key)
 
 
 def _kept_targets(catalog: Catalog, retention: Retention, now: float) -> set[Target]:
@@ -234,36 +231,30 @@ def _delete_unused_packs(repo: Repository, dry_run: bool, report: PruneReport,
                     # Which pages it lists is unknown: no pack can be shown to be unused.
                     report.packs_left = f"{exc.message}; no pack was deleted"
                     return
-    packs = list(pack_files(repo.root))
-    for done, path in enumerate(packs, 1):
+    packs = pack_files(repo.storage)
+    for done, pack in enumerate(packs, 1):
         progress("packs", done, len(packs))
         try:
-            entries = read_pack_index(path, repo.sealing_for)
-        except CorruptFile:
+            entries = read_pack_index(repo.storage, pack, repo.sealing_for)
+        except (CorruptFile, MissingFile):
             continue  # kept: a damaged pack is for the operator to look at, not for prune
         if not any(page_id in used for page_id, _offset, _length in entries):
-            report.deleted_packs += _delete([path], dry_run, report)
+            report.deleted_packs += _delete(repo.storage, [pack.key], dry_run, report)
 
 
-def _delete(paths: list[Path], dry_run: bool, report: PruneReport) -> int:
-    """Delete what exists of `paths`; how many there were."""
+def _delete(storage: Storage, keys: list[str], dry_run: bool, report: PruneReport) -> int:
+    """Delete what exists of `keys`; how many there were."""
     count = 0
-    for path in paths:
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
+    for key in keys:
+        size = storage.size(key)
+        if size is None:
             continue
-        report.deleted_files.append(str(path))
+        report.deleted_files.append(storage.describe(key))
         report.deleted_bytes += size
         count += 1
         if not dry_run:
-            path.unlink()
+            storage.delete(key)
     return count
-
-
-def _remove_empty(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        folder.rmdir()
 
 
 def _quiet(_stage: str, _done: int, _total: int) -> None:

@@ -1,7 +1,8 @@
-"""`Repository`: the backup-to-disk folder, its files and their write and read order.
+"""`Repository`: the backup repository, its files and their write and read order.
 
-Writers make every file whole before it gets its name (durable.atomic_write) and write data before
-the records that refer to it: pages (packs) before the full backup that lists them; a chain's file
+Its files live in a `Storage` (storage/): a local folder or an S3 bucket, the same files under the
+same names in both. Writers make every file whole before it gets its name (Storage.put) and write
+data before the records that refer to it: pages (packs) before the full backup that lists them; a chain's file
 before its first full; segments in transaction order. A reader therefore never meets a reference
 to something not yet written, whatever instant a crash happened at. Readers list files by name and
 check each file whole before using it.
@@ -9,8 +10,6 @@ check each file whole before using it.
 
 from __future__ import annotations
 
-import os
-import struct
 import time
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -18,7 +17,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ..durable import atomic_write, make_folders
+from ..config import Location
 from ..errors import (
     CorruptFile,
     MissingFile,
@@ -31,12 +30,10 @@ from . import codec, crypto, locks, naming
 from .format import (
     FLAG_COMPRESSED,
     FLAG_ENCRYPTED,
-    HEADER,
-    KIND_MAGIC,
     RecordFile,
     Sealing,
     encode_file,
-    read_file,
+    parse_file,
 )
 from .model import (
     Chain,
@@ -62,65 +59,85 @@ from .packs import (
     read_pages,
 )
 from .segments import BuiltSegment
+from .storage import RangeCache, Storage, coordination_folder, open_storage
 
 
 class Repository:
-    def __init__(self, root: Path, config: dict[str, Any], key: crypto.MasterKey | None) -> None:
-        self.root = root
+    def __init__(self, location: Location, storage: Storage, config: dict[str, Any],
+                 key: crypto.MasterKey | None) -> None:
+        self.location = location
+        self.storage = storage
         self.config = config
         self.key = key
         flags = FLAG_COMPRESSED | (FLAG_ENCRYPTED if key else 0)
         self._sealing = crypto.sealing(flags, key)
+        # Pages read one at a time: from a bucket, through a cache of the blocks around them.
+        self._page_reads: Storage | RangeCache = RangeCache(storage) if storage.remote else storage
+        # Locks and requests: the folder itself, or a local one for a repository in a bucket.
+        self._coordination = coordination_folder(location)
 
     # Opening
 
     @classmethod
-    def init(cls, root: Path, *, passphrase: str | None = None) -> Repository:
-        """Create a repository in `root`, which must be absent or an empty folder."""
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+    def init(cls, location: Location, *, passphrase: str | None = None) -> Repository:
+        """Create a repository at `location`: an absent or empty folder, or a bucket prefix
+        holding nothing."""
+        storage = open_storage(location)
+        in_the_way = isinstance(location, Path) and location.exists() and not location.is_dir()
+        if in_the_way or storage.list(""):
             raise RepositoryError(
-                f"{root} exists and is not an empty folder",
-                hint="Give a new path, or an empty folder.")
-        make_folders(root)
+                f"{storage.describe()} exists and is not empty",
+                hint="Give a new path or prefix, or an empty folder.")
         key = None
         if passphrase is not None:
             if not passphrase:
                 raise UsageError("the passphrase is empty")
             key, record = crypto.new_key_record(passphrase)
-            atomic_write(root / "key", encode_file("key", crypto.sealing(0, None), [record]))
+            storage.put("key", b"".join(encode_file("key", crypto.sealing(0, None), [record])))
         config = {"repository_id": uuid.uuid4().hex, "created_at": _now(),
                   "encrypted": key is not None}
-        atomic_write(root / "config",
-                     encode_file("config", crypto.sealing(0, None), [codec.encode_json(config)]))
-        return cls(root, config, key)
-
-    @staticmethod
-    def read_config(root: Path) -> dict[str, Any]:
-        """The repository's settings (format, id, whether it is encrypted); needs no key."""
-        try:
-            checked = read_file(root / "config", "config")
-        except FileNotFoundError:
-            raise NotARepository(
-                f"no CPS repository at {root}", hint=f"Create one with: cps repo init {root}"
-            ) from None
-        return codec.decode_json(checked.record(0, crypto.sealing(0, None)), "config")
+        storage.put("config", b"".join(
+            encode_file("config", crypto.sealing(0, None), [codec.encode_json(config)])))
+        return cls(location, storage, config, key)
 
     @classmethod
-    def open(cls, root: Path, *, passphrase: str | None = None) -> Repository:
-        config = cls.read_config(root)
+    def read_config(cls, location: Location) -> dict[str, Any]:
+        """The repository's settings (format, id, whether it is encrypted); needs no key."""
+        return cls._config(location, open_storage(location))
+
+    @classmethod
+    def open(cls, location: Location, *, passphrase: str | None = None) -> Repository:
+        storage = open_storage(location)
+        config = cls._config(location, storage)
         key = None
         if config.get("encrypted"):
             if passphrase is None:
                 crypto.sealing(FLAG_ENCRYPTED, None)  # raises WrongPassphrase, saying how to give it
             try:
-                key_file = read_file(root / "key", "key")
-            except FileNotFoundError:
+                key_file = _checked(storage, "key", "key")
+            except MissingFile:
                 raise MissingFile(
-                    f"{root / 'key'} is missing: the repository is encrypted and its key is gone",
-                    hint="Restore the key file from a copy of the repository; without it nothing "
-                         "can be read.", path=str(root / "key")) from None
+                    f"{storage.describe('key')} is missing: the repository is encrypted and its "
+                    "key is gone", hint="Restore the key file from a copy of the repository; "
+                    "without it nothing can be read.", path=storage.describe("key")) from None
             key = crypto.open_key_record(key_file.record(0, crypto.sealing(0, None)), passphrase or "")
-        return cls(root, config, key)
+        return cls(location, storage, config, key)
+
+    @classmethod
+    def with_key(cls, location: Location, key: crypto.MasterKey | None) -> Repository:
+        """The repository at `location`, opened with a key given (a process of its own)."""
+        storage = open_storage(location)
+        return cls(location, storage, cls._config(location, storage), key)
+
+    @staticmethod
+    def _config(location: Location, storage: Storage) -> dict[str, Any]:
+        try:
+            checked = _checked(storage, "config", "config")
+        except MissingFile:
+            raise NotARepository(
+                f"no CPS repository at {storage.describe()}",
+                hint=f"Create one with: cps repo init {location}") from None
+        return codec.decode_json(checked.record(0, crypto.sealing(0, None)), "config")
 
     @property
     def encrypted(self) -> bool:
@@ -139,57 +156,67 @@ class Repository:
 
     # Locks
 
+    def describe(self) -> str:
+        """Where the repository is, for people: its folder or its URL."""
+        return self.storage.describe()
+
+    def requests_folder(self, db_id: str) -> Path:
+        """Where recovery points are asked of `db_id`'s running protector (capture/requests.py):
+        a local folder, beside the locks."""
+        return self._coordination / naming.database_dir(db_id) / "requests"
+
     def protector_lock(self, db_id: str) -> AbstractContextManager[None]:
-        return locks.hold(self.root / "locks" / f"protect-{naming.check_db_id(db_id)}",
-                          exclusive=True)
+        return locks.hold(self._lock_path(f"protect-{naming.check_db_id(db_id)}"), exclusive=True)
 
     def protector_running(self, db_id: str) -> bool:
         """Whether a protector holds `db_id`'s lock now."""
-        return locks.is_held(self.root / "locks" / f"protect-{naming.check_db_id(db_id)}")
+        return locks.is_held(self._lock_path(f"protect-{naming.check_db_id(db_id)}"))
 
     def reader_lock(self) -> AbstractContextManager[None]:
         """Held while reading or adding packs (restore, full backups): prune waits for it."""
-        return locks.hold(self.root / "locks" / "repository", exclusive=False, wait=True)
+        return locks.hold(self._lock_path("repository"), exclusive=False, wait=True)
 
     def prune_lock(self) -> AbstractContextManager[None]:
         """Held while deleting packs: waits for readers and writers of packs to finish."""
-        return locks.hold(self.root / "locks" / "repository", exclusive=True, wait=True)
+        return locks.hold(self._lock_path("repository"), exclusive=True, wait=True)
+
+    def _lock_path(self, name: str) -> Path:
+        return self._coordination / "locks" / name
 
     # Databases and chains
 
     def add_database(self, info: DatabaseInfo) -> None:
-        path = naming.database_dir(self.root, info.db_id) / "database"
-        if not path.exists():
-            make_folders(path.parent)
-            self._write(path, "database", [codec.encode_record(info)])
+        key = f"{naming.database_dir(info.db_id)}/database"
+        if self.storage.size(key) is None:
+            self._write(key, "database", [codec.encode_record(info)])
 
     def databases(self) -> list[DatabaseInfo]:
-        folder = self.root / "databases"
-        names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        return [self.database(name) for name in names]
+        return [self.database(name) for name in self._database_names()]
+
+    def _database_names(self) -> list[str]:
+        return [entry.name for entry in self.storage.list(naming.DATABASES) if entry.folder]
 
     def database(self, db_id: str) -> DatabaseInfo:
         """What the repository knows of `db_id`. The file only describes the database: when it
         is missing or damaged but the database's chains are there, an empty description stands
         in for it (no source path, page size 0), so its backups stay restorable."""
-        folder = naming.database_dir(self.root, db_id)
-        path = folder / "database"
+        folder = naming.database_dir(db_id)
+        key = f"{folder}/database"
         try:
-            return codec.decode_record(DatabaseInfo, self._read_json(path, "database"), str(path))
+            return codec.decode_record(DatabaseInfo, self._read_json(key, "database"),
+                                       self.storage.describe(key))
         except (MissingFile, CorruptFile, UnsupportedFormat):
-            if (folder / "chains").is_dir():
+            if self.storage.list(f"{folder}/chains", recursive=True):
                 return DatabaseInfo(db_id, "", 0, 0)
-            if path.exists():
+            if self.storage.size(key) is not None:
                 raise
-        known = sorted(p.name for p in (self.root / "databases").glob("*"))
+        known = self._database_names()
         raise MissingFile(f"the repository holds no database {db_id!r}",
                           hint=f"Databases here: {', '.join(known) or 'none'}.")
 
     def write_chain(self, db_id: str, chain: Chain) -> None:
-        folder = naming.chain_dir(self.root, db_id, chain.chain)
-        make_folders(folder / "fulls")
-        make_folders(folder / "segments")
-        self._write(folder / "chain", "chain", [codec.encode_record(chain)])
+        self._write(f"{naming.chain_dir(db_id, chain.chain)}/chain", "chain",
+                    [codec.encode_record(chain)])
 
     def chains(self, db_id: str) -> list[Chain]:
         """The chains whose chain file can be read, in order."""
@@ -198,18 +225,19 @@ class Repository:
     def chain_folders(self, db_id: str) -> list[ChainFolder]:
         """Every chain folder of the database, in order, each with its chain file when it can be
         read: a chain number is never used twice, whatever became of its files."""
-        folder = naming.database_dir(self.root, db_id) / "chains"
         found = []
-        for path in _listing(folder):
-            number = naming.parse_chain_dir(path.name)
-            if number is None:
+        for entry in self.storage.list(f"{naming.database_dir(db_id)}/chains"):
+            number = naming.parse_chain_dir(entry.name)
+            if number is None or not entry.folder:
                 continue
+            key = f"{naming.chain_dir(db_id, number)}/chain"
             try:
-                chain = codec.decode_record(Chain, self._read_json(path / "chain", "chain"),
-                                            str(path / "chain"))
+                chain = codec.decode_record(Chain, self._read_json(key, "chain"),
+                                            self.storage.describe(key))
             except MissingFile:
-                found.append(ChainFolder(number, None, "its chain file is missing"))
-                continue
+                if self.storage.list(naming.chain_dir(db_id, number), recursive=True):
+                    found.append(ChainFolder(number, None, "its chain file is missing"))
+                continue  # else a folder emptied by prune, which some stores list a while
             except (CorruptFile, UnsupportedFormat) as exc:
                 found.append(ChainFolder(number, None, f"its chain file is damaged: {exc.message}"))
                 continue
@@ -223,7 +251,7 @@ class Repository:
 
     def page_writer(self) -> PackWriter:
         """A writer of new pages; the caller decides which pages are new."""
-        return PackWriter(self.root, self._sealing, lambda _page_id: False)
+        return PackWriter(self.storage, self._sealing, lambda _page_id: False)
 
     def page_id(self, page: bytes) -> bytes:
         return crypto.page_id(page, self.key)
@@ -231,7 +259,7 @@ class Repository:
     def page_index(self) -> PageIndex:
         """Where every page lives (the packs' index records): `PageIndex.locate` and `require`
         find many pages at once, `location` one entry's page for `read_page`."""
-        return load_page_index(self.root, self.sealing_for)
+        return load_page_index(self.storage, self.sealing_for)
 
     def read_pages(self, rows: Rows, index: PageIndex, needed_by: str, page_size: int
                    ) -> Generator[tuple[Rows, list[Page]], None, None]:
@@ -244,69 +272,62 @@ class Repository:
         """One page, reading only its record of the pack: for a few pages of a large database at
         random. The pack's checksum covers the whole pack, so the page is checked against its
         content address instead; CorruptFile when it does not match."""
-        pack = location.pack
+        where = self.storage.describe(location.pack)
+        stored = self._page_reads.get_range(location.pack, location.offset, location.length)
         try:
-            fd = os.open(pack, os.O_RDONLY)
-        except FileNotFoundError as exc:
-            raise MissingFile(f"pack {pack} is missing", path=str(pack)) from exc
-        except OSError as exc:
-            raise CorruptFile(f"cannot read {pack}: {exc.strerror}", path=str(pack)) from exc
-        try:
-            magic, _version, flags, _reserved = HEADER.unpack(os.pread(fd, HEADER.size, 0))
-            stored = os.pread(fd, location.length, location.offset)
-            page = self.sealing_for(flags).open(stored)
-        except (OSError, struct.error, CorruptFile) as exc:
-            raise CorruptFile(f"cannot read the page at offset {location.offset} of {pack}: {exc}",
-                              path=str(pack)) from exc
-        finally:
-            os.close(fd)
-        if magic != KIND_MAGIC["pack"] or self.page_id(page) != page_id:
-            raise CorruptFile(f"{pack} does not hold the page its index names at offset "
+            page = self.sealing_for(location.flags).open(stored)
+        except CorruptFile as exc:
+            raise CorruptFile(f"cannot read the page at offset {location.offset} of {where}: "
+                              f"{exc}", path=where) from exc
+        if self.page_id(page) != page_id:
+            raise CorruptFile(f"{where} does not hold the page its index names at offset "
                               f"{location.offset}: the pack is damaged",
-                              hint="Run 'cps verify' on the repository.", path=str(pack))
+                              hint="Run 'cps verify' on the repository.", path=where)
         return page
 
     def write_full(self, db_id: str, full: FullBackup) -> FullRef:
         ref = FullRef(full.chain, full.txn, full.taken_at)
-        path = naming.chain_dir(self.root, db_id, full.chain) / "fulls" / naming.format_full(ref)
-        self._write(path, "full", codec.encode_full(full))
+        self._write(self.full_key(db_id, ref), "full", codec.encode_full(full))
         return ref
 
     def fulls(self, db_id: str, chain: int) -> list[FullRef]:
-        folder = naming.chain_dir(self.root, db_id, chain) / "fulls"
-        refs = (naming.parse_full(chain, p.name) for p in _listing(folder))
+        names = self.storage.list(f"{naming.chain_dir(db_id, chain)}/fulls")
+        refs = (naming.parse_full(chain, entry.name) for entry in names)
         return sorted((r for r in refs if r), key=lambda r: r.txn)
 
     def read_full(self, db_id: str, ref: FullRef) -> FullBackup:
-        path = naming.chain_dir(self.root, db_id, ref.chain) / "fulls" / naming.format_full(ref)
-        return codec.decode_full(self._records(path, "full"))
+        return codec.decode_full(self._records(self.full_key(db_id, ref), "full"))
 
-    def full_path(self, db_id: str, ref: FullRef) -> Path:
-        return naming.chain_dir(self.root, db_id, ref.chain) / "fulls" / naming.format_full(ref)
+    def full_key(self, db_id: str, ref: FullRef) -> str:
+        return f"{naming.chain_dir(db_id, ref.chain)}/fulls/{self.full_name(ref)}"
+
+    @staticmethod
+    def full_name(ref: FullRef) -> str:
+        """The file name of a full backup, for people."""
+        return naming.format_full(ref)
 
     # Log segments
 
     def write_segment(self, db_id: str, segment: BuiltSegment) -> SegmentRef:
-        atomic_write(self.segment_path(db_id, segment.ref), segment.file_chunks(self._sealing))
+        self.storage.put(self.segment_key(db_id, segment.ref), segment.file_chunks(self._sealing))
         return segment.ref
 
     def segments(self, db_id: str, chain: int) -> list[SegmentRef]:
-        folder = naming.chain_dir(self.root, db_id, chain) / "segments"
-        refs = (naming.parse_segment(chain, p.name) for p in _listing(folder))
+        names = self.storage.list(f"{naming.chain_dir(db_id, chain)}/segments")
+        refs = (naming.parse_segment(chain, entry.name) for entry in names)
         return sorted((r for r in refs if r), key=lambda r: r.first_txn)
 
     def read_segment(self, db_id: str, ref: SegmentRef) -> Segment:
         """The segment `ref` names, checked whole and against its name (chain, transactions and
         their times): planning trusts names, so a file that disagrees with its own is damaged."""
-        path = self.segment_path(db_id, ref)
-        checked = self._checked(path, "segment")
+        checked = self._checked(self.segment_key(db_id, ref), "segment")
         segment = codec.decode_segment(checked.records(self._sealing_of(checked)), checked.version)
         first, last = segment.transactions[0], segment.transactions[-1]
         found = SegmentRef(segment.chain, first.txn, last.txn, first.time, last.time)
         if found != ref:
-            raise CorruptFile(f"{path} holds transactions {first.txn} to {last.txn} of chain "
-                              f"{segment.chain}, which its name does not say: the file is damaged "
-                              "or misplaced", path=str(path))
+            raise CorruptFile(f"{checked.path} holds transactions {first.txn} to {last.txn} of "
+                              f"chain {segment.chain}, which its name does not say: the file is "
+                              "damaged or misplaced", path=checked.path)
         return segment
 
     def read_segments(self, db_id: str, refs: Sequence[SegmentRef]) -> Generator[Segment, None, None]:
@@ -314,105 +335,103 @@ class Repository:
         error of a segment that cannot be read is raised when its turn comes."""
         return read_ahead(lambda ref: self.read_segment(db_id, ref), refs, "cps-segment-reader")
 
-    def segment_path(self, db_id: str, ref: SegmentRef) -> Path:
-        folder = naming.chain_dir(self.root, db_id, ref.chain) / "segments"
-        return folder / naming.format_segment(ref)
+    def segment_key(self, db_id: str, ref: SegmentRef) -> str:
+        return f"{naming.chain_dir(db_id, ref.chain)}/segments/{naming.format_segment(ref)}"
 
     # Recovery points and status
 
     def write_point(self, db_id: str, point: RecoveryPoint) -> None:
-        path = self.point_path(db_id, point)
-        make_folders(path.parent)
-        self._write(path, "point", [codec.encode_record(point)])
+        self._write(self.point_key(db_id, point), "point", [codec.encode_record(point)])
 
-    def point_path(self, db_id: str, point: RecoveryPoint) -> Path:
-        return (naming.database_dir(self.root, db_id) / "points"
-                / naming.format_point(point.txn, point.name))
+    def point_key(self, db_id: str, point: RecoveryPoint) -> str:
+        return f"{naming.database_dir(db_id)}/points/{naming.format_point(point.txn, point.name)}"
 
     def points(self, db_id: str) -> tuple[list[RecoveryPoint], list[UnreadableFile]]:
         """The recovery points, by transaction, and the point files that cannot be read: a
         damaged one loses its name, never a restore (its transaction is in its file name)."""
-        folder = naming.database_dir(self.root, db_id) / "points"
+        folder = f"{naming.database_dir(db_id)}/points"
         found, unreadable = [], []
-        for path in _listing(folder):
-            if path.suffix != ".point":
+        for entry in self.storage.list(folder):
+            if entry.folder or not entry.name.endswith(".point"):
                 continue
+            key = f"{folder}/{entry.name}"
+            where = self.storage.describe(key)
             try:
-                found.append(codec.decode_record(RecoveryPoint, self._read_json(path, "point"),
-                                                 str(path)))
+                found.append(codec.decode_record(RecoveryPoint, self._read_json(key, "point"),
+                                                 where))
             except (CorruptFile, UnsupportedFormat) as exc:
-                unreadable.append(UnreadableFile(str(path), naming.parse_point(path.name),
+                unreadable.append(UnreadableFile(where, naming.parse_point(entry.name),
                                                  exc.message))
         return sorted(found, key=lambda p: (p.txn, p.created_at)), unreadable
 
     def write_status(self, db_id: str, status: ProtectorStatus) -> None:
-        self._write(naming.database_dir(self.root, db_id) / "status", "status",
+        self._write(f"{naming.database_dir(db_id)}/status", "status",
                     [codec.encode_record(status)])
 
     def status(self, db_id: str) -> ProtectorStatus | None:
         """The protector's latest report, None when there is none; CorruptFile when damaged."""
-        path = naming.database_dir(self.root, db_id) / "status"
+        key = f"{naming.database_dir(db_id)}/status"
         try:
-            return codec.decode_record(ProtectorStatus, self._read_json(path, "status"), str(path))
+            return codec.decode_record(ProtectorStatus, self._read_json(key, "status"),
+                                       self.storage.describe(key))
         except MissingFile:
             return None
 
     # Prune records
 
-    def write_pruned(self, db_id: str, ranges: list[PrunedRange]) -> Path:
-        """A new prune record listing `ranges` (written before what they name is deleted)."""
-        folder = naming.database_dir(self.root, db_id) / "pruned"
-        make_folders(folder)
-        path = folder / naming.format_pruned(_now())
-        self._write(path, "pruned", [codec.encode_pruned(ranges)])
-        return path
+    def write_pruned(self, db_id: str, ranges: list[PrunedRange]) -> str:
+        """A new prune record listing `ranges` (written before what they name is deleted); its
+        key."""
+        key = f"{naming.database_dir(db_id)}/pruned/{naming.format_pruned(_now())}"
+        self._write(key, "pruned", [codec.encode_pruned(ranges)])
+        return key
 
-    def pruned(self, db_id: str) -> tuple[list[tuple[Path, list[PrunedRange]]], list[UnreadableFile]]:
-        """Every prune record (its path and ranges), and those that cannot be read."""
-        folder = naming.database_dir(self.root, db_id) / "pruned"
+    def pruned(self, db_id: str) -> tuple[list[tuple[str, list[PrunedRange]]], list[UnreadableFile]]:
+        """Every prune record (its key and ranges), and those that cannot be read."""
+        folder = f"{naming.database_dir(db_id)}/pruned"
         found, unreadable = [], []
-        for path in _listing(folder):
-            if not naming.is_pruned(path.name):
+        for entry in self.storage.list(folder):
+            if not naming.is_pruned(entry.name):
                 continue
+            key = f"{folder}/{entry.name}"
             try:
-                record = next(self._records(path, "pruned"))
-                found.append((path, codec.decode_pruned(record, str(path))))
+                record = next(self._records(key, "pruned"))
+                found.append((key, codec.decode_pruned(record, self.storage.describe(key))))
             except (CorruptFile, UnsupportedFormat, StopIteration) as exc:
                 message = exc.message if isinstance(exc, CorruptFile | UnsupportedFormat) else \
                     "it holds no record"
-                unreadable.append(UnreadableFile(str(path), None, message))
+                unreadable.append(UnreadableFile(self.storage.describe(key), None, message))
         return found, unreadable
 
     # Files
 
-    def _write(self, path: Path, kind: str, records: Iterable[bytes]) -> None:
-        atomic_write(path, b"".join(encode_file(kind, self._sealing, records)))
+    def _write(self, key: str, kind: str, records: Iterable[bytes]) -> None:
+        self.storage.put(key, b"".join(encode_file(kind, self._sealing, records)))
 
-    def _records(self, path: Path, kind: str) -> Iterator[bytes]:
-        checked = self._checked(path, kind)
+    def _records(self, key: str, kind: str) -> Iterator[bytes]:
+        checked = self._checked(key, kind)
         return checked.records(self._sealing_of(checked))
 
-    def _checked(self, path: Path, kind: str) -> RecordFile:
-        try:
-            return read_file(path, kind)
-        except FileNotFoundError as exc:
-            raise MissingFile(f"{path} is missing", path=str(path)) from exc
+    def _checked(self, key: str, kind: str) -> RecordFile:
+        return _checked(self.storage, key, kind)
 
     def _sealing_of(self, checked: RecordFile) -> Sealing:
         try:
             return self.sealing_for(checked.flags)
         except CorruptFile as exc:
-            raise CorruptFile(f"{checked.path}: {exc.message}", path=str(checked.path)) from exc
+            raise CorruptFile(f"{checked.path}: {exc.message}", path=checked.path) from exc
 
-    def _read_json(self, path: Path, kind: str) -> dict[str, Any]:
+    def _read_json(self, key: str, kind: str) -> dict[str, Any]:
         try:
-            return codec.decode_json(next(self._records(path, kind)), str(path))
+            return codec.decode_json(next(self._records(key, kind)), self.storage.describe(key))
         except StopIteration:
-            raise CorruptFile(f"{path} holds no record", path=str(path)) from None
+            where = self.storage.describe(key)
+            raise CorruptFile(f"{where} holds no record", path=where) from None
 
 
-def _listing(folder: Path) -> list[Path]:
-    return sorted(folder.iterdir()) if folder.is_dir() else []
+def _checked(storage: Storage, key: str, kind: str) -> RecordFile:
+    """The file at `key`, read and checked whole."""
+    return parse_file(storage.describe(key), storage.get(key), kind)
 
 
 def _now() -> int:

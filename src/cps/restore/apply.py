@@ -103,7 +103,7 @@ def _build(repo: Repository, plan: RestorePlan, base: Base, fd: int, output: Pat
         log = _LogPages(fd, full)
         _apply_log(repo, plan, base, log, best_effort, progress)
         log.finish()
-        _write_full_pages(repo, plan.db_id, full, base, index.result(), log, progress)
+        _write_full_pages(repo, full, base, index.result(), log, progress)
     os.ftruncate(fd, log.db_pages * full.page_size)
     return RestoreResult(output, plan.chain, log.txn, log.txn_time, log.db_pages, log.damaged)
 
@@ -167,10 +167,10 @@ def _apply_log(repo: Repository, plan: RestorePlan, base: Base, log: _LogPages,
     progress("transactions", log.txn - first, total)
 
 
-def _write_full_pages(repo: Repository, db_id: str, full: FullBackup, base: Base,
+def _write_full_pages(repo: Repository, full: FullBackup, base: Base,
                       index: PageIndex, log: _LogPages, progress: Progress) -> None:
     """The full backup's pages within the target's size that the log did not write."""
-    needed_by = (f"the full backup {repo.full_path(db_id, base.full).name} "
+    needed_by = (f"the full backup {repo.full_name(base.full)} "
                  f"(transaction {full.txn}, {format_ms(full.taken_at)})")
     # Every page of the full, even one the log wrote over: a page in no readable pack is damage to
     # report, whichever pages this target happens to need.

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ..config import Location
 from ..errors import ERRORS_BY_CODE, CPSError
 from ..ops import restore_database
 from ..repository import Repository
@@ -84,7 +85,7 @@ def _child(sender: Connection, work: ChildWork, args: tuple[Any, ...]) -> None:
         sender.close()
 
 
-def restore_file(repository: Path, passphrase: str | None, db_id: str, target: Target,
+def restore_file(repository: Location, passphrase: str | None, db_id: str, target: Target,
                  output: Path, best_effort: bool, *, progress: Progress) -> dict[str, Any]:
     """Restore `db_id` to `output` (in the child); what the job's result says of it, with the
     file's SHA-256 for the download to be checked against."""

@@ -8,11 +8,9 @@ SIZE_EVERY), so that a status request costs the same whatever the repository's s
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CPSError
@@ -88,7 +86,7 @@ def database_status(service: Service, db_id: str) -> dict[str, Any]:
         if every is not None else None,
         "next_prune": service.next_prune.get(db_id),
         "repository_bytes": cache.get(db_id, "size", SIZE_EVERY,
-                                      lambda: _tree_bytes(settings.repository)),
+                                      lambda: _stored_bytes(service, db_id)),
         "errors": errors, "error_counts": error_counts,
         "repository_error": held.get("error"),
     }
@@ -145,12 +143,10 @@ def _seconds(ms: int | None) -> float | None:
     return ms / 1000 if ms is not None else None
 
 
-def _tree_bytes(root: Path) -> int:
-    total = 0
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(folder, name)).st_size
-            except FileNotFoundError:
-                continue
-    return total
+def _stored_bytes(service: Service, db_id: str) -> int | None:
+    """The bytes of the repository's files; None while its storage cannot be listed."""
+    try:
+        listing = service.repository(db_id).storage.list("", recursive=True)
+    except CPSError:
+        return None
+    return sum(entry.size for entry in listing)

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from ..config import DatabaseSettings
+from ..config import DatabaseSettings, Location, S3Location
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class ProtectorChild:
     def command(self) -> list[str]:
         s = self.settings
         every = "off" if s.recovery_point_every is None else f"{s.recovery_point_every}s"
-        return [sys.executable, "-m", "cps", "protect", str(s.path), "--repo", str(s.repository),
+        return [sys.executable, "-m", "cps", "protect", str(s.path), *_repository_arguments(s.repository),
                 "--db-id", s.id, "--json", "--report-durable",
                 "--full-every", f"{s.full_every}s", "--recovery-point-every", every,
                 "--sync-interval", f"{s.sync_interval}s", "--wal-limit", str(s.wal_limit)]
@@ -248,3 +248,13 @@ def _fields(event: dict[str, Any]) -> dict[str, Any]:
     """An event's fields for the log, where `db` names the database: its path, which the
     protector's own `db` is, goes under `path`."""
     return {"path" if k == "db" else k: v for k, v in event.items() if k not in ("event", "time")}
+
+
+def _repository_arguments(location: Location) -> list[str]:
+    """`cps protect`'s options naming the repository at `location`."""
+    if not isinstance(location, S3Location):
+        return ["--repo", str(location)]
+    options = {"--s3-endpoint-url": location.endpoint_url, "--s3-region": location.region,
+               "--s3-profile": location.profile}
+    return ["--repo", str(location), *(word for option, value in options.items() if value
+                                       for word in (option, value))]

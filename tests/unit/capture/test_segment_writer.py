@@ -67,7 +67,7 @@ def test_a_folder_that_cannot_be_written_keeps_every_transaction(repo: Repositor
                                                                  writer: SegmentWriter) -> None:
     writer.hand_over(segment(1, 2, seen_at=1000), 1500)
     assert writer.wait_durable()
-    folder = chain_dir(repo.root, "db", 1) / "segments"
+    folder = repo.location / chain_dir("db", 1) / "segments"
     shutil.rmtree(folder)
     folder.write_bytes(b"")  # a file where the folder should be: every write fails
     writer.hand_over(segment(3, 2, seen_at=2000), 2500)
@@ -88,9 +88,8 @@ def test_a_folder_that_cannot_be_written_keeps_every_transaction(repo: Repositor
 
 def test_closing_gives_up_on_a_folder_that_cannot_be_written(repo: Repository) -> None:
     writer = SegmentWriter(repo, "db", max_waiting_bytes=1 << 20)
-    folder = chain_dir(repo.root, "db", 1) / "segments"
-    shutil.rmtree(folder)
-    folder.write_bytes(b"")
+    folder = repo.location / chain_dir("db", 1) / "segments"
+    folder.write_bytes(b"")  # a file where the folder should be (none was made yet)
     writer.hand_over(segment(1, 2, seen_at=1000), 1500)
     writer.close()  # returns: one more attempt, then it stops
     assert not writer.idle and writer.synced_through == 0

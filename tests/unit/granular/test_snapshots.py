@@ -25,7 +25,7 @@ def repo(tmp_path: Path) -> Repository:
 
 def prune_could_run(repo: Repository) -> bool:
     """Whether nothing holds the repository's reader lock (prune takes it exclusively)."""
-    with hold(repo.root / "locks" / "repository", exclusive=True):
+    with hold(repo.location / "locks" / "repository", exclusive=True):
         return True
 
 

@@ -66,7 +66,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def test_the_right_passphrase_opens_and_reads(encrypted: Repository) -> None:
-    reopened = Repository.open(encrypted.root, passphrase=PASSPHRASE)
+    reopened = Repository.open(encrypted.location, passphrase=PASSPHRASE)
     assert reopened.key == encrypted.key
     [ref] = reopened.segments("db", 1)
     assert reopened.read_segment("db", ref).transactions[0].pages == ((1, PAGE),)
@@ -74,16 +74,16 @@ def test_the_right_passphrase_opens_and_reads(encrypted: Repository) -> None:
 
 
 def test_a_wrong_passphrase_is_refused_and_nothing_is_read_or_changed(encrypted: Repository) -> None:
-    before = snapshot(encrypted.root)
+    before = snapshot(encrypted.location)
     with pytest.raises(WrongPassphrase, match="wrong passphrase") as caught:
-        Repository.open(encrypted.root, passphrase="correct horse battery stapler")
+        Repository.open(encrypted.location, passphrase="correct horse battery stapler")
     assert caught.value.exit_status == 12
     assert caught.value.hint and "nothing was read or changed" in caught.value.hint
-    assert snapshot(encrypted.root) == before
+    assert snapshot(encrypted.location) == before
 
 
 def test_the_key_record_never_yields_a_key_for_a_wrong_passphrase(encrypted: Repository) -> None:
-    record = read_file(encrypted.root / "key", "key").record(0, sealing(0, None))
+    record = read_file(encrypted.location / "key", "key").record(0, sealing(0, None))
     for wrong in ("", PASSPHRASE[:-1]):
         with pytest.raises(WrongPassphrase):
             open_key_record(record, wrong)
@@ -92,13 +92,13 @@ def test_the_key_record_never_yields_a_key_for_a_wrong_passphrase(encrypted: Rep
 
 def test_an_encrypted_repository_needs_the_passphrase_and_says_how_to_give_it(encrypted: Repository) -> None:
     with pytest.raises(WrongPassphrase, match="encrypted") as caught:
-        Repository.open(encrypted.root)
+        Repository.open(encrypted.location)
     assert caught.value.hint is not None
     assert "--passphrase-file" in caught.value.hint and "CPS_PASSPHRASE" in caught.value.hint
 
 
 def test_config_says_encrypted_without_the_passphrase(encrypted: Repository) -> None:
-    assert Repository.read_config(encrypted.root)["encrypted"] is True
+    assert Repository.read_config(encrypted.location)["encrypted"] is True
 
 
 def test_an_empty_passphrase_is_refused(tmp_path: Path) -> None:
@@ -112,13 +112,13 @@ def test_no_file_holds_the_master_key_in_the_clear(encrypted: Repository) -> Non
     forms = [master, master.hex().encode(), base64.b64encode(master)]
     for part in (encrypted.key.encryption, encrypted.key.identification):
         forms += [part, part.hex().encode(), base64.b64encode(part)]
-    for name, data in snapshot(encrypted.root).items():
+    for name, data in snapshot(encrypted.location).items():
         for form in forms:
             assert form not in data, f"{name} holds the master key"
 
 
 def test_the_key_file_records_its_scrypt_parameters(encrypted: Repository) -> None:
-    checked = read_file(encrypted.root / "key", "key")
+    checked = read_file(encrypted.location / "key", "key")
     assert checked.flags == 0
     fields = json.loads(checked.record(0, sealing(0, None)))
     assert fields["kdf"] == "scrypt"
@@ -135,12 +135,12 @@ def test_two_repositories_with_one_passphrase_have_different_keys(tmp_path: Path
 
 def test_encrypted_files_hide_pages_names_and_paths(encrypted: Repository) -> None:
     checked = 0
-    for name, data in snapshot(encrypted.root).items():
+    for name, data in snapshot(encrypted.location).items():
         for secret in (SECRET, POINT_NAME.encode(), SOURCE.encode(), b"first protection"):
             assert secret not in data, f"{name} shows {secret!r}"
         kind = next((k for suffix, k in KINDS.items() if name.endswith(suffix)), None)
         if kind is not None:
-            assert read_file(encrypted.root / name, kind).flags == FLAG_COMPRESSED | FLAG_ENCRYPTED
+            assert read_file(encrypted.location / name, kind).flags == FLAG_COMPRESSED | FLAG_ENCRYPTED
             checked += 1
     assert checked == 4
 
@@ -200,7 +200,7 @@ def test_an_unencrypted_file_in_an_encrypted_repository_is_refused(tmp_path: Pat
     ref = fill(repo)
     forged = Segment(1, 512, POSITION, POSITION, (Transaction(2, 10, 1, ((1, bytes(512)),)),))
     data = b"".join(built(forged).file_chunks(sealing(FLAG_COMPRESSED, None)))
-    repo.segment_path("db", ref).write_bytes(data)
+    (repo.location / repo.segment_key("db", ref)).write_bytes(data)
     with pytest.raises(CorruptFile):
         repo.read_segment("db", ref)
 

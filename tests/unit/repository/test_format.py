@@ -31,7 +31,7 @@ from cps.repository.format import (
 )
 
 KEY = MasterKey(bytes(range(32)), bytes(range(32, 64)))
-PATH = Path("example")
+PATH = "example"  # where a file is, as messages name it
 VERSION_BYTES = range(8, 10)  # offset and size of the version field in the header
 
 
@@ -135,7 +135,7 @@ def test_bytes_appended_are_a_corrupt_file() -> None:
 def test_a_file_of_another_kind_is_refused() -> None:
     with pytest.raises(CorruptFile, match="is not a full file") as caught:
         parse_file(PATH, SMALL_FILE, "full")
-    assert caught.value.path == str(PATH)
+    assert caught.value.path == PATH
 
 
 def test_unknown_magic_is_refused() -> None:
@@ -190,7 +190,7 @@ def test_a_record_that_does_not_open_names_the_file() -> None:
     checked = parse_file(PATH, data, "segment")
     with pytest.raises(CorruptFile, match="does not decompress") as caught:
         checked.record(0, sealing_for(FLAG_COMPRESSED))
-    assert caught.value.path == str(PATH)
+    assert caught.value.path == PATH
 
 
 def test_read_file_reads_and_checks_a_file_on_disk(tmp_path: Path) -> None:

@@ -211,8 +211,7 @@ def test_json_fields_of_status_match_what_the_protector_writes(tmp_path: Path) -
     protector = Protector(db, repo, "small", ProtectOptions(recovery_point_every=None))
     protector.start()
     protector.finish()
-    path = repo.root / "databases" / "small" / "status"
-    written = codec.decode_json(next(repo._records(path, "status")), "status")
+    written = codec.decode_json(next(repo._records("databases/small/status", "status")), "status")
     assert json_fields("status") == set(written)
     assert set(written) == {f.name for f in dataclasses.fields(ProtectorStatus)}
 

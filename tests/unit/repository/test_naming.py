@@ -46,16 +46,17 @@ def test_names_sort_in_transaction_order(txns: list[int]) -> None:
 
 @given(chain=CHAIN)
 def test_chain_folders_round_trip(chain: int) -> None:
-    folder = naming.chain_dir(Path("/r"), "db", chain)
-    assert folder.parent == Path("/r/databases/db/chains")
-    assert naming.parse_chain_dir(folder.name) == chain
+    folder = naming.chain_dir("db", chain)
+    parent, _slash, name = folder.rpartition("/")
+    assert parent == "databases/db/chains"
+    assert naming.parse_chain_dir(name) == chain
 
 
 @given(pack_id=st.binary(min_size=32, max_size=32))
-def test_pack_paths_round_trip(pack_id: bytes) -> None:
-    path = naming.pack_path(Path("/r"), pack_id)
-    assert path.parent == Path("/r/packs") / pack_id.hex()[:2]
-    assert naming.parse_pack(path.name) == pack_id
+def test_pack_keys_round_trip(pack_id: bytes) -> None:
+    folder, _slash, name = naming.pack_key(pack_id).rpartition("/")
+    assert folder == f"packs/{pack_id.hex()[:2]}"
+    assert naming.parse_pack(name) == pack_id
 
 
 def test_point_names_hold_the_txn_and_a_hash_of_the_name() -> None:
@@ -114,7 +115,7 @@ def test_valid_database_ids(db_id: str) -> None:
 @pytest.mark.parametrize("db_id", ["", ".hidden", "-x", "a/b", "..", "../etc", "a b", "é", "9" * 65])
 def test_invalid_database_ids_are_refused_before_any_path_is_built(db_id: str) -> None:
     with pytest.raises(UsageError, match="invalid database id") as caught:
-        naming.database_dir(Path("/r"), db_id)
+        naming.database_dir(db_id)
     assert caught.value.hint
 
 
@@ -125,14 +126,15 @@ def test_repository_listings_ignore_foreign_files(tmp_path: Path) -> None:
     repo = Repository.init(tmp_path / "repo")
     repo.write_chain("db", Chain(1, 0, 1, "test"))
     ref = repo.write_full("db", FullBackup(1, 1, 5, 512, POSITION, b""))
-    folder = naming.chain_dir(repo.root, "db", 1)
+    folder = repo.location / naming.chain_dir("db", 1)
     real = (folder / "fulls" / naming.format_full(ref)).read_bytes()
     for name in foreign_variants(naming.format_full(ref)):
         if name and "/" not in name:
             (folder / "fulls" / name).write_bytes(real)
+    (folder / "segments").mkdir()
     (folder / "segments" / f".{SEGMENT}.x1y2z3.tmp").write_bytes(b"partial")
-    (naming.database_dir(repo.root, "db") / "chains" / "notes").mkdir()
-    (naming.database_dir(repo.root, "db") / "chains" / "00000002").mkdir()  # no chain file yet
+    (repo.location / naming.database_dir("db") / "chains" / "notes").mkdir()
+    (repo.location / naming.database_dir("db") / "chains" / "00000002").mkdir()  # no chain file
     assert repo.fulls("db", 1) == [ref]
     assert repo.segments("db", 1) == []
     assert [c.chain for c in repo.chains("db")] == [1]
@@ -140,7 +142,7 @@ def test_repository_listings_ignore_foreign_files(tmp_path: Path) -> None:
 
 def test_points_listing_reads_only_point_files(tmp_path: Path) -> None:
     repo = Repository.init(tmp_path / "repo")
-    points = naming.database_dir(repo.root, "db") / "points"
+    points = repo.location / naming.database_dir("db") / "points"
     points.mkdir(parents=True)
     (points / ".0000000000000001-0000000000000000.point.a1b2c3.tmp").write_bytes(b"partial")
     (points / "README").write_text("not a point")

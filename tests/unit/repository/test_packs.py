@@ -13,7 +13,7 @@ from cps.errors import CorruptFile, MissingFile
 from cps.repository import Repository
 from cps.repository.codec import encode_pack_index
 from cps.repository.format import FLAG_COMPRESSED, encode_sealed_file
-from cps.repository.naming import pack_path
+from cps.repository.naming import pack_key
 from cps.repository.packs import pack_files, read_pack_entries, read_pack_index
 
 PAGE_SIZE = 64
@@ -30,7 +30,8 @@ def awkward_id(n: int) -> bytes:
     return PREFIX + n.to_bytes(2, "big") + bytes(22)
 
 
-def write_packs(repo: Repository, packs: list[list[tuple[bytes, bytes]]]) -> list[Path]:
+def write_packs(repo: Repository, packs: list[list[tuple[bytes, bytes]]]) -> list[str]:
+    """The key of each pack written."""
     written = []
     for pages in packs:
         writer = repo.page_writer()
@@ -59,9 +60,12 @@ def read_all(repo: Repository, ids: list[bytes]) -> list[bytes | None]:
 
 
 def test_the_array_index_of_a_pack_is_what_the_codec_decodes(repo: Repository) -> None:
-    [pack] = write_packs(repo, [[(awkward_id(n), page(n)) for n in range(5)]])
-    entries = read_pack_entries(pack, repo.sealing_for)
-    decoded = read_pack_index(pack, repo.sealing_for)
+    [key] = write_packs(repo, [[(awkward_id(n), page(n)) for n in range(5)]])
+    [pack] = pack_files(repo.storage)
+    assert pack.key == key
+    entries, flags = read_pack_entries(repo.storage, pack, repo.sealing_for)
+    decoded = read_pack_index(repo.storage, pack, repo.sealing_for)
+    assert flags == FLAG_COMPRESSED
     ids = entries["id"].tobytes()  # whole: as a `bytes` each, an `S32` value loses its zero tail
     assert list(zip([ids[at : at + 32] for at in range(0, len(ids), 32)],
                     entries["offset"].tolist(), entries["length"].tolist(), strict=True)) == decoded
@@ -91,7 +95,7 @@ def test_a_page_in_two_packs_is_read_from_the_pack_of_the_page_before_it(repo: R
     index = repo.page_index()
     ids = [awkward_id(n) for n in (3, 1, 2, 1)]
     rows = index.require(b"".join(ids), "the test")
-    assert [index.packs[n] for n in index.pack_numbers[rows]] == [second, second, first, first]
+    assert [index.packs[n].key for n in index.pack_numbers[rows]] == [second, second, first, first]
     assert read_all(repo, ids) == [page(n) for n in (3, 1, 2, 1)]
 
 
@@ -112,25 +116,26 @@ def test_a_located_page_is_read_alone_and_checked_against_its_address(repo: Repo
 
 def test_a_pack_whose_index_cannot_be_read_is_set_aside_and_named(repo: Repository) -> None:
     damaged, intact = write_packs(repo, [[(awkward_id(1), page(1))], [(awkward_id(2), page(2))]])
-    damaged.write_bytes(damaged.read_bytes()[:-1])
+    damaged_file = repo.location / damaged
+    damaged_file.write_bytes(damaged_file.read_bytes()[:-1])
     index = repo.page_index()
-    assert list(index.damaged) == [damaged] and sorted(pack_files(repo.root)) == sorted(index.packs)
+    assert list(index.damaged) == [damaged] and pack_files(repo.storage) == index.packs
     assert read_all(repo, [awkward_id(2)]) == [page(2)]
     [row] = index.locate(np.frombuffer(awkward_id(2), "S32")).tolist()
     assert index.location(row).pack == intact
     with pytest.raises(CorruptFile) as raised:
         index.require(awkward_id(1), "the test")
-    assert damaged.name in raised.value.message
+    assert str(damaged_file) in raised.value.message
 
 
 def test_a_page_of_another_size_is_damage(repo: Repository) -> None:
     [pack] = write_packs(repo, [[(awkward_id(1), page(1)), (awkward_id(2), page(2)[:-4])]])
-    with pytest.raises(CorruptFile, match=f"{pack.name} holds a page of {PAGE_SIZE - 4} bytes"):
+    with pytest.raises(CorruptFile, match=f"{pack} holds a page of {PAGE_SIZE - 4} bytes"):
         read_all(repo, [awkward_id(1), awkward_id(2)])
 
 
 def write_pack_by_hand(repo: Repository, records: list[tuple[bytes, bytes]],
-                       point_past_the_end: bool = False) -> Path:
+                       point_past_the_end: bool = False) -> str:
     """A pack of stored records as given, with a right checksum: what a faulty writer could leave."""
     sealing = repo.sealing_for(FLAG_COMPRESSED)
     entries, offset = [], 16 + 4
@@ -140,10 +145,11 @@ def write_pack_by_hand(repo: Repository, records: list[tuple[bytes, bytes]],
     index = sealing.seal(encode_pack_index(entries))
     data = b"".join(encode_sealed_file("pack", sealing.flags,
                                        [[stored] for stored in [*(s for _id, s in records), index]]))
-    path = pack_path(repo.root, hashlib.sha256(data).digest())
+    key = pack_key(hashlib.sha256(data).digest())
+    path = repo.location / key
     path.parent.mkdir(parents=True)
     path.write_bytes(data)
-    return path
+    return key
 
 
 def test_a_checksummed_pack_whose_index_points_past_its_end_is_set_aside(repo: Repository) -> None:
@@ -159,4 +165,4 @@ def test_a_page_that_does_not_decompress_is_damage_naming_the_pack(repo: Reposit
     assert read_all(repo, [awkward_id(2), awkward_id(0)]) == [page(2), page(0)]
     with pytest.raises(CorruptFile, match="does not decompress") as raised:
         read_all(repo, [awkward_id(n) for n in range(3)])
-    assert path.name in raised.value.message
+    assert path in raised.value.message

@@ -147,13 +147,13 @@ def test_a_log_written_out_early_and_short_runs_still_restore_exactly(
 
 
 def full_backup_packs(repo: Repository) -> dict[Path, list[int]]:
-    """The packs of the full backup, and the page numbers each holds."""
+    """The pack files of the full backup, and the page numbers each holds."""
     [ref] = repo.fulls("mail", 1)
     full = repo.read_full("mail", ref)
     index = repo.page_index()
     held: dict[Path, list[int]] = {}
     for number, row in enumerate(index.locate(np.frombuffer(full.page_ids, "S32")).tolist(), 1):
-        held.setdefault(index.location(row).pack, []).append(number)
+        held.setdefault(repo.location / index.location(row).pack, []).append(number)
     return held
 
 
@@ -186,7 +186,7 @@ def test_a_pack_of_pages_the_log_wrote_over_is_still_damage(
     with pytest.raises(error) as raised:
         restore(repo, plan_restore(load_catalog(repo, "mail"), Target("latest")), output)
     [ref] = repo.fulls("mail", 1)
-    assert repo.full_path("mail", ref).name in raised.value.message
+    assert repo.full_name(ref) in raised.value.message
     assert list(output.parent.iterdir()) == [], "a failed restore left files behind"
 
 
@@ -195,7 +195,7 @@ def test_a_page_of_the_wrong_size_in_a_pack_is_damage_naming_the_pack(
     repo = write_repository(tmp_path / "repo", states)
     [ref] = repo.fulls("mail", 1)
     full = repo.read_full("mail", ref)
-    for pack in repo.root.glob("packs/*/*.pack"):
+    for pack in repo.location.glob("packs/*/*.pack"):
         pack.unlink()
     pages = pages_of(states[0])
     short = next(n for n, page in enumerate(pages, start=1) if pages.count(page) == 1)
@@ -206,6 +206,6 @@ def test_a_page_of_the_wrong_size_in_a_pack_is_damage_naming_the_pack(
     output = tmp_path / "out.db"
     with pytest.raises(CorruptFile) as raised:
         restore(repo, plan_restore(load_catalog(repo, "mail"), Target("txn", 1)), output)
-    assert location.pack.name in raised.value.message
+    assert location.pack in raised.value.message
     assert f"{PAGE_SIZE - 1} bytes" in raised.value.message
     assert not output.exists() and not output.with_name("out.db.partial").exists()

@@ -78,7 +78,7 @@ def test_a_time_ends_the_log_at_the_first_transaction_seen_after_it(tmp_path: Pa
 def test_an_unreadable_segment_ends_the_log_after_the_transactions_before_it(
         tmp_path: Path) -> None:
     repo, refs = write_repository(tmp_path / "repo")
-    damaged = repo.segment_path("mail", refs[1])
+    damaged = repo.location / repo.segment_key("mail", refs[1])
     damaged.write_bytes(damaged.read_bytes()[:-3])
     read = []
     plan = plan_restore(load_catalog(repo, "mail"), Target("txn", 9))
@@ -95,7 +95,7 @@ def test_an_unreadable_segment_ends_the_log_after_the_transactions_before_it(
 
 def test_a_segment_past_the_end_is_never_an_error(tmp_path: Path) -> None:
     repo, refs = write_repository(tmp_path / "repo")
-    damaged = repo.segment_path("mail", refs[1])
+    damaged = repo.location / repo.segment_key("mail", refs[1])
     damaged.write_bytes(damaged.read_bytes()[:-3])
     plan = plan_restore(load_catalog(repo, "mail"), Target("time", STARTED + 3800))
     # Its first transaction was seen before the time, so the plan lists the segment; the log ends

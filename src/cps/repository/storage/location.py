@@ -1,0 +1,49 @@
+"""The storage of a repository's location (config.Location: a folder, or an S3 location).
+
+Locks and recovery-point requests coordinate processes through `flock` and files on one host,
+which a bucket cannot hold: a repository in a bucket keeps them in a local folder of its own,
+`coordination_folder`, named after the location, under CPS_STATE_DIR (default
+`$XDG_STATE_HOME/cps`, else `~/.local/state/cps`). Processes on one host therefore coordinate as
+they do on a local repository; processes on two hosts using one bucket do not (docs/storage.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ...config import Location, S3Location
+from .base import Storage
+from .local import LocalStorage
+
+
+def open_storage(location: Location) -> Storage:
+    if isinstance(location, Path):
+        return LocalStorage(location)
+    from .s3 import S3Storage  # boto3 takes a while to import; local repositories never need it
+
+    return S3Storage(location)
+
+
+def coordination_folder(location: Location) -> Path:
+    """The local folder holding the repository's locks and requests (see the module docstring)."""
+    if isinstance(location, Path):
+        return location
+    state = os.environ.get("CPS_STATE_DIR") or str(
+        Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "cps")
+    where = f"{location.endpoint_url or ''}\n{location.bucket}\n{location.prefix}"
+    digest = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return Path(state) / "s3" / f"{location.bucket}-{digest}"
+
+
+def location_fields(location: Location) -> dict[str, Any]:
+    """`location` as JSON fields, for another process to open it (`location_from`), whatever
+    its working folder."""
+    return {"path": str(location.resolve())} if isinstance(location, Path) else asdict(location)
+
+
+def location_from(fields: dict[str, Any]) -> Location:
+    return Path(fields["path"]) if "path" in fields else S3Location(**fields)

@@ -1,0 +1,195 @@
+"""`S3Storage`: a repository in an S3 bucket (AWS, or any S3-compatible store: MinIO, SeaweedFS).
+
+Keys are object keys below the location's prefix: `s3://bucket/backups/mail` keeps `config` as
+the object `backups/mail/config`. Credentials come from the standard AWS chain only (environment,
+shared credentials and config files, the location's profile, instance roles) and are never part
+of the location, of a message or of a log line.
+
+- A put is atomic as S3 makes every object: an object is visible only once whole. A file larger
+  than PART_SIZE goes up as a multipart upload, aborted when anything fails before it completes,
+  so a failed put leaves nothing behind, not even parts.
+- Every put sends a SHA-256 checksum of its bytes (of each part), which the server verifies before
+  it stores them; every whole read asks for the stored checksum and botocore verifies the bytes
+  against it where the server keeps one. Ranged reads carry no checksum; CPS's own checks (each
+  file's SHA-256, each page's content address) catch damage there, as they do on any storage.
+- Requests are retried with backoff by botocore ("standard" mode); a request that still fails is
+  StorageUnavailable, saying whether the storage could not be reached or refused, and why.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
+
+from ...errors import CorruptFile, MissingFile, StorageUnavailable
+from .base import Data, Entry, check_folder, check_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from ...config import S3Location
+
+PART_SIZE = 8 << 20  # bytes a multipart upload sends at a time (S3 takes 5 MiB to 5 GiB)
+CHECKSUM: Final = "SHA256"
+ATTEMPTS = 5  # tries of one request, with botocore's backoff between them
+
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_HINTS = {
+    "NoSuchBucket": "Create the bucket, or check its name and the endpoint URL.",
+    "AccessDenied": "Give credentials allowed to read, write, list and delete objects under the "
+                    "repository's prefix.",
+    "InvalidAccessKeyId": "Check the access key of the credentials in use (AWS_ACCESS_KEY_ID, "
+                          "the shared credentials file or the profile).",
+    "SignatureDoesNotMatch": "Check the secret key of the credentials in use.",
+}
+_UNREACHABLE_HINT = ("Check the endpoint URL, the network and the credentials (environment, "
+                     "shared credentials file or profile), then run the command again.")
+
+
+class S3Storage:
+    remote = True
+
+    def __init__(self, location: S3Location) -> None:
+        self.location = location
+        self._base = f"{location.prefix}/" if location.prefix else ""
+        with self._requests(""):
+            session = boto3.session.Session(profile_name=location.profile)
+            self._client: S3Client = session.client(
+                "s3", endpoint_url=location.endpoint_url, region_name=location.region,
+                config=Config(
+                    retries={"mode": "standard", "max_attempts": ATTEMPTS},
+                    connect_timeout=10, read_timeout=60, max_pool_connections=16,
+                    request_checksum_calculation="when_supported",
+                    response_checksum_validation="when_supported"))
+
+    def describe(self, key: str = "") -> str:
+        return f"s3://{self.location.bucket}/{self._object(key) if key else self._base}"
+
+    def put(self, key: str, data: Data) -> None:
+        name = self._object(check_key(key))
+        parts = _parts([data] if isinstance(data, bytes) else data)
+        first = next(parts, b"")
+        second = next(parts, None)
+        with self._requests(key):
+            if second is None:
+                self._client.put_object(Bucket=self.location.bucket, Key=name, Body=first,
+                                        ChecksumAlgorithm=CHECKSUM)
+            else:
+                self._multipart(name, itertools.chain([first, second], parts))
+
+    def _multipart(self, name: str, parts: Iterable[bytes]) -> None:
+        bucket = self.location.bucket
+        upload = self._client.create_multipart_upload(Bucket=bucket, Key=name,
+                                                      ChecksumAlgorithm=CHECKSUM)["UploadId"]
+        try:
+            done: list[Any] = []
+            for number, part in enumerate(parts, 1):
+                answer = self._client.upload_part(Bucket=bucket, Key=name, UploadId=upload,
+                                                  PartNumber=number, Body=part,
+                                                  ChecksumAlgorithm=CHECKSUM)
+                done.append({"PartNumber": number, "ETag": answer["ETag"],
+                             "ChecksumSHA256": answer.get("ChecksumSHA256", "")})
+            self._client.complete_multipart_upload(Bucket=bucket, Key=name, UploadId=upload,
+                                                   MultipartUpload={"Parts": done})
+        except BaseException:
+            with suppress(ClientError, BotoCoreError):  # the error that stopped it is the one to tell
+                self._client.abort_multipart_upload(Bucket=bucket, Key=name, UploadId=upload)
+            raise
+
+    def get(self, key: str) -> bytes:
+        with self._requests(key):
+            answer = self._client.get_object(Bucket=self.location.bucket,
+                                             Key=self._object(check_key(key)),
+                                             ChecksumMode="ENABLED")
+            return answer["Body"].read()
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        with self._requests(key):
+            try:
+                answer = self._client.get_object(Bucket=self.location.bucket,
+                                                 Key=self._object(check_key(key)),
+                                                 Range=f"bytes={offset}-{offset + length - 1}")
+            except ClientError as exc:
+                if _code(exc) == "InvalidRange":  # the file ends before `offset`
+                    return b""
+                raise
+            return answer["Body"].read()
+
+    def size(self, key: str) -> int | None:
+        try:
+            with self._requests(key):
+                answer = self._client.head_object(Bucket=self.location.bucket,
+                                                  Key=self._object(check_key(key)))
+        except MissingFile:
+            return None
+        return answer["ContentLength"]
+
+    def list(self, folder: str, *, recursive: bool = False) -> list[Entry]:
+        prefix = self._base + (f"{check_folder(folder)}/" if folder else "")
+        arguments: dict[str, Any] = {"Bucket": self.location.bucket, "Prefix": prefix}
+        if not recursive:
+            arguments["Delimiter"] = "/"
+        found = []
+        with self._requests(folder):
+            for page in self._client.get_paginator("list_objects_v2").paginate(**arguments):
+                found += [Entry(item["Key"][len(prefix):], item["Size"])
+                          for item in page.get("Contents", []) if item["Key"] != prefix]
+                found += [Entry(item["Prefix"][len(prefix):].rstrip("/"), 0, folder=True)
+                          for item in page.get("CommonPrefixes", [])]
+        return sorted(found, key=lambda e: e.name)
+
+    def delete(self, key: str) -> None:
+        with self._requests(key):
+            self._client.delete_object(Bucket=self.location.bucket,
+                                       Key=self._object(check_key(key)))
+
+    def _object(self, key: str) -> str:
+        return self._base + key
+
+    @contextmanager
+    def _requests(self, key: str) -> Iterator[None]:
+        """Failures of the requests made inside, as CPS errors naming `key`."""
+        where = self.describe(key)
+        try:
+            yield
+        except ClientError as exc:
+            code = _code(exc)
+            if code in _MISSING_CODES:
+                raise MissingFile(f"{where} is missing", path=where) from None
+            message = exc.response.get("Error", {}).get("Message") or code
+            raise StorageUnavailable(f"the storage refused a request for {where}: {message} "
+                                     f"({code})", hint=_HINTS.get(code, _UNREACHABLE_HINT),
+                                     path=where) from None
+        except FlexibleChecksumError:
+            raise CorruptFile(f"{where} was received with bytes that do not match the checksum "
+                              "the storage keeps", hint="Run the command again; if it fails the "
+                              "same way, the object is damaged in the bucket.", path=where) from None
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"cannot use {where}: {exc}", hint=_UNREACHABLE_HINT,
+                                     path=where) from None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _parts(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """`chunks` regrouped into parts of at least PART_SIZE bytes (the last may be smaller)."""
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= PART_SIZE:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
