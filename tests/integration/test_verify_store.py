@@ -469,3 +469,15 @@ def test_the_text_report_says_what_where_and_what_to_do(store: Path) -> None:
         "repaired 1 problem",
         f"  uid-not-below-uidnext  {BOB}/Inbox: raises UIDNEXT above the folder's highest UID",
         f"{store}: no problems found"]
+
+
+def test_repair_mends_what_it_can_and_leaves_a_lost_body_to_a_backup(store: Path) -> None:
+    body = body_of(store, shared_messages(store)[0][3])
+    with under_the_store(store) as sql:
+        sql.execute("DELETE FROM body_raw WHERE body_id = ?", (body,))
+        sql.execute("DELETE FROM body_text WHERE rowid = ?", (body,))
+        sql.execute("UPDATE folders SET uidnext = 1 WHERE id = ?", (folder_id(store, BOB, "Inbox"),))
+    status, repaired = verify(store, "--repair")
+    assert status == 60 and repaired["refused"] is None
+    assert [f["kind"] for f in repaired["repaired"]] == ["uid-not-below-uidnext"]
+    assert kinds(repaired) == ["missing-body", "missing-body", "text-index-missing"]

@@ -54,14 +54,16 @@ class StoreRepair:
             "UPDATE bodies SET size = (SELECT length(raw) FROM body_raw WHERE body_id = ?1) "
             "WHERE id = ?1 AND EXISTS (SELECT 1 FROM body_raw WHERE body_id = ?1)", (body_id,))
 
-    def index_text(self, body_id: int) -> None:
-        """Index a body's words again, parsed from its bytes, in place of any entry it has."""
+    def index_text(self, body_id: int) -> bool:
+        """Index a body's words again, parsed from its bytes, in place of any entry it has;
+        False when its bytes are lost (only a backup has them)."""
         row = self.connection.execute(
             "SELECT raw FROM body_raw WHERE body_id = ?", (body_id,)).fetchone()
         if row is None:
-            raise NotFound(f"body {body_id} has no bytes to index")
+            return False
         self.connection.execute("DELETE FROM body_text WHERE rowid = ?", (body_id,))
         _messages.index_text(self.connection, body_id, parse_envelope(bytes(row[0])))
+        return True
 
     def unindex_text(self, rowid: int) -> None:
         """Remove the full-text entry of a body that is gone."""

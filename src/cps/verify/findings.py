@@ -109,9 +109,12 @@ class Finding:
         return KINDS[self.kind].repair
 
     @property
-    def key(self) -> tuple[str, Place]:
-        """The finding without its wording: the same problem found again has the same key."""
-        return self.kind, self.place
+    def key(self) -> tuple[object, ...]:
+        """The finding by kind and ids alone: the same problem found again has the same key,
+        even where a repair changed a name (a folder moved has another path)."""
+        place = self.place
+        return (self.kind, place.mailbox_id, place.folder_id, place.message_id, place.body_id,
+                place.table, place.index)
 
     def remedy(self, path: Path) -> str:
         """What to do when --repair cannot mend it, with this finding's names filled in."""
