@@ -105,5 +105,6 @@ def text_index_problem(connection: sqlite3.Connection) -> str | None:
     except sqlite3.DatabaseError as exc:
         return str(exc)
     finally:
-        connection.execute("ROLLBACK")
+        if connection.in_transaction:  # SQLite may have rolled it back itself at the damage
+            connection.execute("ROLLBACK")
     return None

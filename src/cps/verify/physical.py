@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NotAStore
-from ..store.schema import APPLICATION_ID
+from ..store.schema import APPLICATION_ID, SCHEMA_VERSION
 from .findings import Finding, Place
 
 MAGIC = b"SQLite format 3\x00"
@@ -61,6 +61,9 @@ def read_header(path: Path) -> FileHeader:
     if application_id != APPLICATION_ID:
         raise NotAStore(f"{path} is not a CPS mail database (application id {application_id:#x})",
                         hint="Check the path; CPS mail databases are made with cps store create.")
+    if user_version > SCHEMA_VERSION:
+        raise NotAStore(f"{path} has schema version {user_version}, newer than this CPS "
+                        f"understands ({SCHEMA_VERSION})", hint="Upgrade CPS to check it.")
     page_size = 65536 if raw_page_size == 1 else raw_page_size
     return FileHeader(page_size, pages if pages and valid_for == changes else None, user_version)
 

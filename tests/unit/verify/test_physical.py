@@ -34,3 +34,13 @@ def test_another_sqlite_database_is_not_a_store(tmp_path: Path) -> None:
     connection.close()
     with pytest.raises(NotAStore, match=r"not a CPS mail database \(application id 0x0\)"):
         read_header(tmp_path / "other.db")
+
+
+def test_a_mail_database_of_a_newer_schema_is_refused_not_reported_damaged(tmp_path: Path
+                                                                         ) -> None:
+    MailDatabase.create(tmp_path / "mail.db").close()
+    connection = sqlite3.connect(tmp_path / "mail.db")
+    connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    with pytest.raises(NotAStore, match="schema version 99, newer than this CPS understands"):
+        read_header(tmp_path / "mail.db")
