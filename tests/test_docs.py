@@ -28,6 +28,7 @@ ALLOWED = {
     "capture": {"repository"},
     "restore": {"repository"},
     "granular": {"store", "repository", "restore"},
+    "verify": {"store"},
     "ops": {"store", "repository", "capture", "restore", "granular"},
     "client": set(),
 }
@@ -118,7 +119,8 @@ def test_every_route_the_api_document_names_is_served(app_routes: tuple[set[str]
     assert sorted(_documented_routes() - served) == []
 
 
-@pytest.mark.parametrize("part", ["store", "repository", "capture", "restore", "granular"])
+@pytest.mark.parametrize("part", ["store", "repository", "capture", "restore", "granular",
+                                  "verify"])
 def test_public_surface_is_what_all_says(part: str) -> None:
     module = importlib.import_module(f"cps.{part}")
     exported = module.__all__

@@ -12,7 +12,8 @@ The hierarchy::
     │   ├── NotFound               not-found     5   a mailbox, folder or message does not exist
     │   ├── AlreadyExists          exists        6   a mailbox or folder of that name exists
     │   ├── InvalidName            invalid-name  7   a folder name or address that cannot be stored
-    │   └── InvalidMessage         invalid-mail  8   a message that cannot be accepted (empty)
+    │   ├── InvalidMessage         invalid-mail  8   a message that cannot be accepted (empty)
+    │   └── StoreDamaged           damaged-store 60  verification found damage in a mail database
     ├── RepositoryError            repository    10  the backup repository refused or failed
     │   ├── NotARepository         not-a-repo    10  the folder is not a CPS repository
     │   ├── UnsupportedFormat      format        11  a file of a format this CPS cannot read
@@ -118,6 +119,13 @@ class InvalidMessage(StoreError):
     exit_status = 8
 
 
+class StoreDamaged(StoreError):
+    """`cps verify store` found damage (or `--repair` left some): the findings say what and where."""
+
+    code = "damaged-store"
+    exit_status = 60
+
+
 class RepositoryError(CPSError):
     code = "repository"
     exit_status = 10
@@ -212,6 +220,7 @@ ALL_ERRORS: tuple[type[CPSError], ...] = (
     AlreadyExists,
     InvalidName,
     InvalidMessage,
+    StoreDamaged,
     RepositoryError,
     NotARepository,
     UnsupportedFormat,

@@ -30,6 +30,7 @@ COMMANDS = {
     "recover": "granular_recover:recover_command",
     "server": "server:server_group",
     "quickstart": "quickstart:quickstart_command",
+    "verify": "verify:verify_group",
 }
 
 

@@ -8,6 +8,7 @@ The store knows nothing of backups.
 from .database import AppendItem, MailDatabase, parse_message
 from .models import Delivery, Folder, Mailbox, Message, Stats
 from .queries import SearchQuery
+from .repair import StoreRepair
 
 __all__ = [
     "AppendItem",
@@ -18,5 +19,6 @@ __all__ = [
     "Message",
     "SearchQuery",
     "Stats",
+    "StoreRepair",
     "parse_message",
 ]

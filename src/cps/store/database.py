@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import InvalidMessage, NotFound
+from ..errors import InvalidMessage, NotFound, StoreError
 from . import folders as _folders
 from . import messages as _messages
 from . import queries as _queries
+from . import repair as _repair
 from .connection import (
     BUSY_TIMEOUT_SECONDS,
     create_database,
@@ -110,6 +111,24 @@ class MailDatabase:
             return
         with snapshot(self.connection) as connection:
             yield connection
+
+    @contextmanager
+    def repairing(self) -> Iterator[_repair.StoreRepair]:
+        """Repairs that lose no mail (`store/repair.py`), in one write transaction."""
+        with self.write() as connection:
+            yield _repair.StoreRepair(connection)
+
+    def use_wal(self) -> None:
+        """Put the database back in WAL mode, the mode `create` gives every mail database."""
+        mode = self.connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"{self.path} stayed in journal mode {mode}",
+                             hint="Another connection holds it; retry when it is closed.")
+
+    def text_index_problem(self) -> str | None:
+        """What the full-text index's own check finds wrong with it, or None (it holds the write
+        lock while it runs, and writes nothing)."""
+        return _repair.text_index_problem(self.connection)
 
     # Mailboxes
 

@@ -34,6 +34,7 @@ def store_body(connection: sqlite3.Connection, message: ParsedMessage) -> int:
     """The id of the body with these bytes, storing it first if this database does not hold it."""
     row = connection.execute("SELECT id FROM bodies WHERE sha256 = ?", (message.sha256,)).fetchone()
     if row:
+        _mend_raw(connection, int(row[0]), message.raw)
         return int(row[0])
     env = message.envelope
     cursor = connection.execute(
@@ -51,12 +52,28 @@ def store_body(connection: sqlite3.Connection, message: ParsedMessage) -> int:
         "VALUES (?, ?, ?, ?, ?)",
         [(body_id, i, a.filename, a.content_type, a.size) for i, a in enumerate(env.attachments)],
     )
+    assert body_id is not None
+    index_text(connection, body_id, env)
+    return body_id
+
+
+def index_text(connection: sqlite3.Connection, body_id: int, envelope: Envelope) -> None:
+    """Put a body's words in the full-text index (a body the index has must be removed first)."""
     connection.execute(
         "INSERT INTO body_text(rowid, subject, from_addr, to_addr, text) VALUES (?, ?, ?, ?, ?)",
-        (body_id, env.subject, env.from_, f"{env.to} {env.cc}", env.text),
+        (body_id, envelope.subject, envelope.from_, f"{envelope.to} {envelope.cc}", envelope.text),
     )
-    assert body_id is not None
-    return body_id
+
+
+def _mend_raw(connection: sqlite3.Connection, body_id: int, raw: bytes) -> None:
+    """Give a stored body these bytes back if it lost them or they changed (`cps verify store`
+    reports both). `raw` hashes to the body's SHA-256, so it is that body's content: this is how
+    recovering a message from a backup mends every message that shares its body. Reading the
+    stored bytes costs only when a message the database holds already comes again."""
+    stored = connection.execute("SELECT raw FROM body_raw WHERE body_id = ?", (body_id,)).fetchone()
+    if stored is None or bytes(stored[0]) != raw:
+        connection.execute("INSERT OR REPLACE INTO body_raw(body_id, raw) VALUES (?, ?)",
+                           (body_id, raw))
 
 
 def place(

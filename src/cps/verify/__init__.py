@@ -1,0 +1,23 @@
+"""Verification: is a mail database sound, and if not, what is damaged, where, and what to do.
+
+Owns `cps verify store`: the physical checks of a mail database file (SQLite's header, WAL mode,
+SQLite's check of every page) and the logical checks of the mail in it (every body there and
+matching its SHA-256, folder trees, UIDs and UIDNEXT, cached sizes, the full-text index), each
+problem a `Finding` of a stable kind (`docs/verify.md`). It reads the store's tables itself, to
+look under the API it checks; every repair is asked of the store (`MailDatabase.repairing`),
+which alone writes a mail database. It sits with the store's readers and never imports capture,
+restore or the server.
+"""
+
+from .findings import KINDS, Finding, Place
+from .store_check import RepairReport, StoreReport, check_store, repair_store
+
+__all__ = [
+    "KINDS",
+    "Finding",
+    "Place",
+    "RepairReport",
+    "StoreReport",
+    "check_store",
+    "repair_store",
+]
