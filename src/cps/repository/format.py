@@ -163,6 +163,31 @@ def check_file(path: str, data: bytes, kind: str) -> tuple[int, int]:
     return flags, count
 
 
+def check_frame(path: str, size: int, read: Callable[[int, int], bytes], kind: str) -> int:
+    """Check a file of `kind` and `size` bytes by its ends alone, through `read(offset, length)`:
+    its header (magic, version), its footer, and that its last record ends where the footer
+    starts, which a truncated or extended file fails. Reads about 64 bytes, not the checksum:
+    the cheap check of a large file (`cps verify repo` without --read-all). Returns its number
+    of records."""
+    if size < HEADER.size + FOOTER.size:
+        raise CorruptFile(f"{path} is truncated ({size} bytes)", path=path)
+    magic, version, _flags, _reserved = HEADER.unpack(read(0, HEADER.size))
+    if magic != KIND_MAGIC[kind]:
+        raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=path)
+    if not MIN_FORMAT_VERSION <= version <= MAX_FORMAT_VERSION:
+        raise CorruptFile(f"{path} has format version {version}, which this CPS does not "
+                          "read: its header is damaged, or a newer CPS wrote it", path=path)
+    count, last, _checksum = FOOTER.unpack(read(size - FOOTER.size, FOOTER.size))
+    end = size - FOOTER.size
+    if count == 0 or not HEADER.size <= last <= end - RECORD_LENGTH.size:
+        raise CorruptFile(f"{path} has a damaged footer, or is truncated", path=path)
+    (length,) = RECORD_LENGTH.unpack(read(last, RECORD_LENGTH.size))
+    if last + RECORD_LENGTH.size + length != end:
+        raise CorruptFile(f"{path} does not end where its last record does: it is truncated "
+                          "or damaged", path=path)
+    return int(count)
+
+
 def _record_spans(path: str, data: bytes, count: int) -> tuple[tuple[int, int], ...]:
     spans = []
     offset, end = HEADER.size, len(data) - FOOTER.size

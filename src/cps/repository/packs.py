@@ -384,6 +384,52 @@ def _open_page(where: str, data: bytes, span: tuple[int, int], opener: Sealing, 
     return page
 
 
+@dataclass(frozen=True, slots=True)
+class PackCheck:
+    """What reading a whole pack found: why it cannot be used (None when it can), its pages, and
+    the ids of those that do not hash to their content address."""
+
+    problem: str | None
+    pages: int
+    bad_ids: tuple[bytes, ...]
+
+
+def check_pack(storage: Storage, pack: PackFile, sealing: Callable[[int], Sealing],
+               page_id: Callable[[bytes], bytes]) -> PackCheck:
+    """Every byte of one pack (`cps verify repo --read-all`): its checksum, its name (the SHA-256
+    of the whole file), its index, and every page opened and hashed against the id its index
+    gives it. The pages are checked even when the file fails its checksum, to say which are
+    damaged."""
+    where = storage.describe(pack.key)
+    data = storage.get(pack.key)
+    try:
+        flags, _count = check_file(where, data, "pack")
+        problem = None
+    except CorruptFile as exc:
+        flags, problem = HEADER.unpack_from(data.ljust(HEADER.size, b"\0"))[2], exc.message
+    if problem is None and hashlib.sha256(data).digest() != parse_pack(pack.key.rsplit("/", 1)[1]):
+        problem = f"{where} is not named by the SHA-256 of its bytes: it was changed or misnamed"
+    try:
+        entries = read_pack_index(storage, PackFile(pack.key, len(data)), sealing)
+    except CorruptFile as exc:
+        return PackCheck(problem or exc.message, 0, ())
+    opener = sealing(flags)
+    bad = tuple(page for page, offset, length in entries
+                if not _page_matches(opener, data[offset : offset + length], page, page_id))
+    if bad:
+        problem = (f"{problem or where}; {len(bad)} of its {len(entries)} pages do not match "
+                   "their content address")
+    return PackCheck(problem, len(entries), bad)
+
+
+def _page_matches(opener: Sealing, stored: bytes, expected: bytes,
+                  page_id: Callable[[bytes], bytes]) -> bool:
+    try:
+        return page_id(opener.open(stored)) == expected
+    except CorruptFile:
+        return False
+
+
 def read_ahead(read: Callable[[T], R], items: Sequence[T], name: str) -> Generator[R, None, None]:
     """`read(item)` of each item, in order, by READ_AHEAD threads (named `name`) working ahead of
     the caller; an error is raised when its item's turn comes."""
