@@ -140,16 +140,18 @@ def parse_file(path: str, data: bytes, kind: str) -> RecordFile:
     return RecordFile(path, data, flags, version, _record_spans(path, data, count))
 
 
-def check_file(path: str, data: bytes, kind: str) -> tuple[int, int]:
+def check_file(path: str, data: bytes, kind: str, *, digest: bytes | None = None
+               ) -> tuple[int, int]:
     """Check a whole file of `kind` (size, checksum, magic, version); return its flags and its
-    number of records."""
+    number of records. `digest`, when given, is the SHA-256 of all but its last 32 bytes, which
+    a caller hashing the file anyway has made already."""
     if len(data) < HEADER.size + FOOTER.size:
         raise CorruptFile(f"{path} is truncated ({len(data)} bytes)", path=path)
     magic, version, flags, _reserved = HEADER.unpack_from(data)
     count, _last, checksum = FOOTER.unpack_from(data, len(data) - FOOTER.size)
     # The checksum first: a damaged version field is damage, not a newer format. The header and
     # footer layout is the same in every format version, so this check never depends on it.
-    if hashlib.sha256(memoryview(data)[:-32]).digest() != checksum:
+    if (digest or hashlib.sha256(memoryview(data)[:-32]).digest()) != checksum:
         raise CorruptFile(f"{path} fails its checksum: the file is damaged", path=path)
     if magic != KIND_MAGIC[kind]:
         raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=path)

@@ -402,24 +402,43 @@ def check_pack(storage: Storage, pack: PackFile, sealing: Callable[[int], Sealin
     damaged."""
     where = storage.describe(pack.key)
     data = storage.get(pack.key)
+    before_checksum = hashlib.sha256(memoryview(data)[:-32])
+    whole = before_checksum.copy()
+    whole.update(memoryview(data)[-32:])
     try:
-        flags, _count = check_file(where, data, "pack")
+        flags, _count = check_file(where, data, "pack", digest=before_checksum.digest())
         problem = None
     except CorruptFile as exc:
         flags, problem = HEADER.unpack_from(data.ljust(HEADER.size, b"\0"))[2], exc.message
-    if problem is None and hashlib.sha256(data).digest() != parse_pack(pack.key.rsplit("/", 1)[1]):
+    if problem is None and whole.digest() != parse_pack(pack.key.rsplit("/", 1)[1]):
         problem = f"{where} is not named by the SHA-256 of its bytes: it was changed or misnamed"
     try:
-        entries = read_pack_index(storage, PackFile(pack.key, len(data)), sealing)
+        entries = read_pack_entries(storage, PackFile(pack.key, len(data)), sealing)[0]
     except CorruptFile as exc:
         return PackCheck(problem or exc.message, 0, ())
-    opener = sealing(flags)
-    bad = tuple(page for page, offset, length in entries
-                if not _page_matches(opener, data[offset : offset + length], page, page_id))
+    bad = _unmatched_pages(data, entries, sealing(flags), page_id)
     if bad:
         problem = (f"{problem or where}; {len(bad)} of its {len(entries)} pages do not match "
                    "their content address")
     return PackCheck(problem, len(entries), bad)
+
+
+def _unmatched_pages(data: bytes, entries: npt.NDArray[np.void], opener: Sealing,
+                     page_id: Callable[[bytes], bytes]) -> tuple[bytes, ...]:
+    """The ids of the pages of a pack (its index `entries`) that do not hash to their id."""
+    ids = entries["id"].view("V32")
+    spans = list(zip(entries["offset"].tolist(), entries["length"].tolist(), strict=True))
+    if opener.flags == FLAG_COMPRESSED and spans:
+        # A pack holds the pages of one full backup, of one page size; its first frame says it.
+        offset, length = spans[0]
+        page_size = zstandard.frame_content_size(data[offset : offset + length])
+        pages = _decompress_at_once(data, spans, page_size) if page_size > 0 else None
+        if pages is not None:
+            return tuple(bytes(ids[i]) for i, page in enumerate(pages)
+                         if page_id(page) != bytes(ids[i]))  # type: ignore[arg-type]
+    return tuple(bytes(ids[i]) for i, (offset, length) in enumerate(spans)
+                 if not _page_matches(opener, data[offset : offset + length], bytes(ids[i]),
+                                      page_id))
 
 
 def _page_matches(opener: Sealing, stored: bytes, expected: bytes,
