@@ -173,17 +173,24 @@ def check_frame(path: str, size: int, read: Callable[[int, int], bytes], kind: s
     of records."""
     if size < HEADER.size + FOOTER.size:
         raise CorruptFile(f"{path} is truncated ({size} bytes)", path=path)
-    magic, version, _flags, _reserved = HEADER.unpack(read(0, HEADER.size))
+
+    def exactly(offset: int, length: int) -> bytes:
+        data = read(offset, length)
+        if len(data) != length:  # shorter than its listing said
+            raise CorruptFile(f"{path} is truncated", path=path)
+        return data
+
+    magic, version, _flags, _reserved = HEADER.unpack(exactly(0, HEADER.size))
     if magic != KIND_MAGIC[kind]:
         raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=path)
     if not MIN_FORMAT_VERSION <= version <= MAX_FORMAT_VERSION:
         raise CorruptFile(f"{path} has format version {version}, which this CPS does not "
                           "read: its header is damaged, or a newer CPS wrote it", path=path)
-    count, last, _checksum = FOOTER.unpack(read(size - FOOTER.size, FOOTER.size))
+    count, last, _checksum = FOOTER.unpack(exactly(size - FOOTER.size, FOOTER.size))
     end = size - FOOTER.size
     if count == 0 or not HEADER.size <= last <= end - RECORD_LENGTH.size:
         raise CorruptFile(f"{path} has a damaged footer, or is truncated", path=path)
-    (length,) = RECORD_LENGTH.unpack(read(last, RECORD_LENGTH.size))
+    (length,) = RECORD_LENGTH.unpack(exactly(last, RECORD_LENGTH.size))
     if last + RECORD_LENGTH.size + length != end:
         raise CorruptFile(f"{path} does not end where its last record does: it is truncated "
                           "or damaged", path=path)

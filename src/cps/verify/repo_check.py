@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import CorruptFile, MissingFile, UnsupportedFormat
 from ..repository import FullRef, PageIndex, Repository, SegmentRef, codec, naming
 from ..repository.catalog import MISSING, Catalog, Hole, Listing, catalog_of, list_files
-from ..repository.format import RECORD_LENGTH, check_frame, parse_file
+from ..repository.format import HEADER, RECORD_LENGTH, check_frame, parse_file
 from ..repository.packs import check_pack, read_ahead
 from .repo_findings import COPY_BACK, NEW_CHAIN, Lost, RepoFinding
 
@@ -238,10 +238,12 @@ def _segment_ends(repo: Repository, key: str, size: int, ref: SegmentRef) -> Non
             return head[offset : offset + length]
         return repo.storage.get_range(key, offset, length)
 
-    check_frame(where, size, read, "segment")
+    check_frame(where, size, read, "segment")  # the file is at least header and footer long
     flags = int.from_bytes(read(10, 2), "little")
-    (length,) = RECORD_LENGTH.unpack(read(16, 4))
-    record = repo.sealing_for(flags).open(read(20, length))
+    (length,) = RECORD_LENGTH.unpack(read(HEADER.size, RECORD_LENGTH.size))
+    record = repo.sealing_for(flags).open(read(HEADER.size + RECORD_LENGTH.size, length))
+    if len(record) < codec.SEGMENT_HEADER.size:
+        raise CorruptFile(f"{where} has a truncated header record", path=where)
     chain, _page_size, count = codec.SEGMENT_HEADER.unpack_from(record)
     if (chain, count) != (ref.chain, ref.last_txn - ref.first_txn + 1):
         raise CorruptFile(f"{where} holds {count} transactions of chain {chain}, which its name "
