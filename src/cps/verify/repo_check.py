@@ -94,11 +94,10 @@ def _check_packs(repo: Repository, report: RepoReport, *, read_all: bool) -> Pag
     damaged = dict(index.damaged)
     bad_ids: set[bytes] = set()
     if read_all:
+        readable = [p for p in index.packs if p.key not in damaged]
         checks = read_ahead(lambda pack: check_pack(repo.storage, pack, repo.sealing_for,
-                                                    repo.page_id),
-                            [p for p in index.packs if p.key not in damaged], "cps-pack-check")
-        for pack, check in zip([p for p in index.packs if p.key not in damaged], checks,
-                               strict=True):
+                                                    repo.page_id), readable, "cps-pack-check")
+        for pack, check in zip(readable, checks, strict=True):
             bad_ids.update(check.bad_ids)
             if check.problem is not None:
                 damaged[pack.key] = check.problem
@@ -106,8 +105,8 @@ def _check_packs(repo: Repository, report: RepoReport, *, read_all: bool) -> Pag
     for key, why in damaged.items():
         report.findings.append(RepoFinding(
             "pack-damaged", repo.storage.describe(key), why,
-            "The full backups that need its pages are named below; restores from other full "
-            "backups still work. " + COPY_BACK))
+            "Each full backup that needs its pages is reported as pages-missing, with what it "
+            "costs; restores from other full backups still work. " + COPY_BACK))
     return Pages(index, damaged, frozenset(bad_ids))
 
 
