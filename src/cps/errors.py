@@ -26,7 +26,8 @@ The hierarchy::
     │   └── NotInWalMode           not-wal       21  the database is not in WAL mode
     ├── RestoreError               restore       30  a restore cannot be carried out as asked
     │   ├── TargetNotCovered       not-covered   31  the repository does not cover the target
-    │   └── TargetDamaged          damaged       32  the files the target needs are missing or damaged
+    │   └── TargetDamaged          damaged       32  the files the target needs are missing or damaged,
+    │                                                or `cps verify repo` found damage
     └── ServerError                server        50  the CPS server cannot be reached or failed
         └── AccessDenied           access        51  the server refused the token or its role
 
@@ -194,6 +195,9 @@ class TargetNotCovered(RestoreError):
 
 
 class TargetDamaged(RestoreError):
+    """Files a restore needs are missing or damaged; also what `cps verify repo` raises when it
+    finds damage: the same condition, found before a restore needs the files."""
+
     code = "damaged"
     exit_status = 32
 

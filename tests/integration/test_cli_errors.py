@@ -120,6 +120,7 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
     "cps store stats": [{"db": DB}],
     "cps store workload": [{"db": DB, "ops": "1"}],
     "cps timeline": [{"repo_path": REPO}],
+    "cps verify repo": [{"repo_path": REPO}],
     "cps verify store": [{"db": DB}],
 }
 

@@ -10,11 +10,13 @@ other files pass their checksums and other points still restore.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -296,3 +298,36 @@ def test_a_wrong_or_missing_passphrase_fails_cleanly_and_writes_nothing(
     middle = (encrypted_source.last_txn + 1) // 2
     monkeypatch.setenv("CPS_PASSPHRASE", PASSPHRASE)
     assert restore(encrypted_repo, out, "--txn", str(middle))["txn"] == middle
+
+
+def verify_repo(repo: Path, *options: str) -> tuple[int, list[dict[str, Any]]]:
+    """`cps verify repo --json`: its exit status and findings."""
+    done = run_cps("verify", "repo", repo, "--json", *options, check=False)
+    return done.returncode, json.loads(done.stdout)["findings"]
+
+
+@pytest.mark.parametrize("options", [(), ("--read-all",)], ids=["fast", "read-all"])
+def test_verify_repo_passes_the_undamaged_repository(source: Source, options: tuple[str, ...]
+                                                     ) -> None:
+    assert verify_repo(source.repo, *options) == (0, [])
+
+
+@pytest.mark.parametrize("damage, fast_finds", [(flip_a_bit, False), (cut_in_half, True)],
+                         ids=["bit-flipped", "truncated"])
+def test_verify_repo_names_what_a_damaged_segment_costs(
+        damage: Callable[[Path], None], fast_finds: bool, source: Source, repo: Path) -> None:
+    (_path_before, before), (path, ref) = segments(repo)[2:4]
+    damage(path)
+    expected = [("segment-damaged", str(path), ref.first_txn, source.last_txn, before.last_time),
+                ("point-unrestorable", str(repo / "databases" / "mail" / "points"),
+                 ref.first_txn, source.last_txn, before.last_time)]
+
+    def summary(findings: list[dict[str, Any]]) -> list[tuple[object, ...]]:
+        return [(f["kind"], f["path"] if f["kind"] != "point-unrestorable" else
+                 str(Path(f["path"]).parent), f["lost"]["first_txn"], f["lost"]["last_txn"],
+                 f["lost"]["after_time"]) for f in findings]
+
+    status, findings = verify_repo(repo, "--read-all")
+    assert (status, summary(findings)) == (32, expected)
+    status, findings = verify_repo(repo)
+    assert (status, summary(findings)) == ((32, expected) if fast_finds else (0, []))

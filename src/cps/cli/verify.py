@@ -7,10 +7,11 @@ import click
 from .lazy import LazyGroup
 
 COMMANDS = {
+    "repo": "verify_repo:repo_command",
     "store": "verify_store:store_command",
 }
 
 
 @click.group("verify", cls=LazyGroup, lazy=COMMANDS)
 def verify_group() -> None:
-    """Check mail databases for damage, and repair what can be repaired."""
+    """Check mail databases and backup repositories for damage; repair what a database can."""

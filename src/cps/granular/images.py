@@ -174,7 +174,8 @@ def _locate(repo: Repository, base: Base, full: FullBackup, index: PageIndex,
         return rows
     text = (f"{missing} pages of the full backup {repo.full_name(base.full)} "
             f"(transaction {base.full.txn}) are in no readable pack")
-    hint = "Look at a point of a later full backup ('cps timeline'), and run 'cps verify'."
+    hint = ("Look at a point of a later full backup ('cps timeline'), and run 'cps verify repo' "
+            "on the repository.")
     index.find_damage()
     if index.damaged:
         raise CorruptFile(text + "; damaged packs: " + "; ".join(index.damaged.values()),

@@ -151,37 +151,72 @@ class Catalog:
         return max((c.last_txn for c in self.chains if not c.incomplete), default=0)
 
 
+Listed = tuple[ChainFolder, tuple[FullRef, ...], tuple[SegmentRef, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a catalog is made of: the advisory files read, and every chain's files by name."""
+
+    db_id: str
+    status: ProtectorStatus | None
+    status_problem: str | None  # why the status file cannot be read
+    points: tuple[RecoveryPoint, ...]
+    unreadable_points: tuple[UnreadableFile, ...]
+    pruned: tuple[PrunedRange, ...]
+    unreadable_pruned: tuple[UnreadableFile, ...]
+    chains: tuple[Listed, ...]
+    protector_running: bool
+
+
 def load_catalog(repo: Repository, db_id: str) -> Catalog:
-    """What the repository holds of `db_id`. The status, points and prune records are read before
-    the files are listed: each is written after what it refers to is durable, so what they say is
-    already in the listing, unless it was lost."""
+    """What the repository holds of `db_id`."""
+    return catalog_of(list_files(repo, db_id))
+
+
+def list_files(repo: Repository, db_id: str) -> Listing:
+    """The files a catalog of `db_id` is made of. The status, points and prune records are read
+    before the files are listed: each is written after what it refers to is durable, so what they
+    say is already in the listing, unless it was lost."""
     repo.database(db_id)  # a clear error naming the databases there when it is not
-    warnings: list[str] = []
-    status = _status(repo, db_id, warnings)
+    status, status_problem = _status(repo, db_id)
     points, unreadable = repo.points(db_id)
-    warnings += [f"recovery point file {u.path} cannot be read ({u.error}); the point's name is "
-                 "lost, its transaction is not" for u in unreadable]
     records, bad_records = repo.pruned(db_id)
-    warnings += [f"prune record {u.path} cannot be read ({u.error})" for u in bad_records]
-    pruned = [r for _path, ranges in records for r in ranges]
-    folders = repo.chain_folders(db_id)
-    listed = [(f, tuple(repo.fulls(db_id, f.number)), tuple(repo.segments(db_id, f.number)))
-              for f in folders]
-    running = repo.protector_running(db_id)
-    views = build_chains(listed, points, unreadable, pruned, status, warnings)
-    return Catalog(db_id, views, tuple(points), tuple(unreadable), status, running, tuple(warnings))
+    pruned = tuple(r for _path, ranges in records for r in ranges)
+    listed = tuple((f, tuple(repo.fulls(db_id, f.number)), tuple(repo.segments(db_id, f.number)))
+                   for f in repo.chain_folders(db_id))
+    return Listing(db_id, status, status_problem, tuple(points), tuple(unreadable), pruned,
+                   tuple(bad_records), listed, repo.protector_running(db_id))
 
 
-def _status(repo: Repository, db_id: str, warnings: list[str]) -> ProtectorStatus | None:
+def catalog_of(listing: Listing, unusable: frozenset[FullRef | SegmentRef] = frozenset()
+               ) -> Catalog:
+    """The catalog of a listing, as if the files in `unusable` (found damaged) were not there."""
+    warnings: list[str] = []
+    if listing.status_problem:
+        warnings.append(f"the protector's status file cannot be read ({listing.status_problem}); "
+                        "times after the last captured transaction are not covered without it")
+    warnings += [f"recovery point file {u.path} cannot be read ({u.error}); the point's name is "
+                 "lost, its transaction is not" for u in listing.unreadable_points]
+    warnings += [f"prune record {u.path} cannot be read ({u.error})"
+                 for u in listing.unreadable_pruned]
+    listed = [(folder, tuple(f for f in fulls if f not in unusable),
+               tuple(s for s in segments if s not in unusable))
+              for folder, fulls, segments in listing.chains]
+    views = build_chains(listed, list(listing.points), listing.unreadable_points,
+                         list(listing.pruned), listing.status, warnings)
+    return Catalog(listing.db_id, views, listing.points, listing.unreadable_points,
+                   listing.status, listing.protector_running, tuple(warnings))
+
+
+def _status(repo: Repository, db_id: str) -> tuple[ProtectorStatus | None, str | None]:
     try:
-        return repo.status(db_id)
+        return repo.status(db_id), None
     except (CorruptFile, UnsupportedFormat) as exc:
-        warnings.append(f"the protector's status file cannot be read ({exc.message}); times after "
-                        "the last captured transaction are not covered without it")
-        return None
+        return None, exc.message
 
 
-def build_chains(listed: list[tuple[ChainFolder, tuple[FullRef, ...], tuple[SegmentRef, ...]]],
+def build_chains(listed: list[Listed],
                  points: list[RecoveryPoint], unreadable: Iterable[UnreadableFile],
                  pruned: list[PrunedRange], status: ProtectorStatus | None,
                  warnings: list[str]) -> tuple[ChainView, ...]:

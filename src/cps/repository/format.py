@@ -140,16 +140,18 @@ def parse_file(path: str, data: bytes, kind: str) -> RecordFile:
     return RecordFile(path, data, flags, version, _record_spans(path, data, count))
 
 
-def check_file(path: str, data: bytes, kind: str) -> tuple[int, int]:
+def check_file(path: str, data: bytes, kind: str, *, digest: bytes | None = None
+               ) -> tuple[int, int]:
     """Check a whole file of `kind` (size, checksum, magic, version); return its flags and its
-    number of records."""
+    number of records. `digest`, when given, is the SHA-256 of all but its last 32 bytes, which
+    a caller hashing the file anyway has made already."""
     if len(data) < HEADER.size + FOOTER.size:
         raise CorruptFile(f"{path} is truncated ({len(data)} bytes)", path=path)
     magic, version, flags, _reserved = HEADER.unpack_from(data)
     count, _last, checksum = FOOTER.unpack_from(data, len(data) - FOOTER.size)
     # The checksum first: a damaged version field is damage, not a newer format. The header and
     # footer layout is the same in every format version, so this check never depends on it.
-    if hashlib.sha256(memoryview(data)[:-32]).digest() != checksum:
+    if (digest or hashlib.sha256(memoryview(data)[:-32]).digest()) != checksum:
         raise CorruptFile(f"{path} fails its checksum: the file is damaged", path=path)
     if magic != KIND_MAGIC[kind]:
         raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=path)
@@ -161,6 +163,38 @@ def check_file(path: str, data: bytes, kind: str) -> tuple[int, int]:
             path=path,
         )
     return flags, count
+
+
+def check_frame(path: str, size: int, read: Callable[[int, int], bytes], kind: str) -> int:
+    """Check a file of `kind` and `size` bytes by its ends alone, through `read(offset, length)`:
+    its header (magic, version), its footer, and that its last record ends where the footer
+    starts, which a truncated or extended file fails. Reads about 64 bytes, not the checksum:
+    the cheap check of a large file (`cps verify repo` without --read-all). Returns its number
+    of records."""
+    if size < HEADER.size + FOOTER.size:
+        raise CorruptFile(f"{path} is truncated ({size} bytes)", path=path)
+
+    def exactly(offset: int, length: int) -> bytes:
+        data = read(offset, length)
+        if len(data) != length:  # shorter than its listing said
+            raise CorruptFile(f"{path} is truncated", path=path)
+        return data
+
+    magic, version, _flags, _reserved = HEADER.unpack(exactly(0, HEADER.size))
+    if magic != KIND_MAGIC[kind]:
+        raise CorruptFile(f"{path} is not a {kind} file (magic {magic!r})", path=path)
+    if not MIN_FORMAT_VERSION <= version <= MAX_FORMAT_VERSION:
+        raise CorruptFile(f"{path} has format version {version}, which this CPS does not "
+                          "read: its header is damaged, or a newer CPS wrote it", path=path)
+    count, last, _checksum = FOOTER.unpack(exactly(size - FOOTER.size, FOOTER.size))
+    end = size - FOOTER.size
+    if count == 0 or not HEADER.size <= last <= end - RECORD_LENGTH.size:
+        raise CorruptFile(f"{path} has a damaged footer, or is truncated", path=path)
+    (length,) = RECORD_LENGTH.unpack(exactly(last, RECORD_LENGTH.size))
+    if last + RECORD_LENGTH.size + length != end:
+        raise CorruptFile(f"{path} does not end where its last record does: it is truncated "
+                          "or damaged", path=path)
+    return int(count)
 
 
 def _record_spans(path: str, data: bytes, count: int) -> tuple[tuple[int, int], ...]:

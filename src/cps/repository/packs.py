@@ -384,6 +384,71 @@ def _open_page(where: str, data: bytes, span: tuple[int, int], opener: Sealing, 
     return page
 
 
+@dataclass(frozen=True, slots=True)
+class PackCheck:
+    """What reading a whole pack found: why it cannot be used (None when it can), its pages, and
+    the ids of those that do not hash to their content address."""
+
+    problem: str | None
+    pages: int
+    bad_ids: tuple[bytes, ...]
+
+
+def check_pack(storage: Storage, pack: PackFile, sealing: Callable[[int], Sealing],
+               page_id: Callable[[bytes], bytes]) -> PackCheck:
+    """Every byte of one pack (`cps verify repo --read-all`): its checksum, its name (the SHA-256
+    of the whole file), its index, and every page opened and hashed against the id its index
+    gives it. The pages are checked even when the file fails its checksum, to say which are
+    damaged."""
+    where = storage.describe(pack.key)
+    data = storage.get(pack.key)
+    before_checksum = hashlib.sha256(memoryview(data)[:-32])
+    whole = before_checksum.copy()
+    whole.update(memoryview(data)[-32:])
+    try:
+        flags, _count = check_file(where, data, "pack", digest=before_checksum.digest())
+        problem = None
+    except CorruptFile as exc:
+        flags, problem = HEADER.unpack_from(data.ljust(HEADER.size, b"\0"))[2], exc.message
+    if problem is None and whole.digest() != parse_pack(pack.key.rsplit("/", 1)[1]):
+        problem = f"{where} is not named by the SHA-256 of its bytes: it was changed or misnamed"
+    try:
+        entries = read_pack_entries(storage, PackFile(pack.key, len(data)), sealing)[0]
+    except CorruptFile as exc:
+        return PackCheck(problem or exc.message, 0, ())
+    bad = _unmatched_pages(data, entries, sealing(flags), page_id)
+    if bad:
+        problem = (f"{problem or where}; {len(bad)} of its {len(entries)} pages do not match "
+                   "their content address")
+    return PackCheck(problem, len(entries), bad)
+
+
+def _unmatched_pages(data: bytes, entries: npt.NDArray[np.void], opener: Sealing,
+                     page_id: Callable[[bytes], bytes]) -> tuple[bytes, ...]:
+    """The ids of the pages of a pack (its index `entries`) that do not hash to their id."""
+    ids = entries["id"].view("V32")
+    spans = list(zip(entries["offset"].tolist(), entries["length"].tolist(), strict=True))
+    if opener.flags == FLAG_COMPRESSED and spans:
+        # A pack holds the pages of one full backup, of one page size; its first frame says it.
+        offset, length = spans[0]
+        page_size = zstandard.frame_content_size(data[offset : offset + length])
+        pages = _decompress_at_once(data, spans, page_size) if page_size > 0 else None
+        if pages is not None:
+            return tuple(bytes(ids[i]) for i, page in enumerate(pages)
+                         if page_id(page) != bytes(ids[i]))  # type: ignore[arg-type]
+    return tuple(bytes(ids[i]) for i, (offset, length) in enumerate(spans)
+                 if not _page_matches(opener, data[offset : offset + length], bytes(ids[i]),
+                                      page_id))
+
+
+def _page_matches(opener: Sealing, stored: bytes, expected: bytes,
+                  page_id: Callable[[bytes], bytes]) -> bool:
+    try:
+        return page_id(opener.open(stored)) == expected
+    except CorruptFile:
+        return False
+
+
 def read_ahead(read: Callable[[T], R], items: Sequence[T], name: str) -> Generator[R, None, None]:
     """`read(item)` of each item, in order, by READ_AHEAD threads (named `name`) working ahead of
     the caller; an error is raised when its item's turn comes."""

@@ -282,7 +282,8 @@ class Repository:
         if self.page_id(page) != page_id:
             raise CorruptFile(f"{where} does not hold the page its index names at offset "
                               f"{location.offset}: the pack is damaged",
-                              hint="Run 'cps verify' on the repository.", path=where)
+                              hint="Run 'cps verify repo' on the repository: it names what the damage costs.",
+                              path=where)
         return page
 
     def write_full(self, db_id: str, full: FullBackup) -> FullRef:

@@ -232,7 +232,7 @@ def _check(path: Path) -> None:
     if result != ["ok"]:
         raise RestoreError("the restored database fails PRAGMA integrity_check: "
                            + "; ".join(result[:5]),
-                           hint="Run 'cps verify' on the repository and report this.")
+                           hint="Run 'cps verify repo --read-all' on the repository and report this.")
 
 
 def _remove_database(path: Path) -> None:
