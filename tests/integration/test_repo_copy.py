@@ -219,3 +219,47 @@ def test_a_copy_never_writes_into_another_repository(tmp_path: Path) -> None:
     assert sorted(p.name for p in other.iterdir() if p.name != "locks") == ["config"]
     assert sorted(p.name for p in stranger.iterdir()) == ["notes.txt"]
     assert {path: path.read_bytes() for path in before} == before
+
+
+def test_a_damaged_copy_is_replaced_and_a_different_one_kept(tmp_path: Path) -> None:
+    oracle = protected_history(tmp_path)
+    mirror = tmp_path / "mirror"
+    copy(oracle.repo, mirror)
+    segments = sorted(k for k in files_of(oracle.repo) if key_kind(k) == "segment")
+    truncated, replaced = mirror / segments[0], mirror / segments[1]
+    truncated.write_bytes(truncated.read_bytes()[:-10])
+    stranger = (mirror / segments[2]).read_bytes()  # a sound file, of another size
+    assert len(stranger) != replaced.stat().st_size
+    replaced.write_bytes(stranger)
+
+    result = run_cps("repo", "copy", oracle.repo, mirror, "--json", check=False)
+
+    assert result.returncode == 10, result.stderr.decode()
+    report = json.loads(result.stdout)
+    assert report["repaired"] == [str(truncated)] and report["conflicts"] == [str(replaced)]
+    assert report["copied"] == 1 and report["damaged"] == []
+    assert truncated.read_bytes() == (oracle.repo / segments[0]).read_bytes()
+    assert replaced.read_bytes() == stranger
+    assert f"kept: {replaced} differs" in result.stderr.decode()
+
+
+def test_a_copy_of_one_database_takes_its_files_and_every_pack(tmp_path: Path) -> None:
+    oracle = protected_history(tmp_path)
+    other = tmp_path / "other.db"
+    MailDatabase.create(other).close()
+    with protecting(other, oracle.repo, *QUICK) as protector:
+        workload(other, ops=10, seed=9)
+        protector.stop()
+    mirror = tmp_path / "mirror"
+    unknown = run_cps("repo", "copy", oracle.repo, mirror, "--db", "nothing", check=False)
+    assert unknown.returncode == 15 and "holds no database 'nothing'" in unknown.stderr.decode()
+    assert not mirror.exists()
+
+    result = copy(oracle.repo, mirror, "--db", "mail")
+
+    source = files_of(oracle.repo)
+    wanted = {k for k in source if not k.startswith("databases/") or
+              k.startswith("databases/mail/")}
+    assert set(files_of(mirror)) == wanted and result["copied"] == len(wanted)
+    assert any(k.startswith("databases/other/") for k in source)
+    dataclasses.replace(oracle, repo=mirror).check_latest()

@@ -24,6 +24,7 @@ instant, the destination is a repository whose every reference is to a file alre
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -256,7 +257,7 @@ def _prepare(src: Storage, dst: Storage, file: SourceFile, there: int | None,
     except (CorruptFile, UnsupportedFormat) as exc:
         return _Outcome(file, "damaged", message=exc.message)
     what = "copied" if there is None else _replacing(dst, file, data, encrypted)
-    return _Outcome(file, what, data if what in WRITTEN else b"")
+    return _Outcome(file, what, data if what in WRITTEN else b"", dst.describe(file.key))
 
 
 def _write(dst: Storage, outcome: _Outcome) -> _Outcome:
@@ -264,7 +265,7 @@ def _write(dst: Storage, outcome: _Outcome) -> _Outcome:
     if outcome.what not in WRITTEN:
         return outcome
     dst.put(outcome.file.key, outcome.data)
-    return _Outcome(outcome.file, outcome.what, message=dst.describe(outcome.file.key))
+    return dataclasses.replace(outcome, data=b"")
 
 
 def _replacing(dst: Storage, file: SourceFile, data: bytes, encrypted: bool) -> str:
