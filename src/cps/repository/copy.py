@@ -17,11 +17,11 @@ own checks (a damaged copy, then replaced and reported).
 Order: the source is listed in the reverse of the order its files are written (status and
 recovery points, then chains, then packs), so that a point or a full backup a protector writes
 meanwhile comes with the segment or packs it refers to (files written into the chains while they
-are listed may be taken in part: a hole at the copy's end, filled by the next copy); files are
-written in the repository's own write order
-(key and config, packs, then per database: the database file, prune records, each chain's file,
-its full backups and segments in transaction order, recovery points, status). Cut short at any
-instant, the destination is a repository whose every reference is to a file already there.
+are listed may be taken in part: a hole at the copy's end, filled by the next copy). Files are
+written in the repository's own write order (key and config, packs, then per database: the
+database file, prune records, each chain's file, its full backups and segments in transaction
+order, recovery points, status). Cut short at any instant, the destination is a repository whose
+every reference is to a file already there.
 """
 
 from __future__ import annotations
