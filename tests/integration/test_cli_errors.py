@@ -90,6 +90,7 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
                     {**POINT, "mailbox": ALICE, "export_to": ("mbox", NEW_FOLDER)}],
     "cps recovery-point create": [{"db": DB, "repo_path": REPO}],
     "cps recovery-point keep": [{"words": (REPO, "before upgrade")}],
+    "cps repo copy": [{"source": REPO, "destination": NEW_REPO}],
     "cps repo init": [{"path": NEW_REPO}],
     "cps restore": [{"repo_path": REPO, "output_path": NEW_FILE, "latest": True}],
     "cps search": [POINT],

@@ -29,6 +29,7 @@ from .remote import (
     server_options,
     split_words,
 )
+from .repo_copy import repo_copy_command
 from .repo_options import (
     db_option,
     open_repository,
@@ -43,7 +44,11 @@ from .repo_options import (
 
 @click.group("repo")
 def repo_group() -> None:
-    """Create a backup repository ('cps repo init')."""
+    """Create a backup repository ('cps repo init'), or copy one to another folder or bucket
+    ('cps repo copy')."""
+
+
+repo_group.add_command(repo_copy_command)
 
 
 @repo_group.command("init")

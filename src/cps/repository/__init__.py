@@ -4,6 +4,7 @@ Owns every file in a repository: their formats, names, checksums, compression, e
 and the order they are written and read in. It knows SQLite pages and transactions, never mail.
 """
 
+from .copy import CopyReport, copy_repository
 from .crypto import RecordCompressor
 from .model import (
     PAGE_ID_SIZE,
@@ -32,6 +33,7 @@ __all__ = [
     "Chain",
     "ChainEnd",
     "ChainFolder",
+    "CopyReport",
     "DatabaseInfo",
     "FullBackup",
     "FullRef",
@@ -49,4 +51,5 @@ __all__ = [
     "Transaction",
     "UnreadableFile",
     "WalPosition",
+    "copy_repository",
 ]

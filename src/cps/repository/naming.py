@@ -60,6 +60,27 @@ def parse_chain_dir(name: str) -> int | None:
     return int(name, 16) if _CHAIN.fullmatch(name) else None
 
 
+_DB_PATH = rf"{DATABASES}/{_DB_ID.pattern}"
+_KEY_KINDS = [(re.compile(pattern), kind) for pattern, kind in (
+    (r"config", "config"),
+    (r"key", "key"),
+    (rf"{PACKS}/([0-9a-f]{{2}})/\1[0-9a-f]{{62}}\.pack", "pack"),
+    (rf"{_DB_PATH}/database", "database"),
+    (rf"{_DB_PATH}/status", "status"),
+    (rf"{_DB_PATH}/points/{_POINT.pattern}", "point"),
+    (rf"{_DB_PATH}/pruned/{_PRUNED.pattern}", "pruned"),
+    (rf"{_DB_PATH}/chains/{_CHAIN.pattern}/chain", "chain"),
+    (rf"{_DB_PATH}/chains/{_CHAIN.pattern}/fulls/{_FULL.pattern}", "full"),
+    (rf"{_DB_PATH}/chains/{_CHAIN.pattern}/segments/{_SEGMENT.pattern}", "segment"),
+)]
+
+
+def key_kind(key: str) -> str | None:
+    """The kind of container file (format.KIND_MAGIC) a key names, None for a key that is no
+    repository file (locks, requests, temporary files, anything else)."""
+    return next((kind for pattern, kind in _KEY_KINDS if pattern.fullmatch(key)), None)
+
+
 def format_full(ref: FullRef) -> str:
     return f"{ref.txn:016x}-{ref.taken_at:012x}.full"
 
