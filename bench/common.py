@@ -3,6 +3,7 @@ test databases and the workload generator run as a child process."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -135,3 +136,13 @@ def mail_fingerprint(db: Path) -> dict[str, Any]:
         return fingerprint(connection)
     finally:
         connection.close()
+
+
+def granular_arguments(description: str, what: str, default: Path) -> argparse.Namespace:
+    """The options of a benchmark of one file or folder of bench/granular.py's store: `--<what>`
+    (default `default`), `--rounds` and `--json`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(f"--{what}", type=Path, default=default)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="Also write the result to this file.")
+    return parser.parse_args()

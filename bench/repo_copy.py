@@ -14,7 +14,6 @@ left out) a second. Every copy must end with the source's files, byte for byte.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPOSITORY, machine, spread
+from common import REPOSITORY, granular_arguments, machine, spread
 
 sys.path.insert(0, str(REPOSITORY))
 from tests import s3_server  # noqa: E402  (the repository root, put on the path above)
@@ -55,11 +54,7 @@ def bucket_files(server: s3_server.S3Server, prefix: str) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, default=Path("/tmp/cps-bench-granular/repo"))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = granular_arguments(__doc__.splitlines()[0], "repo", Path("/tmp/cps-bench-granular/repo"))
     source = repository_files(args.repo)
     size = sum(source.values())
     for name in source:  # a warm page cache for every measure

@@ -12,7 +12,6 @@ check must find the store clean, or the run fails.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sqlite3
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import machine, spread
+from common import granular_arguments, machine, spread
 from cps.verify import check_store
 
 
@@ -61,11 +60,7 @@ def timed(action: Callable[[], None]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", type=Path, default=Path("/tmp/cps-bench-granular/mail.db"))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = granular_arguments(__doc__.splitlines()[0], "db", Path("/tmp/cps-bench-granular/mail.db"))
     with tempfile.TemporaryDirectory(dir=args.db.parent.parent) as folder:
         path = Path(folder) / "mail.db"
         copy_closed(args.db, path)

@@ -11,14 +11,13 @@ Both must find the repository clean, or the run fails.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from common import machine, spread
+from common import granular_arguments, machine, spread
 from cps.repository import Repository
 from cps.verify import check_repository
 
@@ -53,11 +52,7 @@ def warm(root: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, default=Path("/tmp/cps-bench-granular/repo"))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = granular_arguments(__doc__.splitlines()[0], "repo", Path("/tmp/cps-bench-granular/repo"))
     before = files(args.repo)
     size = data_bytes(before)
     repo = Repository.open(args.repo, passphrase=os.environ.get("CPS_PASSPHRASE"))

@@ -10,6 +10,7 @@ more: reference copies and restored databases.
 from __future__ import annotations
 
 import json
+import random
 import re
 import signal
 import sqlite3
@@ -514,6 +515,22 @@ class Oracle:
         output, _result = self.restore("--latest")
         assert_same(live, output, "restore --latest")
         return output
+
+
+def points_across_fulls(oracle: Oracle, *, steps: int, seed: int, second_full_after: int
+                        ) -> Oracle:
+    """`oracle`'s database protected through two full backups (one a second), a workload run and
+    a recovery point `p<step>` made with its reference copy at each step; the points after step
+    `second_full_after` restore from the later full backup. The protector is stopped."""
+    rng = random.Random(seed)
+    with protecting(oracle.db, oracle.repo, *QUICK, "--full-every", "1s") as protector:
+        for step in range(steps):
+            workload(oracle.db, ops=rng.randint(20, 50), seed=step)
+            oracle.point(f"p{step}")
+            if step == second_full_after:
+                protector.wait_for("full-backup", count=2)
+        protector.stop()
+    return oracle
 
 
 def assert_same(reference: Reference, restored: Path, what: str) -> None:

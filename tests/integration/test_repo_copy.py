@@ -28,6 +28,7 @@ from tests.integration.protect_helpers import (
     Oracle,
     create_point,
     new_store,
+    points_across_fulls,
     protecting,
     restore,
     wait_until,
@@ -54,16 +55,8 @@ def protected_history(tmp_path: Path) -> Oracle:
     recovery points, each with its reference copy; the protector stopped."""
     db, repo = tmp_path / "mail.db", tmp_path / "repo"
     new_store(db, repo)
-    oracle = Oracle(db, repo, tmp_path)
-    rng = random.Random(20261207)
-    with protecting(db, repo, *QUICK, "--full-every", "1s") as protector:
-        for step in range(3):
-            workload(db, ops=rng.randint(20, 50), seed=step)
-            oracle.point(f"p{step}")
-            if step == 0:  # the later points restore from a later full backup
-                protector.wait_for("full-backup", count=2)
-        protector.stop()
-    return oracle
+    return points_across_fulls(Oracle(db, repo, tmp_path), steps=3, seed=20261207,
+                               second_full_after=0)
 
 
 def test_a_copy_to_a_bucket_and_back_restores_what_the_original_restores(

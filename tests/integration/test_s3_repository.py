@@ -6,7 +6,6 @@ credentials from the AWS environment variables, the endpoint from CPS_S3_ENDPOIN
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from tests.integration.protect_helpers import (
     Oracle,
     create_point,
     new_store,
+    points_across_fulls,
     protecting,
     restore,
     timeline,
@@ -34,15 +34,8 @@ def test_protection_into_a_bucket_restores_exactly_what_was_copied(
         s3_repository: S3Location, tmp_path: Path) -> None:
     db = tmp_path / "mail.db"
     new_store(db, s3_repository)
-    oracle = Oracle(db, s3_repository, tmp_path)
-    rng = random.Random(20261206)
-    with protecting(db, s3_repository, *QUICK, "--full-every", "1s") as protector:
-        for step in range(4):
-            workload(db, ops=rng.randint(20, 60), seed=step)
-            oracle.point(f"p{step}")
-            if step == 1:  # the later points restore from a later full backup
-                protector.wait_for("full-backup", count=2)
-        protector.stop()
+    oracle = points_across_fulls(Oracle(db, s3_repository, tmp_path), steps=4, seed=20261206,
+                                 second_full_after=1)
 
     oracle.check_points(by_txn=True)
     oracle.check_latest()
