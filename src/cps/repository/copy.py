@@ -122,7 +122,7 @@ def check_copied(where: str, key: str, kind: str, data: bytes, encrypted: bool) 
         raise CorruptFile(f"{where} has the wrong encryption flag for a repository that is "
                           f"{state}: its header is damaged, or it was not written by CPS",
                           path=where)
-    if kind == "pack" and hashlib.sha256(data).hexdigest() != key.rsplit("/", 1)[1][:64]:
+    if kind == "pack" and hashlib.sha256(data).digest() != naming.parse_pack(key.rsplit("/", 1)[1]):
         raise CorruptFile(f"{where} does not hash to its name: the pack is damaged", path=where)
 
 

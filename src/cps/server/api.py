@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..capture import ask_for_full
-from ..ops import check_restorable, create_point, set_keep, timelines
+from ..ops import check_restorable, set_keep, timelines
 from ..restore import Target, parse_time
 from . import mail_api, problems
 from .auth import Principal
@@ -34,7 +34,7 @@ from .jobs import Job, Progress
 from .mail_access import MailAccess
 from .metrics import CONTENT_TYPE
 from .service import Service
-from .status import database_status, with_times
+from .status import database_status, every_status, with_times
 
 MAX_BODY = 1 << 20  # bytes a request body may have
 TOO_LARGE = f"the request body is larger than {MAX_BODY} bytes"
@@ -162,7 +162,7 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/api/v1/databases")
     def databases(_who: Principal = auditor) -> list[dict[str, Any]]:
-        return [with_times(database_status(service, d.id)) for d in service.config.databases]
+        return every_status(service)
 
     @app.get("/api/v1/databases/{db_id}")
     def database(db_id: str, _who: Principal = auditor) -> dict[str, Any]:
@@ -176,11 +176,7 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     @app.post("/api/v1/databases/{db_id}/recovery-points", status_code=201)
     def recovery_point(db_id: str, body: PointRequest, who: Principal = operator) -> dict[str, Any]:
-        settings = service.settings(db_id)
-        point = create_point(settings.path, service.repository(db_id), db_id, body.name,
-                             keep=body.keep)
-        service.audit.record(who, "recovery-point", db_id, name=point.name, txn=point.txn)
-        return asdict(point)
+        return asdict(service.make_point(db_id, body.name, who, keep=body.keep))
 
     @app.patch("/api/v1/databases/{db_id}/recovery-points/{name}")
     def keep_point(db_id: str, name: str, body: KeepRequest, who: Principal = operator
@@ -219,7 +215,7 @@ def _routes(app: FastAPI, service: Service) -> None:
                     ) -> dict[str, Any]:
         job_id = service.start_prune(db_id, who.name)
         service.audit.record(who, "prune", db_id, job=job_id)
-        return _job(_found(service, job_id))
+        return _job(service.jobs.found(job_id))
 
     @app.get("/api/v1/jobs")
     def jobs(_who: Principal = auditor) -> list[dict[str, Any]]:
@@ -227,7 +223,7 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/api/v1/jobs/{job_id}")
     def job(job_id: str, _who: Principal = auditor) -> dict[str, Any]:
-        return _job(_found(service, job_id))
+        return _job(service.jobs.found(job_id))
 
     @app.delete("/api/v1/jobs/{job_id}")
     def cancel(job_id: str, who: Principal = operator) -> dict[str, Any]:
@@ -240,23 +236,12 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/api/v1/jobs/{job_id}/file")
     def job_file(job_id: str, who: Principal = operator) -> FileResponse:
-        found = _found(service, job_id)
-        path = found.made_file()
-        if found.state != "done" or path is None or not path.is_file():
-            raise HTTPException(404, f"job {job_id} has no file to download")
-        service.audit.record(who, "download", found.db_id, job=job_id, file=path.name)
+        path = service.job_file(job_id, who)
         return FileResponse(path, filename=path.name)
 
     @app.get("/metrics", response_class=Response)
     def metrics(_who: Principal = auditor) -> Response:
         return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
-
-
-def _found(service: Service, job_id: str) -> Job:
-    job = service.jobs.get(job_id)
-    if job is None:
-        raise HTTPException(404, f"no job {job_id!r}")
-    return job
 
 
 def _job(job: Job) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..durable import atomic_write, make_folders
-from ..errors import CPSError
+from ..errors import CPSError, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,14 @@ class JobRunner:
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
+
+    def found(self, job_id: str) -> Job:
+        """Job `job_id`; NotFound when there is none (any more)."""
+        job = self.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}", hint="A job is kept for keep_jobs (server "
+                           "configuration) after it ends, then forgotten with its files.")
+        return job
 
     def all(self) -> list[Job]:
         with self._lock:

@@ -136,7 +136,7 @@ def _browse_routes(app: FastAPI, mail: MailAccess, operator: Any) -> None:
              who: Principal = operator) -> dict[str, Any] | Response:
         address, path = check_address(address), folder_path(folder)
         seen, view = mail.show(who, db_id, point, address, path, selector, raw=raw)
-        return _raw(view) if raw else {"point": seen, "message": view.as_dict()}
+        return message_download(view) if raw else {"point": seen, "message": view.as_dict()}
 
 
 def _search_routes(app: FastAPI, mail: MailAccess, operator: Any) -> None:
@@ -181,7 +181,7 @@ def _job_routes(app: FastAPI, mail: MailAccess, operator: Any) -> None:
         return _accepted(job, file=f"/api/v1/jobs/{job.id}/file")
 
 
-def _raw(view: MessageView) -> Response:
+def message_download(view: MessageView) -> Response:
     """A message's bytes as a download, never as a page a browser would render."""
     return Response(view.raw, media_type="message/rfc822", headers={
         "Content-Disposition": f'attachment; filename="{view.message.uid}.eml"',

@@ -19,13 +19,14 @@ from pathlib import Path
 
 from ..config import Config, DatabaseSettings
 from ..durable import make_folders
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, NotFound, UsageError
+from ..ops import PointMade, create_point
 from ..repository import Repository
 from ..repository.prune import Retention, prune
 from ..store import MailDatabase
 from ..store.intake import IntakeServer, server_context
 from .audit import AuditLog
-from .auth import FailureLimit, TokenStore
+from .auth import FailureLimit, Principal, TokenStore
 from .jobs import JobRunner, Progress
 from .metrics import Metrics
 from .status import StatusCache
@@ -139,6 +140,25 @@ class Service:
             if expired:
                 logger.info("forgot %d jobs older than keep_jobs, with their files", len(expired))
             await asyncio.sleep(1.0)
+
+    def make_point(self, db_id: str, name: str | None, who: Principal, *, keep: bool = False
+                   ) -> PointMade:
+        """A recovery point of `db_id` now, in the audit log and in the status at once."""
+        point = create_point(self.settings(db_id).path, self.repository(db_id), db_id, name,
+                             keep=keep)
+        self.audit.record(who, "recovery-point", db_id, name=point.name, txn=point.txn)
+        self.status_cache.forget(db_id)
+        return point
+
+    def job_file(self, job_id: str, who: Principal) -> Path:
+        """The file job `job_id` made (an export's, a restored database), once its download by
+        `who` is in the audit log; NotFound when the job made none, or has not finished."""
+        job = self.jobs.found(job_id)
+        made = job.made_file()
+        if job.state != "done" or made is None or not made.is_file():
+            raise NotFound(f"job {job_id} has no file to download")
+        self.audit.record(who, "download", job.db_id, job=job_id, file=made.name)
+        return made
 
     def start_prune(self, db_id: str, requested_by: str) -> str:
         settings = self.settings(db_id)

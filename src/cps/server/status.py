@@ -92,6 +92,11 @@ def database_status(service: Service, db_id: str) -> dict[str, Any]:
     }
 
 
+def every_status(service: Service) -> list[dict[str, Any]]:
+    """The status of every configured database, in configuration order, with ISO times."""
+    return [with_times(database_status(service, d.id)) for d in service.config.databases]
+
+
 def with_times(status: dict[str, Any]) -> dict[str, Any]:
     """`status` with its times to come as ISO 8601 too, beside the seconds since the epoch."""
     for key in ("next_full", "next_recovery_point", "next_prune"):

@@ -22,16 +22,15 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from ...errors import UsageError
 from ...granular import RecoverRequest
-from ...ops import create_point
 from ...repository.catalog import load_catalog
 from ...restore import build_timeline, format_ms
 from ...store import SearchQuery
 from ...store.names import check_address, check_folder_name
 from ...store.transfer import Format
-from ..jobs import Job
 from ..mail_access import MailAccess
+from ..mail_api import message_download
 from ..service import Service
-from ..status import database_status, with_times
+from ..status import database_status, every_status, with_times
 from . import drawing, preview
 from .sessions import COOKIE, Session, Sessions
 
@@ -172,7 +171,7 @@ def _status_routes(app: FastAPI, console: Console) -> None:
     @app.get("/", include_in_schema=False)
     def dashboard(request: Request, session: Session = auditor) -> Response:
         return console.page(request, "dashboard.html", session=session,
-                            databases=_statuses(service), jobs=service.jobs.all()[-10:][::-1],
+                            databases=every_status(service), jobs=service.jobs.all()[-10:][::-1],
                             now=time.time())
 
     @app.get("/databases/{db_id}", include_in_schema=False)
@@ -187,7 +186,7 @@ def _status_routes(app: FastAPI, console: Console) -> None:
 
     @app.get("/jobs/{job_id}", include_in_schema=False)
     def job_page(request: Request, job_id: str, session: Session = auditor) -> Response:
-        return console.page(request, "job.html", session=session, job=_job(service, job_id))
+        return console.page(request, "job.html", session=session, job=service.jobs.found(job_id))
 
 
 def _mail_routes(app: FastAPI, console: Console) -> None:
@@ -228,9 +227,7 @@ def _mail_routes(app: FastAPI, console: Console) -> None:
                     folder: list[str] = FOLDER, session: Session = operator) -> Response:
         _seen, view = mail.show(session.principal, db_id, point, check_address(mailbox),
                                 _path(folder), str(uid), raw=True)
-        return Response(view.raw, media_type="message/rfc822", headers={
-            "Content-Disposition": f'attachment; filename="{view.message.uid}.eml"',
-            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
+        return message_download(view)
 
     @app.get("/databases/{db_id}/search", include_in_schema=False)
     def search(request: Request, db_id: str, point: str, text: str = "",
@@ -290,22 +287,13 @@ def _action_routes(app: FastAPI, console: Console) -> None:
     @app.post("/databases/{db_id}/recovery-points", include_in_schema=False)
     async def new_point(request: Request, db_id: str, session: Session = operator) -> Response:
         form = await _check_csrf(request, session)
-        settings = service.settings(db_id)
         name = str(form.get("name") or "").strip() or None
-        made = create_point(settings.path, service.repository(db_id), db_id, name)
-        service.audit.record(session.principal, "recovery-point", db_id, name=made.name,
-                             txn=made.txn)
-        service.status_cache.forget(db_id)
+        service.make_point(db_id, name, session.principal)
         return RedirectResponse(f"/databases/{db_id}", status_code=303)
 
     @app.get("/jobs/{job_id}/download", include_in_schema=False)
     def download(job_id: str, session: Session = operator) -> Response:
-        job = _job(service, job_id)
-        made = job.made_file()
-        if job.state != "done" or made is None or not made.is_file():
-            raise HTTPException(404, f"job {job_id} has no file to download")
-        service.audit.record(session.principal, "download", job.db_id, job=job_id,
-                             file=made.name)
+        made = service.job_file(job_id, session.principal)
         return FileResponse(made, filename=made.name)
 
 
@@ -334,17 +322,6 @@ def _same_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
         raise HTTPException(403, f"a form of {origin} cannot act on this console")
-
-
-def _statuses(service: Service) -> list[dict[str, Any]]:
-    return [with_times(database_status(service, d.id)) for d in service.config.databases]
-
-
-def _job(service: Service, job_id: str) -> Job:
-    job = service.jobs.get(job_id)
-    if job is None:
-        raise HTTPException(404, f"no job {job_id!r}; jobs are kept for a while after they end")
-    return job
 
 
 def _path(names: list[str]) -> tuple[str, ...]:

@@ -38,13 +38,17 @@ def preview(view: MessageView) -> Preview:
                for name in SHOWN_HEADERS for value in (parsed.get_all(name) or [])]
     text = view.text or ""
     return Preview(headers, text[:MOST_TEXT_CHARS], max(0, len(text) - MOST_TEXT_CHARS),
-                   html_part(view.raw) is not None)
+                   _html_of(parsed) is not None)
 
 
 def html_part(raw: bytes) -> str | None:
     """The message's HTML body as text, or None when it has none (or none that can be read)."""
+    return _html_of(_parse(raw))
+
+
+def _html_of(parsed: EmailMessage) -> str | None:
     try:
-        body = _parse(raw).get_body(preferencelist=("html",))
+        body = parsed.get_body(preferencelist=("html",))
         return body.get_content() if body is not None else None
     except (LookupError, ValueError, AttributeError):  # an unknown charset, a broken part
         return None
