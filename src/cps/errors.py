@@ -26,8 +26,9 @@ The hierarchy::
     │   └── NotInWalMode           not-wal       21  the database is not in WAL mode
     ├── RestoreError               restore       30  a restore cannot be carried out as asked
     │   ├── TargetNotCovered       not-covered   31  the repository does not cover the target
-    │   └── TargetDamaged          damaged       32  the files the target needs are missing or damaged,
-    │                                                or `cps verify repo` found damage
+    │   ├── TargetDamaged          damaged       32  the files the target needs are missing or damaged,
+    │   │                                            or `cps verify repo` found damage
+    │   └── StandbyError           standby       33  a standby copy cannot be replayed or promoted as asked
     └── ServerError                server        50  the CPS server cannot be reached or failed
         └── AccessDenied           access        51  the server refused the token or its role
 
@@ -202,6 +203,11 @@ class TargetDamaged(RestoreError):
     exit_status = 32
 
 
+class StandbyError(RestoreError):
+    code = "standby"
+    exit_status = 33
+
+
 class ServerError(CPSError):
     code = "server"
     exit_status = 50
@@ -238,6 +244,7 @@ ALL_ERRORS: tuple[type[CPSError], ...] = (
     RestoreError,
     TargetNotCovered,
     TargetDamaged,
+    StandbyError,
     ServerError,
     AccessDenied,
 )

@@ -16,10 +16,16 @@ else still changed the clock, so "the same content" is "no transaction committed
 
 from __future__ import annotations
 
-from ..errors import CaptureError, RepositoryError
-from ..repository import PAGE_ID_SIZE, FullRef, Repository, SegmentRef
+import logging
+from pathlib import Path
+
+from ..errors import CaptureError, CorruptFile, RepositoryError, UnsupportedFormat
+from ..repository import PAGE_ID_SIZE, Chain, FullRef, Repository, SegmentRef
+from ..repository.standby_record import PROMOTED, read_record
 from .full_backup import READ_CHUNK_PAGES, state_after_log
 from .sqlite_db import DatabaseFile
+
+logger = logging.getLogger(__name__)
 
 
 def file_is_state(repo: Repository, db_id: str, full: FullRef, log: tuple[SegmentRef, ...],
@@ -42,3 +48,25 @@ def file_is_state(repo: Repository, db_id: str, full: FullRef, log: tuple[Segmen
             if repo.page_id(page) != state.page_ids[at : at + PAGE_ID_SIZE]:
                 return False
     return True
+
+
+def promotion_reason(db_path: Path, db_id: str, chain: Chain | None) -> str | None:
+    """Why the next chain starts, when the database is a standby copy of `db_id` promoted after
+    `chain` began (its record beside it says so: repository/standby_record.py); None otherwise.
+    A promoted copy never goes on with the chain, even one it matches page for page: the primary
+    it stands in for may have committed more that was never captured, so the history forks here,
+    and the timeline should show where."""
+    try:
+        record = read_record(db_path)
+    except FileNotFoundError:
+        return None
+    except (CorruptFile, UnsupportedFormat) as exc:
+        logger.warning("the standby record beside %s cannot be read (%s): protected as any "
+                       "other database", db_path, exc.message)
+        return None
+    if record.state != PROMOTED or record.db_id != db_id or record.promoted_at is None:
+        return None
+    if chain is not None and record.promoted_at <= chain.started_at:
+        return None  # promoted before the chain began: this chain is the promoted copy's own
+    return (f"a standby copy was promoted at transaction {record.txn} of chain {record.chain} "
+            f"and is protected from {db_path.resolve()}")

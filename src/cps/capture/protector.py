@@ -38,7 +38,7 @@ from ..repository import (
 )
 from .chain_state import ChainState, load_chain_state
 from .commit_clock import CommitClock
-from .continuity import file_is_state
+from .continuity import file_is_state, promotion_reason
 from .full_backup import FullResult, FullSource
 from .full_process import FullBackupProcess
 from .full_schedule import FullSchedule
@@ -135,7 +135,9 @@ class Protector:
         state = load_chain_state(self.repo, self.db_id) if self._known() else None
         here = str(self.db_path.resolve())
         known = state.source_path if state is not None else ""
-        if known and known != here and not self.options.new_source:
+        promotion = promotion_reason(self.db_path, self.db_id,
+                                     state.chain if state is not None else None)
+        if known and known != here and not self.options.new_source and promotion is None:
             raise CaptureError(
                 f"the repository protects another database as {self.db_id!r}: {known}; this is "
                 f"{here}", hint="Protect this one under a name of its own with --db-id NAME. If "
@@ -148,9 +150,9 @@ class Protector:
         self.next_chain = state.next_chain
         moved = f"protected from a new path, {here} (was {known}): " if known != here and known \
             else ""
-        if state.chain is None:
-            self._new_chain(moved + (state.problem or "first protection of this database"),
-                            state.ending)
+        if state.chain is None or promotion is not None:
+            self._new_chain(promotion or moved + (state.problem or "first protection of this "
+                                                  "database"), state.ending)
             return
         self.chain, self.fulls.last_full = state.chain, state.last_full
         try:

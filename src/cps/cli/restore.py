@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -24,18 +25,31 @@ from .repo_options import (
     repository_argument,
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def target_options(function: F) -> F:
+    """--latest, --at, --recovery-point and --txn: one target (`parse_target`)."""
+    for option in reversed([
+        click.option("--latest", is_flag=True, help="The latest captured transaction."),
+        click.option("--at", "at_time", metavar="TIME",
+                     help="The last transaction committed at or before TIME: "
+                          "2026-11-22T18:35:01.250Z, 2026-11-22 18:35 (local time) or 15m ago."),
+        click.option("--recovery-point", "point", metavar="NAME",
+                     help="A recovery point, by name."),
+        click.option("--txn", type=int, help="A transaction number, as 'cps timeline' shows "
+                                             "them."),
+    ]):
+        function = option(function)
+    return function
+
 
 @click.command("restore")
 @repository_argument(required=False)
 @db_option()
 @click.option("--to", "output_path", required=True,
               type=NewFile(), help="The database file to write.")
-@click.option("--latest", is_flag=True, help="The latest captured transaction.")
-@click.option("--at", "at_time", metavar="TIME",
-              help="The last transaction committed at or before TIME: 2026-11-22T18:35:01.250Z, "
-                   "2026-11-22 18:35 (local time) or 15m ago.")
-@click.option("--recovery-point", "point", metavar="NAME", help="A recovery point, by name.")
-@click.option("--txn", type=int, help="A transaction number, as 'cps timeline' shows them.")
+@target_options
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--best-effort", is_flag=True,
               help="When a repository file is damaged, restore the latest point before it.")
@@ -61,7 +75,7 @@ def restore_command(repo_path: Location | None, db_id: str | None, output_path: 
       cps restore --server http://127.0.0.1:8470 --token-file ~/.cps-token --db mail01 \\
           --to old.db --at "1h ago"
     """
-    target = _target(latest, at_time, point, txn)
+    target = parse_target(latest, at_time, point, txn)
     client = connect(repo_path, server, token_file)
     if client is not None:
         with client:
@@ -134,13 +148,17 @@ def timeline_command(repo_path: Location | None, db_id: str | None, passphrase_f
     output.emit(found[0] if len(found) == 1 else found, as_json, render_timelines)
 
 
-def _target(latest: bool, at_time: str | None, point: str | None, txn: int | None) -> Target:
+def parse_target(latest: bool, at_time: str | None, point: str | None, txn: int | None, *,
+                 default: Target | None = None) -> Target:
+    """The one target given, or `default` when there is one and nothing is given."""
     given = [t for t in (
         Target("latest") if latest else None,
         Target("time", parse_time(at_time)) if at_time else None,
         Target("point", point) if point else None,
         Target("txn", txn) if txn is not None else None,
     ) if t is not None]
+    if not given and default is not None:
+        return default
     if len(given) != 1:
         raise UsageError("give exactly one of --latest, --at, --recovery-point, --txn")
     return given[0]

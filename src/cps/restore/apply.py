@@ -61,7 +61,7 @@ def restore(repo: Repository, plan: RestorePlan, output: Path, *, force: bool = 
     it does when the plan itself stops short of its target (`RestorePlan.shortfall`)."""
     refuse_existing(output, force=force)
     partial = output.with_name(output.name + ".partial")
-    _remove_database(partial)
+    remove_database(partial)
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -77,7 +77,7 @@ def restore(repo: Repository, plan: RestorePlan, output: Path, *, force: bool = 
         return replace(result, passed_over=passed,
                        damaged=_joined(plan.shortfall, result.damaged))
     except BaseException:
-        _remove_database(partial)
+        remove_database(partial)
         raise
 
 
@@ -90,7 +90,7 @@ def refuse_existing(output: Path, *, force: bool) -> None:
 
 def install_database(complete: Path, output: Path) -> None:
     """Move the complete, synced database file `complete` to `output`, durably."""
-    _remove_database(output)  # an old -wal beside the output would be replayed onto it
+    remove_database(output)  # an old -wal beside the output would be replayed onto it
     os.replace(complete, output)
     fsync_folder(output.parent)
 
@@ -100,7 +100,7 @@ def _build(repo: Repository, plan: RestorePlan, base: Base, fd: int, output: Pat
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cps-index") as pool:
         index = pool.submit(repo.page_index)  # the packs' indexes are read while the log is
         full = repo.read_full(plan.db_id, base.full)
-        log = _LogPages(fd, full)
+        log = LogPages(fd, full.page_size, full.txn, full.pages)
         _apply_log(repo, plan, base, log, best_effort, progress)
         log.finish()
         _write_full_pages(repo, full, base, index.result(), log, progress)
@@ -113,19 +113,22 @@ def _joined(*notes: str | None) -> str | None:
     return "; ".join(present) if present else None
 
 
-class _LogPages:
-    """The log applied up to the target: the newest image of each page it wrote, held until
-    written out (early, when they would take more than LOG_HELD_BYTES), every page number it
-    wrote, and where it ended."""
+class LogPages:
+    """The log applied to a database file from a state (`txn`, `db_pages`) on: the newest image
+    of each page it wrote, held until written out (early, when they would take more than
+    LOG_HELD_BYTES), every page number it wrote, and where it ended. `before_write(txn)` is
+    called before pages of transactions up to `txn` are written into the file."""
 
-    def __init__(self, fd: int, full: FullBackup) -> None:
+    def __init__(self, fd: int, page_size: int, txn: int, db_pages: int,
+                 before_write: Callable[[int], None] | None = None) -> None:
         self.fd = fd
-        self.page_size = full.page_size
+        self.page_size = page_size
         self.newest: dict[int, bytes] = {}
         self.written: set[int] = set()
-        self.txn, self.db_pages = full.txn, full.pages
+        self.txn, self.db_pages = txn, db_pages
         self.txn_time: int | None = None
         self.damaged: str | None = None
+        self.before_write = before_write
 
     def apply(self, transaction: Transaction) -> None:
         """Apply the transaction that follows the last one applied."""
@@ -142,6 +145,8 @@ class _LogPages:
 
     def write_out(self, numbers: list[int]) -> None:
         """Write the held pages `numbers`, and hold none any more."""
+        if self.before_write is not None and self.newest:
+            self.before_write(self.txn)
         numbers.sort()
         _write_pages(self.fd, self.page_size, np.array(numbers, np.int64),
                      [self.newest[n] for n in numbers])
@@ -149,7 +154,7 @@ class _LogPages:
         self.newest.clear()
 
 
-def _apply_log(repo: Repository, plan: RestorePlan, base: Base, log: _LogPages,
+def _apply_log(repo: Repository, plan: RestorePlan, base: Base, log: LogPages,
                best_effort: bool, progress: Progress) -> None:
     first = reported = log.txn
     total = max(1, plan.last_txn - first)
@@ -168,7 +173,7 @@ def _apply_log(repo: Repository, plan: RestorePlan, base: Base, log: _LogPages,
 
 
 def _write_full_pages(repo: Repository, full: FullBackup, base: Base,
-                      index: PageIndex, log: _LogPages, progress: Progress) -> None:
+                      index: PageIndex, log: LogPages, progress: Progress) -> None:
     """The full backup's pages within the target's size that the log did not write."""
     needed_by = (f"the full backup {repo.full_name(base.full)} "
                  f"(transaction {full.txn}, {format_ms(full.taken_at)})")
@@ -213,11 +218,11 @@ def _sync_and_check(fd: int, path: Path) -> None:
     a large database, neither needs the other, and the file counts only when both succeed."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cps-fsync") as pool:
         synced = pool.submit(os.fsync, fd)
-        _check(path)
+        check_database(path)
         synced.result()
 
 
-def _check(path: Path) -> None:
+def check_database(path: Path) -> None:
     uri = f"file:{quote(str(path.resolve()))}?immutable=1"
     connection = sqlite3.connect(uri, uri=True)
     try:
@@ -235,7 +240,7 @@ def _check(path: Path) -> None:
                            hint="Run 'cps verify repo --read-all' on the repository and report this.")
 
 
-def _remove_database(path: Path) -> None:
+def remove_database(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             Path(f"{path}{suffix}").unlink()

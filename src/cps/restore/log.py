@@ -32,15 +32,17 @@ class LogUnreadable(TargetDamaged):
         self.segment = segment
 
 
-def read_log(repo: Repository, plan: RestorePlan, base: Base) -> Generator[Transaction, None, None]:
-    """The transactions after `base`'s full backup, in order, up to the plan's end: its last
+def read_log(repo: Repository, plan: RestorePlan, base: Base, *, after: int | None = None
+             ) -> Generator[Transaction, None, None]:
+    """The transactions after `base`'s full backup (or after transaction `after`, which a copy
+    already holds: a standby's), in order, up to the plan's end: its last
     transaction, and for a time, the last one committed at or before it. The first transaction
     past the end ends the log, so what is yielded is always an unbroken run from the full backup
     on, even if a clock stepped back inside it. Segments are read a few ahead of the caller
     (`Repository.read_segments`: a few decoded segments in memory at most); LogUnreadable, after
     the transactions before it, when one cannot be read, when one does not follow on from the
     one before, or when the log ends before the plan's end, never for one past the end."""
-    txn = base.full.txn
+    txn = base.full.txn if after is None else after
     with contextlib.closing(repo.read_segments(plan.db_id, base.segments)) as segments:
         for ref in base.segments:
             try:
