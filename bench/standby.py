@@ -1,7 +1,7 @@
 """Standby benchmark: how closely a standby copy follows a protected database, what replay costs,
 and how long a promotion takes.
 
-    .venv/bin/python bench/standby.py replay [--count N] [--rounds N] [--interval 1s]
+    .venv/bin/python bench/standby.py replay [--count N] [--rounds N] [--interval 500ms]
     .venv/bin/python bench/standby.py promote [--repo DIR] [--rounds N]
 
 * replay: `cps protect` (sync interval 1s) on an empty database while bench/writer.py delivers
@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("part", choices=("replay", "promote"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=100_000)
-    parser.add_argument("--interval", default="1s")
+    parser.add_argument("--interval", default="500ms")
     parser.add_argument("--repo", type=Path, default=DEFAULT_REPO)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cps-bench-standby-") as folder:

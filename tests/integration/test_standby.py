@@ -142,6 +142,8 @@ def test_failover_under_load_promotes_resumes_delivery_and_protection(tmp_path: 
             first = status(copy)["txn"]
             wait_until(lambda: status(copy)["txn"] > first + 20, "the standby to replay the load")
             assert status(copy)["health"] == "ok"
+            second = standby("run", copy, check=False)  # one replayer per copy
+            assert second.returncode == 13 and b"locked by another process" in second.stderr
         finally:
             writer.kill()  # the mail host dies: its database is destroyed
             writer.communicate()

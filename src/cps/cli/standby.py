@@ -34,7 +34,7 @@ from .signals import stop_on_signals
 
 _COPY = click.argument("copy", metavar="PATH",
                        type=click.Path(dir_okay=False, path_type=Path))
-_INTERVAL = click.option("--interval", default="1s", show_default=True,
+_INTERVAL = click.option("--interval", default="500ms", show_default=True,
                          help="How often to look for new log in the repository.")
 _ONCE = click.option("--once", is_flag=True, help="Replay one round, then stop.")
 
@@ -116,6 +116,12 @@ def status_command(copy: Path, as_json: bool) -> None:
 
     Exit status 0 whatever the health; scripts read `health` from --json: ok, waiting, stopped,
     stale, failing or promoted.
+
+    Examples:
+
+    \b
+      cps standby status /standby/mail01.db
+      cps standby status /standby/mail01.db --json
     """
     output.emit(standby_status(copy), as_json, _render_status)
 

@@ -5,8 +5,9 @@ re-exported here) with a pure planner (`plan.py`); waits for a running protector
 just past what it has made durable (`resolve.py`); parses targets (`targets.py`); reads a plan's
 log up to its end (`log.py`, shared with granular recovery so that both apply exactly the same
 transactions); picks the nearest full backup that can be read (`bases.py`); carries a plan out
-carefully into a new file (`apply.py`); and builds the timeline (`timeline.py`). It reads the
-repository and never imports capture.
+carefully into a new file (`apply.py`); builds the timeline (`timeline.py`); and keeps a standby
+copy replayed from the repository, promoted on demand (`standby.py`). It reads the repository and
+never imports capture.
 """
 
 from ..repository.catalog import Catalog, ChainView, Hole, Span, load_catalog

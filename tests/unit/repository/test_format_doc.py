@@ -31,6 +31,7 @@ from cps.repository import (
     packs,
 )
 from cps.repository.format import read_file
+from cps.repository.standby_record import StandbyRecord
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "repository-format.md"
 LAYOUT_COLUMNS = ["Offset", "Size", "Type", "Endianness", "Meaning"]
@@ -187,7 +188,8 @@ def json_fields(kind: str) -> set[str]:
 
 
 @pytest.mark.parametrize("kind, record", [("database", DatabaseInfo), ("chain", Chain),
-                                          ("point", RecoveryPoint), ("pruned", PrunedRange)])
+                                          ("point", RecoveryPoint), ("pruned", PrunedRange),
+                                          ("standby", StandbyRecord)])
 def test_json_fields_of_records_match_the_model(kind: str, record: type) -> None:
     assert json_fields(kind) == {f.name for f in dataclasses.fields(record)}
 
