@@ -184,6 +184,9 @@ def test_promote_refuses_damaged_log_and_leaves_a_sound_standby(tmp_path: Path) 
         protector.stop()
     segments = sorted((repo / "databases" / "mail").rglob("*.seg"))
     _flip_a_byte(segments[-1])
+    standby("run", copy, "--once")
+    shown = status(copy)
+    assert shown["health"] == "failing" and "cannot be read" in shown["problem"]
     refused = standby("promote", copy, check=False)
     assert refused.returncode == 32, refused.stderr
     assert b"cannot be played forward" in refused.stderr

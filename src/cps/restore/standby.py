@@ -101,10 +101,18 @@ def replay(repo: Repository, copy: Path, now_ms: int) -> Round:
     record = open_record(copy)
     _refuse_promoted(copy, record)
     catalog = load_catalog(repo, record.db_id)
-    plan = _lagged_plan(catalog, record, now_ms)
+    target = _lagged_target(catalog, record, now_ms)
+    plan = _plan(catalog, record, target)
     if plan is None:
         return Round(_seen(copy, record, catalog, now_ms, problem=""), 0, None)
-    return _bring_to(repo, copy, record, catalog, plan, now_ms, backwards=False)
+    done = _bring_to(repo, copy, record, catalog, plan, now_ms, backwards=False)
+    if plan.shortfall and target.kind == "latest" and not done.record.problem:
+        # The latest state is not restorable (a damaged or missing file): the copy stays at the
+        # last one before it, and says why.
+        noted = replace(done.record, problem=plan.shortfall)
+        write_record(copy, noted)
+        return replace(done, record=noted)
+    return done
 
 
 def promote(repo: Repository, copy: Path, catalog: Catalog, plan: RestorePlan, now_ms: int
@@ -130,15 +138,18 @@ def promote(repo: Repository, copy: Path, catalog: Catalog, plan: RestorePlan, n
 # Planning
 
 
-def _lagged_plan(catalog: Catalog, record: StandbyRecord, now_ms: int) -> RestorePlan | None:
-    """The plan of the newest state the lag allows (None when nothing is old enough yet), and
-    for a copy left part-way, at least to the transaction its pages may have reached."""
-    if not catalog.spans:
-        return None
+def _lagged_target(catalog: Catalog, record: StandbyRecord, now_ms: int) -> Target:
+    """The newest state the lag allows: the latest, or the state at the lag's cut-off."""
     cutoff = now_ms - record.lag_ms
-    latest_end = max(s.end_time for s in catalog.spans)
-    target = Target("latest") if record.lag_ms == 0 or cutoff >= latest_end else \
+    latest_end = max((s.end_time for s in catalog.spans), default=0)
+    return Target("latest") if record.lag_ms == 0 or cutoff >= latest_end else \
         Target("time", cutoff)
+
+
+def _plan(catalog: Catalog, record: StandbyRecord, target: Target) -> RestorePlan | None:
+    """The plan of `target` (the latest state before it the repository proves), None when the
+    repository proves none yet; for a copy left part-way, at least to the transaction its pages
+    may have reached."""
     try:
         plan = plan_restore(catalog, target, best_effort=True)
     except (TargetNotCovered, TargetDamaged):
@@ -251,8 +262,12 @@ def _seed(repo: Repository, copy: Path, record: StandbyRecord, catalog: Catalog,
     docstring for the order)."""
     seeding = copy.with_name(copy.name + SEEDING_SUFFIX)
     result = restore(repo, plan, seeding, force=True, best_effort=True)
+    # A copy at a full backup with no log after it: its state was current when the full backup
+    # was taken, which is the latest its transaction can have committed.
+    txn_time = result.txn_time or next(
+        (b.full.taken_at for b in plan.bases if b.full.txn == result.txn), None)
     seeded = replace(record, state=SEEDING, chain=result.chain, txn=result.txn,
-                     txn_time=result.txn_time, db_pages=result.pages,
+                     txn_time=txn_time, db_pages=result.pages,
                      page_size=_page_size(seeding), dirty_through=0, seeds=record.seeds + 1,
                      seed_reason=why)
     write_record(copy, seeded)
