@@ -31,6 +31,7 @@ COMMANDS = {
     "server": "server:server_group",
     "quickstart": "quickstart:quickstart_command",
     "verify": "verify:verify_group",
+    "drill": "drill:drill_command",
 }
 
 

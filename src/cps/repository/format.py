@@ -56,6 +56,7 @@ KIND_MAGIC: dict[str, bytes] = {
     "pack": b"CPSPACK\x00",
     "status": b"CPSSTAT\x00",
     "pruned": b"CPSPRUNE",
+    "drill": b"CPSDRILL",
 }
 
 HEADER = struct.Struct("<8sHHI")
