@@ -76,14 +76,17 @@ class DrillReport:
         return None if self.passed else TODO.format(repo=self.repository, db=self.db_id)
 
     def to_json(self) -> dict[str, Any]:
-        record = self.record
-        return {"db_id": self.db_id, "repository": self.repository, "drill_id": record.drill_id,
-                "passed": record.passed, "seed": record.seed,
-                "started_at": format_ms(record.started_at), "ended_at": format_ms(record.ended_at),
-                "points": [{"target": p.target, "chosen": p.chosen, "txn": p.txn,
-                            "passed": p.problem is None, "problem": p.problem}
-                           for p in record.points],
+        return {"db_id": self.db_id, "repository": self.repository, **drill_json(self.record),
                 "record_path": self.record_path, "todo": self.todo}
+
+
+def drill_json(record: DrillRecord) -> dict[str, Any]:
+    """A drill record as `cps drill --json` and the API show it."""
+    return {"drill_id": record.drill_id, "passed": record.passed, "seed": record.seed,
+            "started_at": format_ms(record.started_at), "ended_at": format_ms(record.ended_at),
+            "points": [{"target": p.target, "chosen": p.chosen, "txn": p.txn,
+                        "passed": p.problem is None, "problem": p.problem}
+                       for p in record.points]}
 
 
 def drill(repo: Repository, db_id: str, options: DrillOptions = DrillOptions(), *,
