@@ -23,6 +23,7 @@ from cps.repository.prune import KEEP_DRILLS, Retention, prune
 from cps.store import MailDatabase
 from tests.conftest import run_cps
 from tests.fixtures.make_repos import flip, segment_of
+from tests.integration.intake_helpers import message
 from tests.integration.protect_helpers import (
     QUICK,
     Oracle,
@@ -39,10 +40,11 @@ from tests.integration.server_run import (
     finished,
     make_site,
     poll,
-    protecting as server_protecting,
     running,
 )
-from tests.integration.intake_helpers import message
+from tests.integration.server_run import (
+    protecting as server_protecting,
+)
 
 PASSPHRASE = "drill passphrase"
 SEED = "11"
