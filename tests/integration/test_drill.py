@@ -20,18 +20,14 @@ import pytest
 from cps.repository import DrilledPoint, DrillRecord, Repository
 from cps.repository.format import FLAG_ENCRYPTED, HEADER
 from cps.repository.prune import KEEP_DRILLS, Retention, prune
-from cps.store import MailDatabase
 from tests.conftest import run_cps
 from tests.fixtures.make_repos import flip, segment_of
 from tests.integration.intake_helpers import message
 from tests.integration.protect_helpers import (
-    QUICK,
     Oracle,
-    create_point,
-    new_store,
-    points_across_fulls,
-    protecting,
-    workload,
+    protected_encrypted,
+    protected_history,
+    timeline,
 )
 from tests.integration.server_run import (
     answer,
@@ -54,11 +50,7 @@ SEED = "11"
 def history(tmp_path_factory: pytest.TempPathFactory) -> Oracle:
     """A mail database protected through two full backups, with three recovery points p0..p2
     and their reference copies; the protector stopped."""
-    folder = tmp_path_factory.mktemp("history")
-    db, repo = folder / "mail.db", folder / "repo"
-    new_store(db, repo)
-    return points_across_fulls(Oracle(db, repo, folder), steps=3, seed=20261207,
-                               second_full_after=0)
+    return protected_history(tmp_path_factory.mktemp("history"))
 
 
 @pytest.fixture
@@ -75,11 +67,6 @@ def drill(repo: Path, *options: str) -> tuple[subprocess.CompletedProcess[bytes]
 def text(*args: str | Path) -> str:
     """What `cps ARGS` prints for people, whatever its exit status."""
     return run_cps(*args, check=False).stdout.decode()
-
-
-def timeline(repo: Path) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads(run_cps("timeline", repo, "--json").stdout)
-    return found
 
 
 def records(repo: Path) -> list[DrillRecord]:
@@ -194,15 +181,9 @@ def test_the_records_are_checked_copied_and_pruned_to_the_newest(repo: Path, tmp
 
 def test_an_encrypted_repository_drills_and_keeps_its_record_encrypted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db, repo = tmp_path / "mail.db", tmp_path / "repo"
-    with MailDatabase.create(db) as database:
-        database.create_mailbox("alice@example.com", "Alice")
-    Repository.init(repo, passphrase=PASSPHRASE)
+    repo = tmp_path / "repo"
+    txn = protected_encrypted(tmp_path, PASSPHRASE, "encrypted")
     monkeypatch.setenv("CPS_PASSPHRASE", PASSPHRASE)
-    with protecting(db, repo, *QUICK) as protector:
-        workload(db, ops=30, seed=5)
-        txn = create_point(db, repo, "encrypted")
-        protector.stop()
 
     done, report = drill(repo, "--points", "2")
 
