@@ -41,6 +41,7 @@ from tests.integration.server_run import (
 from tests.integration.server_run import (
     protecting as server_protecting,
 )
+from tests.mounts import read_only_view
 
 PASSPHRASE = "drill passphrase"
 SEED = "11"
@@ -230,3 +231,15 @@ def test_the_server_drills_on_its_schedule_and_through_its_api(tmp_path: Path) -
         assert state["last_drill"]["passed"] and state["next_drill"] is not None
         server.stop()
     assert "Traceback" not in server.log()
+
+
+def test_a_read_only_repository_drills_without_a_record(repo: Path, tmp_path: Path) -> None:
+    before = sorted(p.relative_to(repo) for p in repo.rglob("*"))
+    with read_only_view(repo, tmp_path / "view") as view:
+        unrecorded = run_cps("drill", view, "--no-record")
+        refused = run_cps("drill", view, check=False)
+    assert b"drill passed" in unrecorded.stdout and b"not recorded (--no-record)" in unrecorded.stdout
+    assert refused.returncode == 40
+    assert b"the drill of mail passed, but cannot be recorded" in refused.stderr
+    assert b"--no-record" in refused.stderr
+    assert sorted(p.relative_to(repo) for p in repo.rglob("*")) == before

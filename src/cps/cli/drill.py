@@ -12,6 +12,7 @@ from ..verify import DrillOptions, DrillReport, drill
 from ..verify.drill import RANDOM_POINTS
 from . import output
 from .output import counted, emit
+from .progress import progress_reporter
 from .repo_options import (
     db_option,
     open_repository,
@@ -34,11 +35,14 @@ from .repo_options import (
 @click.option("--work-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Where the restored databases are written, one at a time, and deleted once "
                    "checked (a temporary folder of the system without it).")
+@click.option("--no-record", is_flag=True,
+              help="Do not record the drill in the repository (one that cannot be written, such "
+                   "as a read-only mount of an off-site copy).")
 @passphrase_file_option
 @output.json_option
 def drill_command(repo_path: Location, db_id: str | None, random_points: int, window: str,
-                  seed: int | None, work_dir: Path | None, passphrase_file: Path | None,
-                  as_json: bool) -> None:
+                  seed: int | None, work_dir: Path | None, no_record: bool,
+                  passphrase_file: Path | None, as_json: bool) -> None:
     """Prove that backups restore: restore random transactions, every recovery point of the
     window and the latest state, each into a temporary file, check each with cps verify store,
     and record the result in the repository (cps timeline shows the last drill). Exit status 0:
@@ -51,11 +55,14 @@ def drill_command(repo_path: Location, db_id: str | None, random_points: int, wi
       cps drill /backup/cps
       cps drill /backup/cps --db mail01 --points 10 --window 30d
       cps drill s3://backups/cps --seed 7 --work-dir /var/tmp --json
+      cps drill /mnt/offsite/cps --no-record
     """
     repo = open_repository(repo_path, passphrase_file)
-    options = DrillOptions(random_points, parse_duration(window), seed)
+    options = DrillOptions(random_points, parse_duration(window), seed, record=not no_record)
     names = [pick_database(repo, db_id)] if db_id else [d.db_id for d in repo.databases()]
-    reports = [drill(repo, name, options, work_dir=work_dir) for name in names]
+    with progress_reporter(enabled=not as_json) as progress:
+        reports = [drill(repo, name, options, work_dir=work_dir, progress=progress)
+                   for name in names]
     data = [r.to_json() for r in reports]
     emit(data[0] if len(data) == 1 else data, as_json,
          lambda _data: "\n\n".join(_render(r) for r in reports))
@@ -80,5 +87,6 @@ def _render(report: DrillReport) -> str:
             lines.append(f"       {point.problem}")
     if report.todo:
         lines.append(f"  {report.todo}")
-    lines.append(f"  recorded in {report.record_path}")
+    lines.append(f"  recorded in {report.record_path}" if report.record_path else
+                 "  not recorded (--no-record)")
     return "\n".join(lines)

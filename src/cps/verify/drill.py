@@ -10,7 +10,9 @@ one aimed at. A point fails when its restore refuses, its restored file has find
 another transaction; the drill fails when any point does, and says for each why and what to do.
 
 The drill is recorded in the repository (`Repository.write_drill`), passed or failed, so that
-the timeline and the server's metrics show when the backups were last proven to restore. Each
+the timeline and the server's metrics show when the backups were last proven to restore; a drill
+of a repository that cannot be written (a read-only mount of an off-site copy) is told not to
+record. Each
 restored file is deleted once checked, and the folder with it: a drill needs the space of one
 restored database at a time.
 """
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import CPSError
+from ..errors import CPSError, FileSystemError
 from ..repository import DrilledPoint, DrillRecord, Repository
 from ..repository.catalog import Catalog, Span, load_catalog
 from ..restore import Target, format_ms, resolve, restore
@@ -47,6 +49,7 @@ class DrillOptions:
     random_points: int = RANDOM_POINTS
     window: float = WINDOW_SECONDS  # seconds back from now: every recovery point made since
     seed: int | None = None  # None: a new one, recorded, so the drill can be repeated
+    record: bool = True  # write the drill's record into the repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ class DrillReport:
     db_id: str
     repository: str
     record: DrillRecord
-    record_path: str  # where the record was written (Storage.describe)
+    record_path: str | None  # where the record was written (Storage.describe), if it was
 
     @property
     def passed(self) -> bool:
@@ -109,8 +112,21 @@ def drill(repo: Repository, db_id: str, options: DrillOptions = DrillOptions(), 
         shutil.rmtree(folder, ignore_errors=True)
     record = DrillRecord(uuid.uuid4().hex[:16], int(started * 1000), int(time.time() * 1000),
                          seed, all(p.problem is None for p in points), tuple(points))
-    key = repo.write_drill(db_id, record)
-    return DrillReport(db_id, repo.describe(), record, repo.storage.describe(key))
+    return DrillReport(db_id, repo.describe(), record,
+                       _recorded(repo, db_id, record) if options.record else None)
+
+
+def _recorded(repo: Repository, db_id: str, record: DrillRecord) -> str:
+    """Write `record` into `repo`; where it went. A repository that cannot be written fails
+    the drill's command with the verdict said, and how to drill without a record."""
+    try:
+        return repo.storage.describe(repo.write_drill(db_id, record))
+    except OSError as exc:
+        verdict = "passed" if record.passed else f"failed ({len(record.failed)} points)"
+        failed = FileSystemError.from_os_error(exc, kept=(
+            f"The drill {verdict}; drill a repository that cannot be written with --no-record."))
+        raise FileSystemError(f"the drill of {db_id} {verdict}, but cannot be recorded: "
+                              f"{failed.message}", hint=failed.hint) from exc
 
 
 def choose(catalog: Catalog, random_points: int, window_start: int, seed: int) -> list[Aim]:
