@@ -26,7 +26,7 @@ from cps.repository import Repository
 from cps.restore import Target
 from cps.verify import DrillOptions, check_store, drill
 
-DB_ID = "mail"
+DB_ID = "bench"  # as bench/granular.py names it
 POINTS = 2  # one random transaction and the latest state
 
 
