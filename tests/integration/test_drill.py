@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,20 @@ def test_the_server_drills_on_its_schedule_and_through_its_api(tmp_path: Path) -
         assert state["last_drill"]["passed"] and state["next_drill"] is not None
         server.stop()
     assert "Traceback" not in server.log()
+
+
+def test_a_restarted_server_drills_drill_every_after_the_last_recorded_drill(tmp_path: Path
+                                                                            ) -> None:
+    site = make_site(tmp_path, {"mail": ["alice@example.com"]}, drill_every="1h")
+    with running(site) as server, server.client("operator") as api:
+        server_protecting(api, "mail")
+        assert answer(api.get("/api/v1/databases/mail"), 200)["next_drill"] > time.time() + 3000
+        job = finished(api, answer(api.post("/api/v1/databases/mail/drills"), 202))
+        assert job["state"] == "done", job
+    [(_key, record)] = Repository.open(site.repo).drills("mail")[0]
+    with running(site) as server, server.client("auditor") as auditor:
+        state = answer(auditor.get("/api/v1/databases/mail"), 200)
+    assert state["next_drill"] == record.started_at / 1000 + 3600
 
 
 def test_a_read_only_repository_drills_without_a_record(repo: Path, tmp_path: Path) -> None:

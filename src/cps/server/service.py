@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..config import Config, DatabaseSettings
 from ..durable import make_folders
-from ..errors import ConfigError, NotFound, UsageError
+from ..errors import ConfigError, CPSError, NotFound, UsageError
 from ..ops import PointMade, create_point
 from ..repository import Repository
 from ..repository.prune import Retention, prune
@@ -89,6 +89,7 @@ class Service:
         self.intake = self._intake()
         if self.intake is not None:
             await self.intake.start()
+        await self._first_due()
         self._schedule = asyncio.create_task(self._schedules())
 
     async def stop(self) -> None:
@@ -124,24 +125,35 @@ class Service:
 
     # Retention and restore drills
 
-    async def _schedules(self) -> None:
-        """Each database's retention, every `prune_every`, and restore drill, every
-        `drill_every`, as jobs; and the forgetting of jobs older than `keep_jobs` with their
-        files."""
+    def _scheduled(self) -> list[tuple[dict[str, float], Callable[[DatabaseSettings], float | None],
+                                       Callable[[str, str], str]]]:
+        """What runs on a schedule: when each database's next run is due, its interval, and
+        what starts it."""
+        return [(self.next_prune, lambda s: s.prune_every, self.start_prune),
+                (self.next_drill, lambda s: s.drill_every, self.start_drill)]
+
+    async def _first_due(self) -> None:
+        """Retention is first due `prune_every` after the start; a drill `drill_every` after the
+        last one the repository records (whoever ran it), so that a server restarted more often
+        than that still drills, and after the start when there is none."""
         now = time.time()
-        schedules: list[tuple[dict[str, float], Callable[[DatabaseSettings], float | None],
-                              Callable[[str, str], str]]] = [
-            (self.next_prune, lambda s: s.prune_every, self.start_prune),
-            (self.next_drill, lambda s: s.drill_every, self.start_drill),
-        ]
-        for due_at, every, _start in schedules:
+        for due_at, every, _start in self._scheduled():
             for settings in self.config.databases:
                 interval = every(settings)
                 if interval is not None:
                     due_at[settings.id] = now + interval
+        for db_id, due in list(self.next_drill.items()):
+            last = await asyncio.to_thread(self._last_drill, db_id)
+            if last is not None:
+                self.next_drill[db_id] = min(due, last + (self.settings(db_id).drill_every or 0))
+
+    async def _schedules(self) -> None:
+        """Each database's retention, every `prune_every`, and restore drill, every
+        `drill_every`, as jobs; and the forgetting of jobs older than `keep_jobs` with their
+        files."""
         while True:
             now = time.time()
-            for due_at, every, start in schedules:
+            for due_at, every, start in self._scheduled():
                 for db_id, due in list(due_at.items()):
                     if due <= now:
                         interval = every(self.settings(db_id))
@@ -203,6 +215,15 @@ class Service:
 
         params = {"points": options.random_points, "window": options.window, "seed": seed}
         return self.jobs.submit("drill", db_id, requested_by, params, work).id
+
+    def _last_drill(self, db_id: str) -> float | None:
+        """When the last drill of `db_id` the repository records started, in seconds."""
+        try:
+            records, _unreadable = self.repository(db_id).drills(db_id)
+        except CPSError as error:
+            logger.warning("cannot read the drill records of %s: %s", db_id, error.message)
+            return None
+        return records[-1][1].started_at / 1000 if records else None
 
 
 class _UnknownDatabase(UsageError):
