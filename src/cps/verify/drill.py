@@ -93,10 +93,9 @@ def drill_json(record: DrillRecord) -> dict[str, Any]:
 
 
 def drill(repo: Repository, db_id: str, options: DrillOptions = DrillOptions(), *,
-          work_dir: Path | None = None, progress: Progress | None = None,
-          now: float | None = None) -> DrillReport:
+          work_dir: Path | None = None, progress: Progress | None = None) -> DrillReport:
     """Drill `db_id` of `repo` (see the module docstring) and record the result there."""
-    started = time.time() if now is None else now
+    started = time.time()
     seed = options.seed if options.seed is not None else secrets.randbits(32)
     aims = choose(load_catalog(repo, db_id), options.random_points,
                   int((started - options.window) * 1000), seed)
@@ -124,7 +123,8 @@ def _recorded(repo: Repository, db_id: str, record: DrillRecord) -> str:
     except OSError as exc:
         verdict = "passed" if record.passed else f"failed ({len(record.failed)} points)"
         failed = FileSystemError.from_os_error(exc, kept=(
-            f"The drill {verdict}; drill a repository that cannot be written with --no-record."))
+            f"The drill {verdict}; drill a repository that cannot be written with cps drill "
+            "--no-record."))
         raise FileSystemError(f"the drill of {db_id} {verdict}, but cannot be recorded: "
                               f"{failed.message}", hint=failed.hint) from exc
 
