@@ -28,7 +28,7 @@ ALLOWED = {
     "capture": {"repository"},
     "restore": {"repository"},
     "granular": {"store", "repository", "restore"},
-    "verify": {"store", "repository"},
+    "verify": {"store", "repository", "restore"},
     "ops": {"store", "repository", "capture", "restore", "granular"},
     "client": set(),
 }

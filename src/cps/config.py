@@ -209,6 +209,9 @@ class DatabaseSettings:
     keep_within: float
     keep_daily: int
     keep_weekly: int
+    drill_every: float | None
+    drill_points: int
+    drill_window: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +328,10 @@ DATABASE_KEYS: dict[str, Key] = {
     "keep_within": Key(_text(parse_duration), "7d", "every point in time this far back"),
     "keep_daily": Key(_integer, 30, "the last full backup or point of this many days"),
     "keep_weekly": Key(_integer, 12, "and of this many weeks"),
+    "drill_every": Key(_text(parse_duration_or_off), "1d", "interval of restore drills, or 'off'"),
+    "drill_points": Key(_integer, 3, "transactions a drill restores at random"),
+    "drill_window": Key(_text(parse_duration), "1d",
+                        "a drill restores every recovery point made this far back"),
 }
 S3_KEYS = ("s3_endpoint_url", "s3_region", "s3_profile")  # folded into `repository`
 DATABASE_OWN_KEYS: dict[str, Key] = {

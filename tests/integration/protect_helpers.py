@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from cps.config import Location
 from cps.repository import Repository
 from cps.store import MailDatabase
@@ -531,6 +533,32 @@ def points_across_fulls(oracle: Oracle, *, steps: int, seed: int, second_full_af
                 protector.wait_for("full-backup", count=2)
         protector.stop()
     return oracle
+
+
+def protected_history(tmp_path: Path) -> Oracle:
+    """A mail database protected into `tmp_path`/repo through two full backups, with three
+    recovery points, each with its reference copy; the protector stopped."""
+    db, repo = tmp_path / "mail.db", tmp_path / "repo"
+    new_store(db, repo)
+    return points_across_fulls(Oracle(db, repo, tmp_path), steps=3, seed=20261207,
+                               second_full_after=0)
+
+
+def protected_encrypted(folder: Path, passphrase: str, point: str) -> int:
+    """`folder`/mail.db, with one mailbox, protected into `folder`/repo, encrypted with
+    `passphrase`, through a workload and the recovery point `point`; the point's transaction.
+    The protector is stopped."""
+    db, repo = folder / "mail.db", folder / "repo"
+    with MailDatabase.create(db) as database:
+        database.create_mailbox("alice@example.com", "Alice")
+    Repository.init(repo, passphrase=passphrase)
+    with pytest.MonkeyPatch.context() as patch:  # the passphrase for every process it starts
+        patch.setenv("CPS_PASSPHRASE", passphrase)
+        with protecting(db, repo, *QUICK) as protector:
+            workload(db, ops=20, seed=3)
+            txn = create_point(db, repo, point)
+            protector.stop()
+    return txn
 
 
 def assert_same(reference: Reference, restored: Path, what: str) -> None:

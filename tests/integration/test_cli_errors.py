@@ -81,6 +81,7 @@ POINT: dict[str, Value] = {"words": (REPO,), "latest": True}
 # whose options exclude each other has one line per choice.
 INVOCATIONS: dict[str, list[dict[str, Value]]] = {
     "cps browse": [POINT],
+    "cps drill": [{"repo_path": REPO}],
     "cps diff": [{"words": (REPO,), "from_point": "latest", "to_point": "latest"},
                  {"words": (REPO,), "from_point": "latest", "live_db": DB}],
     "cps protect": [{"db": DB, "repo_path": REPO}],

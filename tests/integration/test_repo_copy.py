@@ -25,10 +25,8 @@ from tests.conftest import CPS, run_cps
 from tests.integration.protect_helpers import (
     DEADLINE_SECONDS,
     QUICK,
-    Oracle,
-    create_point,
-    new_store,
-    points_across_fulls,
+    protected_encrypted,
+    protected_history,
     protecting,
     restore,
     wait_until,
@@ -48,15 +46,6 @@ def files_of(location: Location) -> dict[str, bytes]:
     storage = open_storage(location)
     return {e.name: storage.get(e.name) for e in storage.list("", recursive=True)
             if key_kind(e.name) is not None}
-
-
-def protected_history(tmp_path: Path) -> Oracle:
-    """A mail database protected into `tmp_path`/repo through two full backups, with three
-    recovery points, each with its reference copy; the protector stopped."""
-    db, repo = tmp_path / "mail.db", tmp_path / "repo"
-    new_store(db, repo)
-    return points_across_fulls(Oracle(db, repo, tmp_path), steps=3, seed=20261207,
-                               second_full_after=0)
 
 
 def test_a_copy_to_a_bucket_and_back_restores_what_the_original_restores(
@@ -104,16 +93,8 @@ def test_a_copy_brings_an_earlier_copy_up_to_date(tmp_path: Path) -> None:
 def test_an_encrypted_repository_is_copied_as_stored_without_its_passphrase(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     passphrase = "correct horse battery staple"
-    db, repo = tmp_path / "mail.db", tmp_path / "repo"
-    with MailDatabase.create(db) as database:
-        database.create_mailbox("alice@example.com", "Alice")
-    Repository.init(repo, passphrase=passphrase)
-    monkeypatch.setenv("CPS_PASSPHRASE", passphrase)
-    with protecting(db, repo, *QUICK) as protector:
-        workload(db, ops=20, seed=3)
-        create_point(db, repo, "encrypted")
-        protector.stop()
-    monkeypatch.delenv("CPS_PASSPHRASE")
+    repo = tmp_path / "repo"
+    protected_encrypted(tmp_path, passphrase, "encrypted")
     mirror = tmp_path / "mirror"
 
     result = copy(repo, mirror)

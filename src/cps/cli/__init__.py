@@ -32,6 +32,7 @@ COMMANDS = {
     "quickstart": "quickstart:quickstart_command",
     "verify": "verify:verify_group",
     "standby": "standby:standby_group",
+    "drill": "drill:drill_command",
 }
 
 

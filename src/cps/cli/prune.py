@@ -78,6 +78,7 @@ def prune_command(context: click.Context, repo_path: Location | None, keep_withi
             "deleted_bytes": report.deleted_bytes, "deleted_fulls": report.deleted_fulls,
             "deleted_segments": report.deleted_segments, "deleted_points": report.deleted_points,
             "deleted_chains": report.deleted_chains, "deleted_packs": report.deleted_packs,
+            "deleted_drills": report.deleted_drills,
             "kept_fulls": report.kept_fulls, "kept_points": report.kept_points,
             "kept_since": format_ms(report.kept_since) if report.kept_since else None,
             "files": report.deleted_files}
@@ -107,7 +108,7 @@ def _render(d: dict[str, Any]) -> str:
     verb = "would delete" if d["dry_run"] else "deleted"
     deleted = ", ".join(output.counted(d[f"deleted_{key}"], noun) for key, noun in (
         ("fulls", "full backup"), ("segments", "segment"), ("points", "recovery point"),
-        ("chains", "chain"), ("packs", "pack")))
+        ("chains", "chain"), ("packs", "pack"), ("drills", "drill record")))
     size = f"{d['deleted_bytes'] / (1 << 20):.1f} MiB"
     return (f"{verb} {deleted} ({size}); kept {output.counted(d['kept_fulls'], 'full backup')}, "
             f"{output.counted(d['kept_points'], 'recovery point')} and every point in time since "

@@ -187,8 +187,20 @@ def _render(t: dict[str, Any]) -> str:
     for point in t["unreadable_recovery_points"]:
         lines.append(f"  point (name unreadable, damaged file): transaction {point['txn']}")
     lines.append(f"  protector: {t['protector']['description']}")
+    lines.append(_render_drills(t.get("last_drill"), t.get("last_passed_drill")))
     lines += [f"  warning: {w}" for w in t["warnings"]]
     return "\n".join(lines)
+
+
+def _render_drills(last: dict[str, Any] | None, passed: dict[str, Any] | None) -> str:
+    if last is None:
+        return "  restore drill: never (cps drill restores and verifies chosen points)"
+    verdict = ("passed" if last["passed"] else f"FAILED ({last['failed']} of {last['points']} "
+               "points)")
+    line = f"  restore drill: {verdict} at {last['ended_at']}, {last['points']} points"
+    if not last["passed"]:
+        line += f"; last passed: {passed['ended_at'] if passed else 'never'}"
+    return line
 
 
 def _render_chain(chain: dict[str, Any]) -> list[str]:

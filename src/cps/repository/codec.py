@@ -1,7 +1,7 @@
 """The records inside each kind of repository file, encoded and decoded (little-endian).
 
-Small descriptive files (config, key, database, chain, point, status) hold one record of UTF-8 JSON
-with sorted keys. Page-carrying files use fixed structs:
+Small descriptive files (config, key, database, chain, point, status, pruned, drill) hold one
+record of UTF-8 JSON with sorted keys. Page-carrying files use fixed structs:
 
     full backup: record 0 FULL_HEADER + WAL_POSITION, then records of up to IDS_PER_RECORD page ids
       FULL_HEADER  0 u64 chain | 8 u64 txn | 16 u64 taken_at ms | 24 u32 page size | 28 u32 pages
@@ -38,6 +38,8 @@ from .model import (
     PAGE_ID_SIZE,
     Chain,
     ChainEnd,
+    DrilledPoint,
+    DrillRecord,
     FullBackup,
     ProtectorStatus,
     PrunedRange,
@@ -74,7 +76,8 @@ def decode_json(record: bytes, what: str) -> dict[str, Any]:
 
 
 def encode_record(record: Any) -> bytes:
-    """A record dataclass (DatabaseInfo, Chain, RecoveryPoint, ProtectorStatus) as its JSON."""
+    """A record dataclass (DatabaseInfo, Chain, RecoveryPoint, ProtectorStatus, DrillRecord) as
+    its JSON."""
     return encode_json(dataclasses.asdict(record))
 
 
@@ -86,6 +89,8 @@ def decode_record(kind: type[R], value: dict[str, Any], what: str) -> R:
             value = {**value, "previous": ChainEnd(**value["previous"])}
         if kind is ProtectorStatus and value.get("position") is not None:
             value = {**value, "position": decode_position(value["position"])}
+        if kind is DrillRecord:
+            value = {**value, "points": tuple(DrilledPoint(**p) for p in value["points"])}
         return kind(**value)
     except (TypeError, KeyError, ValueError) as exc:
         raise CorruptFile(f"{what} does not hold the fields of a {kind.__name__}: {exc}") from exc

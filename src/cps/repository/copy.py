@@ -20,8 +20,8 @@ meanwhile comes with the segment or packs it refers to (files written into the c
 are listed may be taken in part: a hole at the copy's end, filled by the next copy). Files are
 written in the repository's own write order (key and config, packs, then per database: the
 database file, prune records, each chain's file, its full backups and segments in transaction
-order, recovery points, status). Cut short at any instant, the destination is a repository whose
-every reference is to a file already there.
+order, recovery points, status, drill records). Cut short at any instant, the destination is a
+repository whose every reference is to a file already there.
 """
 
 from __future__ import annotations
@@ -153,8 +153,8 @@ def _list_source(storage: Storage, db_ids: Sequence[str] | None) -> list[SourceF
     folders = [("", False)]
     for db_id in (db_ids or known):
         base = naming.database_dir(db_id)
-        folders += [(base, False), (f"{base}/points", False), (f"{base}/pruned", False),
-                    (f"{base}/chains", True)]
+        folders += [(base, False), (f"{base}/drills", False), (f"{base}/points", False),
+                    (f"{base}/pruned", False), (f"{base}/chains", True)]
     folders.append((naming.PACKS, True))
     found = []
     for folder, recursive in folders:
@@ -231,7 +231,8 @@ def _write_order(file: SourceFile) -> tuple[Any, ...]:
     if file.kind == "pack":
         return (1, file.key)
     parts = file.key.split("/")
-    db_id, step = parts[1], {"database": 0, "pruned": 1, "point": 3, "status": 4}.get(file.kind, 2)
+    db_id, step = parts[1], {"database": 0, "pruned": 1, "point": 3, "status": 4,
+                             "drill": 5}.get(file.kind, 2)
     if step != 2:
         return (2, db_id, step, file.key)
     chain = naming.parse_chain_dir(parts[3]) or 0

@@ -57,6 +57,7 @@ KIND_MAGIC: dict[str, bytes] = {
     "status": b"CPSSTAT\x00",
     "pruned": b"CPSPRUNE",
     "standby": b"CPSSTBY\x00",
+    "drill": b"CPSDRILL",
 }
 
 HEADER = struct.Struct("<8sHHI")

@@ -173,6 +173,34 @@ class PrunedRange:
 
 
 @dataclass(frozen=True, slots=True)
+class DrilledPoint:
+    """One point a restore drill restored and checked: what it aimed at, why it was chosen, the
+    transaction it restored, and what went wrong (None: it restored and verified clean)."""
+
+    target: str  # the target in one word (restore.Target.spec): "txn:42", "point:NAME", "latest"
+    chosen: str  # "random", "recovery point" or "latest"
+    txn: int | None  # the transaction restored, None when the restore refused
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrillRecord:
+    """A restore drill of one database (`cps drill`): when it ran, whether every point passed,
+    and each point. Written once per drill, under `databases/<db>/drills/`."""
+
+    drill_id: str
+    started_at: int
+    ended_at: int
+    seed: int
+    passed: bool
+    points: tuple[DrilledPoint, ...]
+
+    @property
+    def failed(self) -> tuple[DrilledPoint, ...]:
+        return tuple(p for p in self.points if p.problem is not None)
+
+
+@dataclass(frozen=True, slots=True)
 class ChainFolder:
     """A chain's folder as listed: its number, and its chain file when it can be read (`problem`
     says why not: missing or damaged)."""

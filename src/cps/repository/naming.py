@@ -13,6 +13,7 @@ order:
     databases/<db>/chains/<chain 8>/fulls/<txn 16>-<taken 12>.full
     databases/<db>/chains/<chain 8>/segments/<first 16>-<last 16>-<first time 12>-<last time 12>.seg
     databases/<db>/pruned/<pruned at 12>-<random 8>.pruned
+    databases/<db>/drills/<started at 12>-<random 8>.drill
 
 Changing a pattern here changes the on-disk format: bump FORMAT_VERSION in format.py.
 """
@@ -33,6 +34,7 @@ _CHAIN = re.compile(r"[0-9a-f]{8}")
 _PACK = re.compile(r"[0-9a-f]{64}\.pack")
 _POINT = re.compile(r"([0-9a-f]{16})-[0-9a-f]{16}\.point")
 _PRUNED = re.compile(r"[0-9a-f]{12}-[0-9a-f]{8}\.pruned")
+_DRILL = re.compile(r"[0-9a-f]{12}-[0-9a-f]{8}\.drill")
 
 
 def check_db_id(db_id: str) -> str:
@@ -69,6 +71,7 @@ _KEY_KINDS = [(re.compile(pattern), kind) for pattern, kind in (
     (rf"{_DB_PATH}/status", "status"),
     (rf"{_DB_PATH}/points/{_POINT.pattern}", "point"),
     (rf"{_DB_PATH}/pruned/{_PRUNED.pattern}", "pruned"),
+    (rf"{_DB_PATH}/drills/{_DRILL.pattern}", "drill"),
     (rf"{_DB_PATH}/chains/{_CHAIN.pattern}/chain", "chain"),
     (rf"{_DB_PATH}/chains/{_CHAIN.pattern}/fulls/{_FULL.pattern}", "full"),
     (rf"{_DB_PATH}/chains/{_CHAIN.pattern}/segments/{_SEGMENT.pattern}", "segment"),
@@ -121,6 +124,18 @@ def format_pruned(pruned_at: int) -> str:
 
 def is_pruned(name: str) -> bool:
     return _PRUNED.fullmatch(name) is not None
+
+
+def drills_dir(db_id: str) -> str:
+    return f"{database_dir(db_id)}/drills"
+
+
+def format_drill(started_at: int) -> str:
+    return f"{started_at:012x}-{secrets.token_hex(4)}.drill"
+
+
+def is_drill(name: str) -> bool:
+    return _DRILL.fullmatch(name) is not None
 
 
 def pack_key(pack_id: bytes) -> str:

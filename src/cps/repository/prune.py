@@ -13,6 +13,9 @@ Before deleting anything, prune writes a prune record (`databases/<db>/pruned/`)
 transactions whose files it deletes, merged with the earlier records, which it deletes after: the
 catalog then tells what prune removed from what is missing, at every instant.
 
+Drill records (`cps drill`) are kept for the newest KEEP_DRILLS drills of each database and the
+newest drill that passed, whenever it was; older ones are deleted.
+
 Crash safety: only files that no kept point needs are deleted, so the repository restores every
 kept point at every instant of a prune; a prune cut short leaves unreferenced files that the next
 one removes. Packs are deleted under the exclusive packs lock, with the list of full backups read
@@ -36,6 +39,7 @@ from .storage import Storage
 
 Progress = Callable[[str, int, int], None]
 Target = tuple[int, int]  # (chain, txn)
+KEEP_DRILLS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class PruneReport:
     deleted_points: int = 0
     deleted_chains: int = 0
     deleted_packs: int = 0
+    deleted_drills: int = 0
     deleted_files: list[str] = field(default_factory=list)
     deleted_bytes: int = 0
     unreadable_points: list[str] = field(default_factory=list)  # kept, for a person to look at
@@ -102,6 +107,7 @@ def _prune_database(repo: Repository, catalog: Catalog, retention: Retention, no
     report.kept_fulls += len(needed_fulls)
     report.kept_points += len(catalog.points) - len(doomed_points)
     report.unreadable_points += [u.path for u in catalog.unreadable_points]
+    report.deleted_drills += _delete(repo.storage, _old_drills(repo, db_id), dry_run, report)
     if not (doomed_segments or doomed_fulls or doomed_chains or doomed_points):
         return
     removed = _removed_ranges(catalog, doomed_segments, doomed_fulls, doomed_chains)
@@ -123,6 +129,14 @@ def _prune_database(repo: Repository, catalog: Catalog, retention: Retention, no
     if not dry_run and removed:
         for key, _ranges in old_records:  # merged into the new record
             storage.delete(key)
+
+
+def _old_drills(repo: Repository, db_id: str) -> list[str]:
+    """The drill records past the newest KEEP_DRILLS, but for the newest one that passed."""
+    records, _unreadable = repo.drills(db_id)  # a damaged one is kept, for a person to look at
+    passed = [key for key, record in records if record.passed]
+    kept = {key for key, _record in records[-KEEP_DRILLS:]} | set(passed[-1:])
+    return [key for key, _record in records if key not in kept]
 
 
 def _kept_targets(catalog: Catalog, retention: Retention, now: float) -> set[Target]:

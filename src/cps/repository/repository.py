@@ -39,6 +39,7 @@ from .model import (
     Chain,
     ChainFolder,
     DatabaseInfo,
+    DrillRecord,
     FullBackup,
     FullRef,
     ProtectorStatus,
@@ -403,6 +404,31 @@ class Repository:
                     "it holds no record"
                 unreadable.append(UnreadableFile(self.storage.describe(key), None, message))
         return found, unreadable
+
+    # Restore drills
+
+    def write_drill(self, db_id: str, drill: DrillRecord) -> str:
+        """A new drill record (`cps drill`); its key."""
+        key = f"{naming.drills_dir(db_id)}/{naming.format_drill(drill.started_at)}"
+        self._write(key, "drill", [codec.encode_record(drill)])
+        return key
+
+    def drills(self, db_id: str) -> tuple[list[tuple[str, DrillRecord]], list[UnreadableFile]]:
+        """Every drill record (its key and record), oldest first, and those that cannot be read:
+        a drill record is advisory, so a damaged one is left out, never an error."""
+        folder = naming.drills_dir(db_id)
+        found, unreadable = [], []
+        for entry in self.storage.list(folder):
+            if not naming.is_drill(entry.name):
+                continue
+            key = f"{folder}/{entry.name}"
+            where = self.storage.describe(key)
+            try:
+                found.append((key, codec.decode_record(DrillRecord, self._read_json(key, "drill"),
+                                                       where)))
+            except (CorruptFile, UnsupportedFormat) as exc:
+                unreadable.append(UnreadableFile(where, None, exc.message))
+        return sorted(found, key=lambda item: (item[1].started_at, item[0])), unreadable
 
     # Files
 

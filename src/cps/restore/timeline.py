@@ -3,7 +3,8 @@
 Everything in it comes from the catalog (catalog.py): the chains with what they can restore
 (spans), what prune removed and what is missing (holes), the recovery points, and whether a
 protector is at work now, read from its lock and its status file rather than from the status file
-alone (a killed protector leaves a status that says "protecting").
+alone (a killed protector leaves a status that says "protecting"); and, from the drill records,
+the last restore drill and the last one that passed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..repository import ProtectorStatus
+from ..repository import DrillRecord, ProtectorStatus
 from ..repository.catalog import Catalog, ChainView
 from .targets import format_ms
 
@@ -55,6 +56,15 @@ class ProtectorView:
 class Timeline:
     catalog: Catalog
     protector: ProtectorView
+    drills: tuple[DrillRecord, ...] = ()  # the drill records, oldest first
+
+    @property
+    def last_drill(self) -> DrillRecord | None:
+        return self.drills[-1] if self.drills else None
+
+    @property
+    def last_passed_drill(self) -> DrillRecord | None:
+        return next((d for d in reversed(self.drills) if d.passed), None)
 
     @property
     def db_id(self) -> str:
@@ -100,17 +110,20 @@ class Timeline:
                           "description": self.protector.describe(),
                           "status_age_seconds": self.protector.age_seconds},
             "capture_lag": lag,
+            "last_drill": _drill_json(self.last_drill),
+            "last_passed_drill": _drill_json(self.last_passed_drill),
             "warnings": list(catalog.warnings),
         }
 
 
-def build_timeline(catalog: Catalog, now: float | None = None) -> Timeline:
+def build_timeline(catalog: Catalog, now: float | None = None,
+                   drills: tuple[DrillRecord, ...] = ()) -> Timeline:
     current = time.time() if now is None else now
     status = catalog.status
     age = None if status is None else round(max(0.0, current - status.updated_at / 1000), 3)
     return Timeline(catalog, ProtectorView(catalog.protector_running,
                                            _condition(catalog.protector_running, status, age),
-                                           status, age))
+                                           status, age), drills)
 
 
 def _condition(running: bool, status: ProtectorStatus | None, age: float | None) -> str:
@@ -149,6 +162,14 @@ def _chains_json(chains: tuple[ChainView, ...]) -> list[dict[str, Any]]:
         if view.spans:
             previous_end = end
     return found
+
+
+def _drill_json(drill: DrillRecord | None) -> dict[str, Any] | None:
+    if drill is None:
+        return None
+    return {"drill_id": drill.drill_id, "started_at": format_ms(drill.started_at),
+            "ended_at": format_ms(drill.ended_at), "passed": drill.passed,
+            "points": len(drill.points), "failed": len(drill.failed)}
 
 
 def _time(ms: int | None) -> str | None:

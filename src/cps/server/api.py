@@ -3,7 +3,7 @@
 Every endpoint but `/api/v1/health` takes a bearer token (auth.py) and needs a role: `auditor` for
 status, timelines and metrics, `operator` for what acts on databases or reads mail. Errors are
 problem details (problems.py). What acts (recovery points, full backups, restores, recoveries,
-exports) and every look at mail content is written to the audit log (audit.py). Long operations
+exports, drills) and every look at mail content is written to the audit log (audit.py). Long operations
 are jobs (jobs.py): the request answers 202 with the job, whose progress and result are at
 `/api/v1/jobs/{id}`; a restore the repository would refuse is refused at once instead. Mail at a
 point in time is served by the routes of mail_api.py.
@@ -26,6 +26,7 @@ from .. import __version__
 from ..capture import ask_for_full
 from ..ops import check_restorable, set_keep, timelines
 from ..restore import Target, parse_time
+from ..verify.drill import drill_json
 from . import mail_api, problems
 from .auth import Principal
 from .console import Console, install_console
@@ -58,6 +59,14 @@ class NoFields(BaseModel):
     """The body of a request that takes none: nothing, or an empty object."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DrillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    points: int | None = Field(None, ge=0, le=1000,
+                               description="transactions drawn at random; default: drill_points")
+    seed: int | None = Field(None, ge=0, description="the seed of the draw; default: a new one")
 
 
 class TargetModel(BaseModel):
@@ -216,6 +225,21 @@ def _routes(app: FastAPI, service: Service) -> None:
         job_id = service.start_prune(db_id, who.name)
         service.audit.record(who, "prune", db_id, job=job_id)
         return _job(service.jobs.found(job_id))
+
+    @app.post("/api/v1/databases/{db_id}/drills", status_code=202)
+    def start_drill(db_id: str, body: DrillRequest | None = None, who: Principal = operator
+                    ) -> dict[str, Any]:
+        request = body or DrillRequest(points=None, seed=None)
+        job_id = service.start_drill(db_id, who.name, random_points=request.points,
+                                     seed=request.seed)
+        service.audit.record(who, "drill", db_id, job=job_id)
+        return _job(service.jobs.found(job_id))
+
+    @app.get("/api/v1/databases/{db_id}/drills")
+    def drills(db_id: str, _who: Principal = auditor) -> list[dict[str, Any]]:
+        service.settings(db_id)
+        records, _unreadable = service.repository(db_id).drills(db_id)
+        return [drill_json(record) for _key, record in reversed(records)]
 
     @app.get("/api/v1/jobs")
     def jobs(_who: Principal = auditor) -> list[dict[str, Any]]:

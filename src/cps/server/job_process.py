@@ -1,12 +1,12 @@
-"""A job's work in a process of its own: restores, whose CPU would otherwise be taken from the
-API's event loop (one interpreter lock for both), so that the API answers at its usual speed while
-a large database is restored, and a job that dies cannot take the server with it.
+"""A job's work in a process of its own: restores and restore drills, whose CPU would otherwise be
+taken from the API's event loop (one interpreter lock for both), so that the API answers at its
+usual speed while a large database is restored, and a job that dies cannot take the server with it.
 
-The child is started with `spawn` (a new interpreter: nothing of the server's threads or sockets
-is inherited) and talks back over a pipe: progress reports, then its result or its error. The
-parent relays the progress to the job, and looks at least every CANCEL_CHECK seconds whether the
-job was cancelled; then, or when anything else goes wrong, the child is killed (and the job's
-folder, with whatever the child left in it, removed by the job runner).
+The child is started with `spawn` (a new interpreter: nothing of the server's threads or sockets is
+inherited) and talks back over a pipe: progress reports, then its result or its error. The parent
+relays the progress to the job, and looks at least every CANCEL_CHECK seconds whether the job was
+cancelled; then, or when anything else goes wrong, the child is killed (and the job's folder, with
+whatever the child left in it, removed by the job runner).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..errors import ERRORS_BY_CODE, CPSError
 from ..ops import restore_database
 from ..repository import Repository
 from ..restore import Target
+from ..verify import DrillOptions, drill
 from .jobs import Progress
 
 CANCEL_CHECK = 0.5  # seconds between two looks at the job's cancel flag while the child is silent
@@ -95,3 +96,11 @@ def restore_file(repository: Location, passphrase: str | None, db_id: str, targe
     with done.result.output.open("rb") as file:
         digest = hashlib.file_digest(file, "sha256").hexdigest()
     return {**done.to_json(), "sha256": digest, "size": done.result.output.stat().st_size}
+
+
+def drill_database(repository: Location, passphrase: str | None, db_id: str,
+                   options: DrillOptions, work_dir: Path, *, progress: Progress) -> dict[str, Any]:
+    """A restore drill of `db_id` (in the child), its restores written in `work_dir`; its
+    report, passed or failed (the record in the repository says the same)."""
+    repo = Repository.open(repository, passphrase=passphrase)
+    return drill(repo, db_id, options, work_dir=work_dir, progress=progress).to_json()

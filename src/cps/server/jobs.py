@@ -1,4 +1,4 @@
-"""Background jobs: restores, recoveries, exports and prunes the API starts and then reports on.
+"""Background jobs: restores, recoveries, exports, prunes and drills the API starts and then reports on.
 
 A job runs on one of JOB_THREADS threads, reports its progress (a stage, done, total), can be
 cancelled (it stops at its next progress report, leaving nothing half-written: a restore removes
@@ -39,7 +39,7 @@ class Cancelled(Exception):
 @dataclass
 class Job:
     id: str
-    kind: str  # "restore", "recover", "export", "prune"
+    kind: str  # "restore", "recover", "export", "prune", "drill"
     db_id: str | None
     requested_by: str
     params: dict[str, Any]

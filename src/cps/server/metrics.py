@@ -4,7 +4,8 @@ Per database (label `db`): whether its protector runs, its restarts, the capture
 measures (seen to durable, p50 and p99 of its last 10,000 transactions), the last captured and the
 last durable transaction and when the last durable commit was, seconds since the last full backup
 and since the last recovery point, whether the repository can be written, the repository's size,
-and the log bytes capture has written to it. Jobs: their durations by kind and outcome. Errors:
+the log bytes capture has written to it, and the last restore drill: when the last one that passed
+ended, and whether the last one passed. Jobs: their durations by kind and outcome. Errors:
 the protector errors seen, by kind, since the server started. docs/alerts.md has Prometheus alert
 rules on them.
 """
@@ -71,6 +72,12 @@ class _Databases(Collector):
                                           labels=["db"]),
             "bytes": GaugeMetricFamily("cps_repository_bytes", "Size of the repository",
                                        labels=["db"]),
+            "drill_passed": GaugeMetricFamily("cps_drill_last_success_timestamp_seconds",
+                                              "When the last restore drill that passed ended",
+                                              labels=["db"]),
+            "drill_result": GaugeMetricFamily("cps_drill_last_result",
+                                              "1 when the last restore drill passed, 0 when it "
+                                              "failed", labels=["db"]),
         }
         restarts = CounterMetricFamily("cps_protector_restarts", "Protector restarts",
                                        labels=["db"])
@@ -113,5 +120,10 @@ def _set(gauges: dict[str, GaugeMetricFamily], db_id: str, status: dict[str, obj
         last = status[name]
         if isinstance(last, dict) and last.get("time"):
             gauges[key].add_metric([db_id], now - float(last["time"]))
+    drill, passed = status["last_drill"], status["last_passed_drill"]
+    if isinstance(drill, dict):
+        gauges["drill_result"].add_metric([db_id], 1.0 if drill["passed"] else 0.0)
+    if isinstance(passed, dict):
+        gauges["drill_passed"].add_metric([db_id], float(passed["time"]))
     if isinstance(status["repository_bytes"], int):
         gauges["bytes"].add_metric([db_id], float(status["repository_bytes"]))

@@ -1,10 +1,10 @@
 """The server's parts, together: protectors, intake, schedules, jobs, tokens and the audit log.
 
 `Service` is what the HTTP API works with. `start()` checks every configured database and
-repository, starts a protector per database (supervisor.py), the SMTP and LMTP listeners
-(the store's `IntakeServer`, in this process) and the retention schedule; `stop()` stops the
-listeners first (deliveries under way still get their reply), then the jobs, then what the API
-keeps open (`on_stop`), then the protectors (each makes what it captured durable). With
+repository, starts a protector per database (supervisor.py), the SMTP and LMTP listeners (the
+store's `IntakeServer`, in this process) and the schedules of retention and restore drills; `stop()`
+stops the listeners first (deliveries under way still get their reply), then the jobs, then what the
+API keeps open (`on_stop`), then the protectors (each makes what it captured durable). With
 `ack_after_capture`, a delivery into that database is answered 250 only once the protector reports
 it durable in the repository.
 """
@@ -19,14 +19,16 @@ from pathlib import Path
 
 from ..config import Config, DatabaseSettings
 from ..durable import make_folders
-from ..errors import ConfigError, NotFound, UsageError
+from ..errors import ConfigError, CPSError, NotFound, UsageError
 from ..ops import PointMade, create_point
 from ..repository import Repository
 from ..repository.prune import Retention, prune
 from ..store import MailDatabase
 from ..store.intake import IntakeServer, server_context
+from ..verify import DrillOptions
 from .audit import AuditLog
 from .auth import FailureLimit, Principal, TokenStore
+from .job_process import drill_database, run_in_process
 from .jobs import JobRunner, Progress
 from .metrics import Metrics
 from .status import StatusCache
@@ -52,6 +54,7 @@ class Service:
         self.intake: IntakeServer | None = None
         self.started_at = time.time()
         self.next_prune: dict[str, float] = {}
+        self.next_drill: dict[str, float] = {}
         self.status_cache = StatusCache()
         self._repositories: dict[str, Repository] = {}
         self._schedule: asyncio.Task[None] | None = None
@@ -86,6 +89,7 @@ class Service:
         self.intake = self._intake()
         if self.intake is not None:
             await self.intake.start()
+        await self._first_due()
         self._schedule = asyncio.create_task(self._schedules())
 
     async def stop(self) -> None:
@@ -119,23 +123,43 @@ class Service:
             return True
         return await self.children[settings.id].until_durable(committed_ms, ACK_PATIENCE)
 
-    # Retention
+    # Retention and restore drills
+
+    def _scheduled(self) -> list[tuple[dict[str, float], Callable[[DatabaseSettings], float | None],
+                                       Callable[[str, str], str]]]:
+        """What runs on a schedule: when each database's next run is due, its interval, and
+        what starts it."""
+        return [(self.next_prune, lambda s: s.prune_every, self.start_prune),
+                (self.next_drill, lambda s: s.drill_every, self.start_drill)]
+
+    async def _first_due(self) -> None:
+        """Retention is first due `prune_every` after the start; a drill `drill_every` after the
+        last one the repository records (whoever ran it), so that a server restarted more often
+        than that still drills, and after the start when there is none."""
+        now = time.time()
+        for due_at, every, _start in self._scheduled():
+            for settings in self.config.databases:
+                interval = every(settings)
+                if interval is not None:
+                    due_at[settings.id] = now + interval
+        for db_id, due in list(self.next_drill.items()):
+            last = await asyncio.to_thread(self._last_drill, db_id)
+            if last is not None:
+                self.next_drill[db_id] = min(due, last + (self.settings(db_id).drill_every or 0))
 
     async def _schedules(self) -> None:
-        """Each database's retention, every `prune_every`, as a job; and the forgetting of jobs
-        older than `keep_jobs` with their files."""
-        now = time.time()
-        for settings in self.config.databases:
-            if settings.prune_every is not None:
-                self.next_prune[settings.id] = now + settings.prune_every
+        """Each database's retention, every `prune_every`, and restore drill, every
+        `drill_every`, as jobs; and the forgetting of jobs older than `keep_jobs` with their
+        files."""
         while True:
             now = time.time()
-            for db_id, due in list(self.next_prune.items()):
-                if due <= now:
-                    settings = self.settings(db_id)
-                    assert settings.prune_every is not None
-                    self.next_prune[db_id] = now + settings.prune_every
-                    self.start_prune(db_id, "schedule")
+            for due_at, every, start in self._scheduled():
+                for db_id, due in list(due_at.items()):
+                    if due <= now:
+                        interval = every(self.settings(db_id))
+                        assert interval is not None
+                        due_at[db_id] = now + interval
+                        start(db_id, "schedule")
             expired = self.jobs.expire(now - self.config.server.keep_jobs)
             if expired:
                 logger.info("forgot %d jobs older than keep_jobs, with their files", len(expired))
@@ -172,6 +196,34 @@ class Service:
                     "kept_points": report.kept_points}
 
         return self.jobs.submit("prune", db_id, requested_by, {}, work).id
+
+    def start_drill(self, db_id: str, requested_by: str, *, random_points: int | None = None,
+                    seed: int | None = None) -> str:
+        """A restore drill of `db_id` as a job, in a process of its own; `random_points`
+        defaults to the database's `drill_points`."""
+        settings = self.settings(db_id)
+        options = DrillOptions(settings.drill_points if random_points is None else random_points,
+                               settings.drill_window, seed)
+
+        def work(folder: Path, progress: Progress) -> dict[str, object]:
+            try:
+                return run_in_process(drill_database, (settings.repository,
+                                                       self.passphrases[db_id], db_id, options,
+                                                       folder), progress)
+            finally:
+                self.status_cache.forget(db_id)  # the status and metrics show the new record
+
+        params = {"points": options.random_points, "window": options.window, "seed": seed}
+        return self.jobs.submit("drill", db_id, requested_by, params, work).id
+
+    def _last_drill(self, db_id: str) -> float | None:
+        """When the last drill of `db_id` the repository records started, in seconds."""
+        try:
+            records, _unreadable = self.repository(db_id).drills(db_id)
+        except CPSError as error:
+            logger.warning("cannot read the drill records of %s: %s", db_id, error.message)
+            return None
+        return records[-1][1].started_at / 1000 if records else None
 
 
 class _UnknownDatabase(UsageError):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 REPOSITORY_EVERY = 2.0
 SIZE_EVERY = 60.0
+DRILLS_EVERY = 60.0  # a drill finished by the server is seen at once (StatusCache.forget)
 
 
 @dataclass
@@ -85,6 +86,8 @@ def database_status(service: Service, db_id: str) -> dict[str, Any]:
         "next_recovery_point": _after(_later(last_point, started), every)
         if every is not None else None,
         "next_prune": service.next_prune.get(db_id),
+        **cache.get(db_id, "drills", DRILLS_EVERY, lambda: _drills(service, db_id)),
+        "next_drill": service.next_drill.get(db_id),
         "repository_bytes": cache.get(db_id, "size", SIZE_EVERY,
                                       lambda: _stored_bytes(service, db_id)),
         "errors": errors, "error_counts": error_counts,
@@ -99,7 +102,7 @@ def every_status(service: Service) -> list[dict[str, Any]]:
 
 def with_times(status: dict[str, Any]) -> dict[str, Any]:
     """`status` with its times to come as ISO 8601 too, beside the seconds since the epoch."""
-    for key in ("next_full", "next_recovery_point", "next_prune"):
+    for key in ("next_full", "next_recovery_point", "next_prune", "next_drill"):
         if status.get(key) is not None:
             status[f"{key}_at"] = format_ms(int(status[key] * 1000))
     return status
@@ -133,6 +136,20 @@ def _repository_side(service: Service, db_id: str) -> dict[str, Any]:
         side["last_point"] = {"name": point.name, "txn": point.txn,
                               "time": point.created_at / 1000}
     return side
+
+
+def _drills(service: Service, db_id: str) -> dict[str, Any]:
+    """The last restore drill of `db_id` and the last that passed, from the drill records."""
+    try:
+        records, _unreadable = service.repository(db_id).drills(db_id)
+    except CPSError:
+        records = []
+    drills = [record for _key, record in records]
+    passed = [d for d in drills if d.passed]
+    return {"last_drill": {"time": drills[-1].ended_at / 1000, "passed": drills[-1].passed,
+                           "points": len(drills[-1].points), "failed": len(drills[-1].failed)}
+            if drills else None,
+            "last_passed_drill": {"time": passed[-1].ended_at / 1000} if passed else None}
 
 
 def _later(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, Any] | None:

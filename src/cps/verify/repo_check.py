@@ -2,7 +2,7 @@
 lost, where, and what to do.
 
 Two depths. The fast check reads what is cheap: every small file whole (chains, recovery points,
-status, prune records, database descriptions), every full backup whole (the list of its pages),
+status, prune records, drill records, database descriptions), every full backup whole (the list of its pages),
 each segment's ends and header (a truncated or cut file fails it), and each pack's index, and
 checks that every page a full backup lists is in a pack. `read_all` reads every byte: every file
 whole against its checksum, every pack against its name and every page in it against its content
@@ -117,6 +117,7 @@ def _check_database(repo: Repository, db_id: str, pages: Pages, report: RepoRepo
                                   db_id, report)
     listing = list_files(repo, db_id)
     findings += _advisory(repo, listing)
+    findings += _drills(repo, db_id, report)
     damaged: dict[FullRef | SegmentRef, RepoFinding] = {}
     for folder, fulls, segments in listing.chains:
         report.count("chain")
@@ -172,6 +173,17 @@ def _advisory(repo: Repository, listing: Listing) -> Iterator[RepoFinding]:
                 "Its backups stay restorable (its record is rebuilt from its files), but its "
                 "start time and the reason it started are lost. " + COPY_BACK, db_id,
                 folder.number)
+
+
+def _drills(repo: Repository, db_id: str, report: RepoReport) -> Iterator[RepoFinding]:
+    """The drill records, each read whole: advisory, like the prune records."""
+    records, unreadable = repo.drills(db_id)
+    report.count("drill", len(records) + len(unreadable))
+    for file in unreadable:
+        yield RepoFinding("drill-record-damaged", file.path, file.error,
+                          "Only the record of one restore drill is lost, nothing restorable; "
+                          "the timeline shows the drills before and after it. " + COPY_BACK,
+                          db_id)
 
 
 def _check_full(repo: Repository, db_id: str, ref: FullRef, pages: Pages,

@@ -22,6 +22,7 @@ REPO_KINDS: dict[str, str] = {
     "status-damaged": "the protector's status file fails its checks",
     "prune-record-damaged": "a prune record fails its checks",
     "database-file-damaged": "a database's description file fails its checks",
+    "drill-record-damaged": "a restore drill's record fails its checks",
 }
 
 COPY_BACK = ("Files never change once written: if a copy of the repository holds this file "

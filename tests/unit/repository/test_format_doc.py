@@ -19,6 +19,7 @@ from cps.capture import ProtectOptions, Protector
 from cps.repository import (
     Chain,
     DatabaseInfo,
+    DrillRecord,
     ProtectorStatus,
     PrunedRange,
     RecoveryPoint,
@@ -189,7 +190,8 @@ def json_fields(kind: str) -> set[str]:
 
 @pytest.mark.parametrize("kind, record", [("database", DatabaseInfo), ("chain", Chain),
                                           ("point", RecoveryPoint), ("pruned", PrunedRange),
-                                          ("standby", StandbyRecord)])
+                                          ("standby", StandbyRecord),
+                                          ("drill", DrillRecord)])
 def test_json_fields_of_records_match_the_model(kind: str, record: type) -> None:
     assert json_fields(kind) == {f.name for f in dataclasses.fields(record)}
 

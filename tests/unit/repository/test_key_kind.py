@@ -8,6 +8,8 @@ from cps.repository.model import FullRef, SegmentRef
 from cps.repository.naming import (
     chain_dir,
     database_dir,
+    drills_dir,
+    format_drill,
     format_full,
     format_point,
     format_pruned,
@@ -28,6 +30,7 @@ CHAIN = chain_dir("mail01", 1)
     (f"{database_dir('mail01')}/status", "status"),
     (f"{database_dir('mail01')}/points/{format_point(43, 'before upgrade')}", "point"),
     (f"{database_dir('mail01')}/pruned/{format_pruned(1795446624190)}", "pruned"),
+    (f"{drills_dir('mail01')}/{format_drill(1795446624190)}", "drill"),
     (f"{CHAIN}/chain", "chain"),
     (f"{CHAIN}/fulls/{format_full(FullRef(1, 1, 1795446624190))}", "full"),
     (f"{CHAIN}/segments/{format_segment(SegmentRef(1, 2, 14, 1795446624190, 1795446624300))}",
