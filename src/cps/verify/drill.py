@@ -12,9 +12,8 @@ another transaction; the drill fails when any point does, and says for each why 
 The drill is recorded in the repository (`Repository.write_drill`), passed or failed, so that
 the timeline and the server's metrics show when the backups were last proven to restore; a drill
 of a repository that cannot be written (a read-only mount of an off-site copy) is told not to
-record. Each
-restored file is deleted once checked, and the folder with it: a drill needs the space of one
-restored database at a time.
+record. Each restored file is deleted once checked, and the folder with it: a drill needs the
+space of one restored database at a time.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ Progress = Callable[[str, int, int], None]
 RANDOM_POINTS = 3
 WINDOW_SECONDS = 7 * 86400.0
 FINDINGS_SHOWN = 3  # of a restored file's findings, the first few are named in its problem
-TODO = ("Run 'cps verify repo {repo} --db {db} --read-all': it names each damaged or missing file "
+WHAT_TO_DO = ("Run 'cps verify repo {repo} --db {db} --read-all': it names each damaged or missing file "
         "and what it costs; restore from a copy of the repository meanwhile, if there is one.")
 
 
@@ -76,7 +75,7 @@ class DrillReport:
     @property
     def todo(self) -> str | None:
         """What to do about a failed drill."""
-        return None if self.passed else TODO.format(repo=self.repository, db=self.db_id)
+        return None if self.passed else WHAT_TO_DO.format(repo=self.repository, db=self.db_id)
 
     def to_json(self) -> dict[str, Any]:
         return {"db_id": self.db_id, "repository": self.repository, **drill_json(self.record),
@@ -168,7 +167,7 @@ def _drill_point(repo: Repository, db_id: str, aim: Aim, output: Path,
         with repo.reader_lock():
             _catalog, plan = resolve(repo, db_id, aim.target)
             result = restore(repo, plan, output, progress=progress)
-    except CPSError as refused:  # its hint is for a restore; the drill's own (TODO) says more
+    except CPSError as refused:  # its hint is for a restore; the drill's own (WHAT_TO_DO) says more
         return DrilledPoint(spec, aim.chosen, None, f"the restore refused: {refused.message}")
     try:
         expected = aim.txn if aim.txn is not None else plan.last_txn
