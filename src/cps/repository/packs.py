@@ -434,8 +434,13 @@ def _unmatched_pages(data: bytes, entries: npt.NDArray[np.void], opener: Sealing
         page_size = zstandard.frame_content_size(data[offset : offset + length])
         pages = _decompress_at_once(data, spans, page_size) if page_size > 0 else None
         if pages is not None:
-            return tuple(bytes(ids[i]) for i, page in enumerate(pages)
-                         if page_id(page) != bytes(ids[i]))  # type: ignore[arg-type]
+            # One comparison for the whole pack: converting each id on its own costs more than
+            # hashing its page. Only a pack that differs is looked at page by page.
+            hashed = list(map(page_id, pages))  # type: ignore[arg-type]
+            if b"".join(hashed) == ids.tobytes():
+                return ()
+            return tuple(bytes(ids[i]) for i, digest in enumerate(hashed)
+                         if digest != bytes(ids[i]))
     return tuple(bytes(ids[i]) for i, (offset, length) in enumerate(spans)
                  if not _page_matches(opener, data[offset : offset + length], bytes(ids[i]),
                                       page_id))
