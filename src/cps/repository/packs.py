@@ -40,6 +40,9 @@ from .storage import Storage
 
 PACK_TARGET_BYTES = 8 << 20
 READ_AHEAD = 2  # files (packs, segments) a restore reads, checks and opens at once ahead of it
+# ... from a remote storage, where each read waits on a round trip and the store serves many at
+# once: docs/benchmarks.md, "Restoring from a bucket".
+REMOTE_READ_AHEAD = 8
 INDEX_READERS = 4  # pack index records read at once: small reads, so waiting more than working
 TAIL_READ = 64 << 10  # bytes read from a pack's end at once: its footer, and often its index record
 
@@ -352,7 +355,7 @@ def read_pages(rows: Rows, index: PageIndex, sealing: Callable[[int], Sealing], 
             opened = [_open_page(where, data, span, opener, needed_by, page_size) for span in spans]
         return group, [opened[record] for record in each.tolist()]
 
-    return read_ahead(open_pack, groups, "cps-pack-reader")
+    return read_ahead(open_pack, groups, "cps-pack-reader", depth=read_depth(index.storage))
 
 
 def _decompress_at_once(data: bytes, spans: list[tuple[int, int]], page_size: int
@@ -454,16 +457,22 @@ def _page_matches(opener: Sealing, stored: bytes, expected: bytes,
         return False
 
 
-def read_ahead(read: Callable[[T], R], items: Sequence[T], name: str) -> Generator[R, None, None]:
-    """`read(item)` of each item, in order, by READ_AHEAD threads (named `name`) working ahead of
+def read_ahead(read: Callable[[T], R], items: Sequence[T], name: str, *, depth: int = READ_AHEAD
+               ) -> Generator[R, None, None]:
+    """`read(item)` of each item, in order, by `depth` threads (named `name`) working ahead of
     the caller; an error is raised when its item's turn comes."""
-    with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix=name) as pool:
-        coming = deque(pool.submit(read, item) for item in items[:READ_AHEAD])
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix=name) as pool:
+        coming = deque(pool.submit(read, item) for item in items[:depth])
         for number in range(len(items)):
             result = coming.popleft().result()
-            if number + READ_AHEAD < len(items):
-                coming.append(pool.submit(read, items[number + READ_AHEAD]))
+            if number + depth < len(items):
+                coming.append(pool.submit(read, items[number + depth]))
             yield result
+
+
+def read_depth(storage: Storage) -> int:
+    """How many files to read ahead at once from `storage`."""
+    return REMOTE_READ_AHEAD if storage.remote else READ_AHEAD
 
 
 def _read_checked(storage: Storage, pack: str, needed_by: str) -> tuple[bytes, int]:

@@ -57,6 +57,7 @@ from .packs import (
     Rows,
     load_page_index,
     read_ahead,
+    read_depth,
     read_pages,
 )
 from .segments import BuiltSegment
@@ -335,7 +336,8 @@ class Repository:
     def read_segments(self, db_id: str, refs: Sequence[SegmentRef]) -> Generator[Segment, None, None]:
         """`read_segment` of each ref, in order, read ahead of the caller by a few threads; the
         error of a segment that cannot be read is raised when its turn comes."""
-        return read_ahead(lambda ref: self.read_segment(db_id, ref), refs, "cps-segment-reader")
+        return read_ahead(lambda ref: self.read_segment(db_id, ref), refs, "cps-segment-reader",
+                          depth=read_depth(self.storage))
 
     def segment_key(self, db_id: str, ref: SegmentRef) -> str:
         return f"{naming.chain_dir(db_id, ref.chain)}/segments/{naming.format_segment(ref)}"
