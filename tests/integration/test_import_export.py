@@ -349,8 +349,8 @@ def test_parsing_in_a_worker_process_imports_exactly_what_one_process_does(
     with MailDatabase.create(tmp_path / "mail.db") as db:
         db.create_mailbox("a@example.com")
         reports = [
-            import_mail(db, source, "a@example.com", (name,), parallel=parallel)
-            for name, parallel in (("Serial", False), ("Parallel", True))
+            import_mail(db, source, "a@example.com", (name,), workers=workers)
+            for name, workers in (("Serial", 0), ("Parallel", 2))
         ]
         listings = [
             [(f.path[1:], m.uid, m.sha256, m.internal_date)

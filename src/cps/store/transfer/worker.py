@@ -1,10 +1,20 @@
-"""Reading and parsing an import's source in a worker process, so parsing (CPU-bound) and writing
-(the one SQLite writer, in the calling process) run on two cores at once.
+"""Parsing an import's messages in worker processes, so that the one writer (the calling process)
+does little but write.
 
-The worker is started with the "spawn" method: the calling process holds SQLite connections, which a
-forked child must not inherit. It runs the reader and `prepare`, and sends the events in chunks
-through a pipe into a bounded queue, so the worker stays at most `QUEUE_CHUNKS` chunks ahead of
-the writer, whatever the size of the source. The worker never opens the database.
+A thread of the calling process reads the source and runs `prepare` without parsing (keys imported
+before skipped, folder names checked). It cuts the events into chunks and hands the messages of
+each chunk to the next of `workers` worker processes in turn. A worker parses them (envelope,
+attachment list, text for the full-text index, SHA-256) and sends back only what it derived: the
+raw bytes stay in the calling process, so they cross a pipe once. The calling process takes the
+chunks back in source order, so the events come out exactly as `prepare(read_source(...), done)`
+yields them.
+
+Workers are started with the "spawn" method: the calling process holds SQLite connections, which a
+forked child must not inherit. At most `CHUNKS_AHEAD` chunks are out (read, not yet written), which
+bounds the memory an import uses ahead of its writer whatever the size of the source. A receiving
+thread per worker drains its results as they come, so workers parse on while the writer commits.
+Only the calling process holds the sending end of a worker's task pipe: when it dies, SIGKILL
+included, the worker reads end-of-file and leaves. The workers never open the database.
 """
 
 from __future__ import annotations
@@ -19,99 +29,208 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
+from ..messages import ParsedMessage
+from ..parse import Attachment, Envelope
 from .mbox import Quoting
-from .prepare import PreparedEvent, Ready, prepare
+from .prepare import PreparedEvent, parse_raw, parsed_events, prepare
 from .readers import Format, read_source
+from .sources import Candidate
 
 CHUNK_EVENTS = 64
 CHUNK_BYTES = 4 << 20
-# The writer parses every LEAVE_EVERY-th message itself: on two cores, parsing everything in the
-# worker leaves the writer idle a third of the time (measured on the development corpus).
-LEAVE_EVERY = 3
-# Chunks received and not yet written: bounds the memory an import uses ahead of its writer.
-QUEUE_CHUNKS = 16
+# Chunks read and not yet written: bounds the memory an import uses ahead of its writer.
+CHUNKS_AHEAD = 16
+# How often the reading thread, waiting for room, looks whether the import has stopped.
+WAIT_SECONDS = 0.1
+
+# What a worker sends back for one message: its SHA-256 and envelope fields (plain tuples, which
+# pickle several times faster than the dataclasses), or why it cannot be imported.
+Derived = tuple[bytes, tuple[Any, ...]] | str
 
 
 @dataclass(frozen=True, slots=True)
 class _Failed:
-    """The worker hit a bug; the text is its traceback."""
+    """A worker or the reading thread hit a bug; the text is its traceback."""
 
     text: str
 
 
-def prepared_in_worker(
-    source: Path, kind: Format, quoting: Quoting, done: set[str], *, leave_every: int = LEAVE_EVERY
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Consecutive events of the source; `worker` parses its candidates (-1: it has none)."""
+
+    events: list[PreparedEvent]
+    worker: int
+
+
+def parsed_in_workers(
+    source: Path, kind: Format, quoting: Quoting, done: set[str], workers: int
 ) -> Iterator[PreparedEvent]:
-    """The same events as `prepare(read_source(...), done)`, produced by a worker process."""
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_work, args=(sender, source, kind, quoting, done, leave_every), name="cps-import-parser",
-        daemon=True,
-    )
-    process.start()
-    sender.close()
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
-    receiving = threading.Thread(target=_receive, args=(receiver, chunks), daemon=True)
-    receiving.start()
+    """The same events as `prepare(read_source(...), done)`, parsed by `workers` processes."""
+    pool = _Pool(multiprocessing.get_context("spawn"), workers)
+    chunks: queue.Queue[_Chunk | _Failed | None] = queue.Queue()
+    room = threading.Semaphore(CHUNKS_AHEAD)
+    stopped = threading.Event()
+    reading = threading.Thread(
+        target=_read, args=(pool, source, kind, quoting, done, chunks, room, stopped),
+        name="cps-import-reader", daemon=True)
+    reading.start()
     try:
-        while (data := chunks.get()) is not None:
-            chunk = pickle.loads(data)
+        while (chunk := chunks.get()) is not None:
             if isinstance(chunk, _Failed):
-                raise RuntimeError(f"the import's parsing process failed:\n{chunk.text}")
-            if not chunk:
-                return
-            yield from chunk
-        process.join()
-        raise RuntimeError(f"the import's parsing process ended unexpectedly (exit {process.exitcode})")
+                raise RuntimeError(f"reading the import's source failed:\n{chunk.text}")
+            derived = iter(pool.results(chunk.worker)) if chunk.worker >= 0 else iter(())
+            room.release()
+            for event in chunk.events:
+                if isinstance(event, Candidate):
+                    yield from parsed_events(event, _rebuilt(event.raw, next(derived)))
+                else:
+                    yield event
     finally:
-        _stop(process, receiving, chunks)
+        stopped.set()
+        pool.stop()
+        reading.join()
+
+
+def _read(
+    pool: _Pool, source: Path, kind: Format, quoting: Quoting, done: set[str],
+    chunks: queue.Queue[_Chunk | _Failed | None], room: threading.Semaphore,
+    stopped: threading.Event,
+) -> None:
+    """The reading thread: the source's events, in chunks, their messages sent to the workers."""
+    turn = 0
+    events: list[PreparedEvent] = []
+    raws: list[bytes] = []
+    size = 0
+
+    def hand_over() -> bool:
+        nonlocal turn, events, raws, size
+        while not room.acquire(timeout=WAIT_SECONDS):
+            if stopped.is_set():
+                return False
+        worker = -1
+        sent = True
+        if raws:
+            worker, turn = turn, (turn + 1) % pool.size
+            sent = pool.send(worker, raws)
+        chunks.put(_Chunk(events, worker))
+        events, raws, size = [], [], 0
+        return sent
+
+    try:
+        for event in prepare(read_source(source, kind, quoting), done, parsing=False):
+            events.append(event)
+            if isinstance(event, Candidate):
+                raws.append(event.raw)
+                size += len(event.raw)
+            if (len(events) >= CHUNK_EVENTS or size >= CHUNK_BYTES) and not hand_over():
+                return
+        if events and not hand_over():
+            return
+        chunks.put(None)
+    except BaseException:
+        if not stopped.is_set():  # else the import stopped, killing its workers mid-send
+            chunks.put(_Failed(traceback.format_exc()))
+
+
+class _Pool:
+    """The worker processes, each with a pipe for its tasks and a thread receiving its results."""
+
+    def __init__(self, context: SpawnContext, size: int) -> None:
+        self.size = size
+        self._processes: list[BaseProcess] = []
+        self._tasks: list[Connection] = []
+        self._results: list[queue.Queue[bytes | None]] = []
+        for number in range(size):
+            task_reader, task_sender = context.Pipe(duplex=False)
+            result_reader, result_sender = context.Pipe(duplex=False)
+            process = context.Process(target=_work, args=(task_reader, result_sender),
+                                      name=f"cps-import-parser-{number}", daemon=True)
+            process.start()
+            task_reader.close()
+            result_sender.close()
+            results: queue.Queue[bytes | None] = queue.Queue()
+            threading.Thread(target=_receive, args=(result_reader, results), daemon=True).start()
+            self._processes.append(process)
+            self._tasks.append(task_sender)
+            self._results.append(results)
+
+    def send(self, worker: int, raws: list[bytes]) -> bool:
+        """Give `worker` messages to parse; False if it is gone (`results` then says how)."""
+        try:
+            self._tasks[worker].send_bytes(pickle.dumps(raws, pickle.HIGHEST_PROTOCOL))
+        except OSError:  # BrokenPipeError included
+            return False
+        return True
+
+    def results(self, worker: int) -> list[Derived]:
+        """What `worker` derived from the oldest messages sent to it and not yet taken back."""
+        data = self._results[worker].get()
+        if data is None:
+            process = self._processes[worker]
+            process.join()
+            raise RuntimeError(
+                f"the import's parsing process ended unexpectedly (exit {process.exitcode})")
+        answer = pickle.loads(data)
+        if isinstance(answer, _Failed):
+            raise RuntimeError(f"the import's parsing process failed:\n{answer.text}")
+        return answer  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        for process, tasks in zip(self._processes, self._tasks, strict=True):
+            if process.is_alive():
+                process.kill()
+            process.join()
+            tasks.close()
+
+
+def _receive(receiver: Connection, results: queue.Queue[bytes | None]) -> None:
+    """Keep a worker's result pipe drained (the pipe alone buffers only 64 KiB)."""
+    try:
+        while True:
+            results.put(receiver.recv_bytes())
+    except (EOFError, OSError):
+        results.put(None)
+    finally:
         receiver.close()
 
 
-def _receive(receiver: Connection, chunks: queue.Queue[bytes | None]) -> None:
-    """Keep the pipe drained into a bounded queue, so the worker parses on while the writer is
-    busy committing (the pipe alone buffers only 64 KiB)."""
-    try:
-        while True:
-            chunks.put(receiver.recv_bytes())
-    except (EOFError, OSError):
-        chunks.put(None)
-
-
-def _stop(process: BaseProcess, receiving: threading.Thread, chunks: queue.Queue[bytes | None]) -> None:
-    if process.is_alive():
-        process.kill()
-    process.join()
-    while receiving.is_alive():  # it may wait for room in the queue: make some
-        with contextlib.suppress(queue.Empty):
-            chunks.get(timeout=0.1)
-
-
-def _work(
-    sender: Connection, source: Path, kind: Format, quoting: Quoting, done: set[str],
-    leave_every: int,
-) -> None:
+def _work(tasks: Connection, results: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the writer, which stops us
     try:
-        chunk: list[PreparedEvent] = []
-        size = 0
-        for event in prepare(read_source(source, kind, quoting), done, leave_every=leave_every):
-            chunk.append(event)
-            size += len(event.message.raw) if isinstance(event, Ready) else 0
-            if len(chunk) >= CHUNK_EVENTS or size >= CHUNK_BYTES:
-                sender.send(chunk)
-                chunk, size = [], 0
-        if chunk:
-            sender.send(chunk)
-        sender.send([])
-    except BrokenPipeError:
-        pass  # the writer stopped (an error, or it was killed): nothing left to do
+        while True:
+            raws: list[bytes] = pickle.loads(tasks.recv_bytes())
+            answer = [_derived(parse_raw(raw)) for raw in raws]
+            results.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
+    except (EOFError, BrokenPipeError):
+        pass  # the writer is done, stopped or gone: nothing left to do
     except BaseException:
         with contextlib.suppress(OSError):
-            sender.send(_Failed(traceback.format_exc()))
+            results.send_bytes(pickle.dumps(_Failed(traceback.format_exc())))
     finally:
-        sender.close()
+        tasks.close()
+        results.close()
+
+
+def _derived(parsed: ParsedMessage | str) -> Derived:
+    if isinstance(parsed, str):
+        return parsed
+    e = parsed.envelope
+    attachments = tuple((a.filename, a.content_type, a.size) for a in e.attachments)
+    return parsed.sha256, (e.message_id, e.subject, e.from_, e.to, e.cc, e.date, e.in_reply_to,
+                           e.references, attachments, e.text, e.defects)
+
+
+def _rebuilt(raw: bytes, derived: Derived) -> ParsedMessage | str:
+    if isinstance(derived, str):
+        return derived
+    sha256, (message_id, subject, from_, to, cc, date, in_reply_to, references, attachments, text,
+             defects) = derived
+    envelope = Envelope(message_id, subject, from_, to, cc, date, in_reply_to, references,
+                        tuple(Attachment(*a) for a in attachments), text, defects)
+    return ParsedMessage(raw, sha256, envelope)
