@@ -18,9 +18,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cps.store import MailDatabase
 from cps.store.transfer import import_mail
-from tests.conftest import run_cps
+from tests.conftest import CPS, run_cps
 
 BOM = b"\xef\xbb\xbf"
 # Messages per file, from the corpus README: an oracle that does not depend on any splitter.
@@ -295,6 +297,41 @@ def test_killed_import_resumes_to_the_same_content_as_a_clean_one(
     import_json(clean, source, "--mailbox", "e@example.com", "--create-mailbox")
     assert _comparable_dump(killed) == _comparable_dump(clean)
     assert _check_whole_messages(killed) == 3034
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
+def test_an_mbox_import_stopped_midway_and_resumed_holds_every_source_message_once(
+    corpus: Path, tmp_path: Path, stop: signal.Signals
+) -> None:
+    db = tmp_path / "mail.db"
+    run_cps("store", "create", db)
+    command = [*CPS, "store", "import", str(db), str(corpus / "mbox"), "--format", "mbox",
+               "--mailbox", "m@example.com", "--create-mailbox", "--batch", "20", "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        _poll(lambda: process.poll() is not None or _count_messages(db) > 0,
+              "no message was committed")
+        assert process.poll() is None, "the import ended before it could be stopped"
+        os.kill(process.pid, stop)
+        assert process.wait(timeout=60) == (-stop if stop == signal.SIGKILL else 130)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        assert process.stderr is not None
+        process.stderr.close()
+    # The reader and parser processes notice that the writer is gone and leave.
+    _poll(lambda: _group_gone(process.pid), "a process of the stopped import is still running")
+    interrupted = _check_whole_messages(db)
+    assert 0 < interrupted < 1475, "the import was not stopped midway"
+
+    resumed = import_json(db, corpus / "mbox", "--format", "mbox", "--mailbox", "m@example.com")
+    assert (resumed["imported"], resumed["skipped_already_imported"]) == (
+        1475 - interrupted, interrupted)
+    expected = [("m@example.com", ("Inbox", name.removesuffix(".mbox")), sha(raw))
+                for name in MBOX_COUNTS for raw in mbox_messages(corpus / "mbox" / name)]
+    assert difference(expected, stored(db)) == ""
+    assert _check_whole_messages(db) == 1475
 
 
 def _poll(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:

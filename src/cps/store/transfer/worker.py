@@ -1,20 +1,23 @@
-"""Parsing an import's messages in worker processes, so that the one writer (the calling process)
-does little but write.
+"""Reading and parsing an import's source in worker processes, so that the one writer (the calling
+process) does little but write.
 
-A thread of the calling process reads the source and runs `prepare` without parsing (keys imported
-before skipped, folder names checked). It cuts the events into chunks and hands the messages of
-each chunk to the next of `workers` worker processes in turn. A worker parses them (envelope,
-attachment list, text for the full-text index, SHA-256) and sends back only what it derived: the
-raw bytes stay in the calling process, so they cross a pipe once. The calling process takes the
-chunks back in source order, so the events come out exactly as `prepare(read_source(...), done)`
-yields them.
+Three stages, each its own process: a reader, `workers` parsers, and the calling process, which
+writes. The reader runs the source's reader and `prepare` without parsing (keys imported before
+skipped, folder names checked), cuts the events into chunks and sends chunk n to parser
+n mod `workers`. A parser parses the messages of its chunks (envelope, attachment list, text for
+the full-text index, SHA-256) and passes each chunk on to the writer, which takes chunk n from
+parser n mod `workers`: the events come out in source order, exactly as
+`prepare(read_source(...), done)` yields them. The writer's process only unpickles and writes: a
+thread of its own doing Python work (reading the source, say) would hold the interpreter lock that
+the writer needs back after every SQLite call, and slows it down more than it helps.
 
-Workers are started with the "spawn" method: the calling process holds SQLite connections, which a
-forked child must not inherit. At most `CHUNKS_AHEAD` chunks are out (read, not yet written), which
-bounds the memory an import uses ahead of its writer whatever the size of the source. A receiving
-thread per worker drains its results as they come, so workers parse on while the writer commits.
-Only the calling process holds the sending end of a worker's task pipe: when it dies, SIGKILL
-included, the worker reads end-of-file and leaves. The workers never open the database.
+Processes are started with the "spawn" method: the calling process holds SQLite connections, which a
+forked child must not inherit. A receiving thread per parser drains its results into a queue of at
+most `CHUNKS_AHEAD` chunks, so parsers go on while the writer commits, and a full queue stops the
+parser and then the reader: the memory an import uses ahead of its writer is bounded whatever the
+size of the source. Each pipe has one sending and one receiving process; when one dies, SIGKILL
+included, the next in line gets end-of-file or a broken pipe and leaves. None of them opens the
+database.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -43,177 +45,157 @@ from .sources import Candidate
 
 CHUNK_EVENTS = 64
 CHUNK_BYTES = 4 << 20
-# Chunks read and not yet written: bounds the memory an import uses ahead of its writer.
-CHUNKS_AHEAD = 16
-# How often the reading thread, waiting for room, looks whether the import has stopped.
-WAIT_SECONDS = 0.1
+# Chunks parsed and not yet written, per parser: bounds the memory an import uses ahead of its writer.
+CHUNKS_AHEAD = 8
 
-# What a worker sends back for one message: its SHA-256 and envelope fields (plain tuples, which
+# What a parser derives from one message: its SHA-256 and envelope fields (plain tuples, which
 # pickle several times faster than the dataclasses), or why it cannot be imported.
 Derived = tuple[bytes, tuple[Any, ...]] | str
 
 
 @dataclass(frozen=True, slots=True)
 class _Failed:
-    """A worker or the reading thread hit a bug; the text is its traceback."""
+    """The reader or a parser hit a bug; the text is its traceback."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    """Consecutive events of the source; `worker` parses its candidates (-1: it has none)."""
-
-    events: list[PreparedEvent]
-    worker: int
+# What goes down the pipes, chunk by chunk: from the reader, the events (None once the source is
+# done); from a parser, the events and what it derived from their messages, in order.
+_Read = list[PreparedEvent] | _Failed | None
+_Parsed = tuple[list[PreparedEvent], list[Derived]] | _Failed | None
 
 
 def parsed_in_workers(
     source: Path, kind: Format, quoting: Quoting, done: set[str], workers: int
 ) -> Iterator[PreparedEvent]:
-    """The same events as `prepare(read_source(...), done)`, parsed by `workers` processes."""
-    pool = _Pool(multiprocessing.get_context("spawn"), workers)
-    chunks: queue.Queue[_Chunk | _Failed | None] = queue.Queue()
-    room = threading.Semaphore(CHUNKS_AHEAD)
-    stopped = threading.Event()
-    reading = threading.Thread(
-        target=_read, args=(pool, source, kind, quoting, done, chunks, room, stopped),
-        name="cps-import-reader", daemon=True)
-    reading.start()
+    """The same events as `prepare(read_source(...), done)`, read by one process and parsed by
+    `workers` others."""
+    context = multiprocessing.get_context("spawn")
+    processes: list[BaseProcess] = []
+    receivers: list[_Receiver] = []
     try:
-        while (chunk := chunks.get()) is not None:
-            if isinstance(chunk, _Failed):
-                raise RuntimeError(f"reading the import's source failed:\n{chunk.text}")
-            derived = iter(pool.results(chunk.worker)) if chunk.worker >= 0 else iter(())
-            room.release()
-            for event in chunk.events:
+        into_parsers = []
+        for number in range(workers):
+            task_end, task_sender = context.Pipe(duplex=False)
+            result_end, result_sender = context.Pipe(duplex=False)
+            processes.append(context.Process(
+                target=_parse_chunks, args=(task_end, result_sender),
+                name=f"cps-import-parser-{number}", daemon=True))
+            into_parsers.append(task_sender)
+            receivers.append(_Receiver(result_end))
+            processes[-1].start()
+            task_end.close()
+            result_sender.close()
+        processes.append(context.Process(
+            target=_read_chunks, args=(into_parsers, source, kind, quoting, done),
+            name="cps-import-reader", daemon=True))
+        processes[-1].start()
+        for sender in into_parsers:
+            sender.close()
+        turn = 0
+        while (chunk := receivers[turn].take()) is not None:
+            turn = (turn + 1) % workers
+            events, derived = chunk
+            answers = iter(derived)
+            for event in events:
                 if isinstance(event, Candidate):
-                    yield from parsed_events(event, _rebuilt(event.raw, next(derived)))
+                    yield from parsed_events(event, _rebuilt(event.raw, next(answers)))
                 else:
                     yield event
     finally:
-        stopped.set()
-        pool.stop()
-        reading.join()
-
-
-def _read(
-    pool: _Pool, source: Path, kind: Format, quoting: Quoting, done: set[str],
-    chunks: queue.Queue[_Chunk | _Failed | None], room: threading.Semaphore,
-    stopped: threading.Event,
-) -> None:
-    """The reading thread: the source's events, in chunks, their messages sent to the workers."""
-    turn = 0
-    events: list[PreparedEvent] = []
-    raws: list[bytes] = []
-    size = 0
-
-    def hand_over() -> bool:
-        nonlocal turn, events, raws, size
-        while not room.acquire(timeout=WAIT_SECONDS):
-            if stopped.is_set():
-                return False
-        worker = -1
-        sent = True
-        if raws:
-            worker, turn = turn, (turn + 1) % pool.size
-            sent = pool.send(worker, raws)
-        chunks.put(_Chunk(events, worker))
-        events, raws, size = [], [], 0
-        return sent
-
-    try:
-        for event in prepare(read_source(source, kind, quoting), done, parsing=False):
-            events.append(event)
-            if isinstance(event, Candidate):
-                raws.append(event.raw)
-                size += len(event.raw)
-            if (len(events) >= CHUNK_EVENTS or size >= CHUNK_BYTES) and not hand_over():
-                return
-        if events and not hand_over():
-            return
-        chunks.put(None)
-    except BaseException:
-        if not stopped.is_set():  # else the import stopped, killing its workers mid-send
-            chunks.put(_Failed(traceback.format_exc()))
-
-
-class _Pool:
-    """The worker processes, each with a pipe for its tasks and a thread receiving its results."""
-
-    def __init__(self, context: SpawnContext, size: int) -> None:
-        self.size = size
-        self._processes: list[BaseProcess] = []
-        self._tasks: list[Connection] = []
-        self._results: list[queue.Queue[bytes | None]] = []
-        for number in range(size):
-            task_reader, task_sender = context.Pipe(duplex=False)
-            result_reader, result_sender = context.Pipe(duplex=False)
-            process = context.Process(target=_work, args=(task_reader, result_sender),
-                                      name=f"cps-import-parser-{number}", daemon=True)
-            process.start()
-            task_reader.close()
-            result_sender.close()
-            results: queue.Queue[bytes | None] = queue.Queue()
-            threading.Thread(target=_receive, args=(result_reader, results), daemon=True).start()
-            self._processes.append(process)
-            self._tasks.append(task_sender)
-            self._results.append(results)
-
-    def send(self, worker: int, raws: list[bytes]) -> bool:
-        """Give `worker` messages to parse; False if it is gone (`results` then says how)."""
-        try:
-            self._tasks[worker].send_bytes(pickle.dumps(raws, pickle.HIGHEST_PROTOCOL))
-        except OSError:  # BrokenPipeError included
-            return False
-        return True
-
-    def results(self, worker: int) -> list[Derived]:
-        """What `worker` derived from the oldest messages sent to it and not yet taken back."""
-        data = self._results[worker].get()
-        if data is None:
-            process = self._processes[worker]
-            process.join()
-            raise RuntimeError(
-                f"the import's parsing process ended unexpectedly (exit {process.exitcode})")
-        answer = pickle.loads(data)
-        if isinstance(answer, _Failed):
-            raise RuntimeError(f"the import's parsing process failed:\n{answer.text}")
-        return answer  # type: ignore[no-any-return]
-
-    def stop(self) -> None:
-        for process, tasks in zip(self._processes, self._tasks, strict=True):
+        for process in processes:
             if process.is_alive():
                 process.kill()
             process.join()
-            tasks.close()
+        for receiver in receivers:
+            receiver.stop()
 
 
-def _receive(receiver: Connection, results: queue.Queue[bytes | None]) -> None:
-    """Keep a worker's result pipe drained (the pipe alone buffers only 64 KiB)."""
-    try:
-        while True:
-            results.put(receiver.recv_bytes())
-    except (EOFError, OSError):
-        results.put(None)
-    finally:
-        receiver.close()
+class _Receiver:
+    """A thread keeping a parser's result pipe drained (the pipe alone buffers only 64 KiB)."""
+
+    def __init__(self, pipe: Connection) -> None:
+        self._pipe = pipe
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=CHUNKS_AHEAD)
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def take(self) -> tuple[list[PreparedEvent], list[Derived]] | None:
+        """The parser's next chunk, or None when the source is done."""
+        data = self._chunks.get()
+        if data is None:
+            raise RuntimeError("an import's parsing process ended unexpectedly")
+        chunk: _Parsed = pickle.loads(data)
+        if isinstance(chunk, _Failed):
+            raise RuntimeError(f"the import's reading or parsing failed:\n{chunk.text}")
+        return chunk
+
+    def stop(self) -> None:
+        """After the parser has ended: let the thread see the end of the pipe, and close it."""
+        while self._thread.is_alive():  # it may wait for room in the queue: make some
+            with contextlib.suppress(queue.Empty):
+                self._chunks.get(timeout=0.1)
+        self._pipe.close()
+
+    def _receive(self) -> None:
+        try:
+            while True:
+                self._chunks.put(self._pipe.recv_bytes())
+        except (EOFError, OSError):
+            self._chunks.put(None)
 
 
-def _work(tasks: Connection, results: Connection) -> None:
+def _read_chunks(
+    parsers: list[Connection], source: Path, kind: Format, quoting: Quoting, done: set[str]
+) -> None:
+    """The reader process: the source's events in chunks, chunk n to parser n mod len(parsers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the writer, which stops us
+    turn = 0
+
+    def send(chunk: _Read) -> None:
+        nonlocal turn
+        parsers[turn].send_bytes(pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL))
+        turn = (turn + 1) % len(parsers)
+
+    try:
+        events: list[PreparedEvent] = []
+        size = 0
+        for event in prepare(read_source(source, kind, quoting), done, parsing=False):
+            events.append(event)
+            size += len(event.raw) if isinstance(event, Candidate) else 0
+            if len(events) >= CHUNK_EVENTS or size >= CHUNK_BYTES:
+                send(events)
+                events, size = [], 0
+        if events:
+            send(events)
+        send(None)
+    except BrokenPipeError:
+        pass  # the writer stopped (an error, or it was killed), and so did the parsers
+    except BaseException:
+        with contextlib.suppress(OSError):
+            send(_Failed(traceback.format_exc()))
+    finally:
+        for pipe in parsers:
+            pipe.close()
+
+
+def _parse_chunks(chunks: Connection, results: Connection) -> None:
+    """A parser process: every chunk from the reader passed on, with what its messages yield."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         while True:
-            raws: list[bytes] = pickle.loads(tasks.recv_bytes())
-            answer = [_derived(parse_raw(raw)) for raw in raws]
+            chunk: _Read = pickle.loads(chunks.recv_bytes())
+            answer: _Parsed = chunk if chunk is None or isinstance(chunk, _Failed) else (
+                chunk, [_derived(parse_raw(e.raw)) for e in chunk if isinstance(e, Candidate)])
             results.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
     except (EOFError, BrokenPipeError):
-        pass  # the writer is done, stopped or gone: nothing left to do
+        pass  # the source is done, or the writer is gone
     except BaseException:
         with contextlib.suppress(OSError):
             results.send_bytes(pickle.dumps(_Failed(traceback.format_exc())))
     finally:
-        tasks.close()
+        chunks.close()
         results.close()
 
 
