@@ -46,7 +46,7 @@ SHOWN_PROBLEMS = 50
               show_default=True, help="Messages committed per transaction.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Processes parsing messages while this one writes (0: parse in this one). "
-              "Default: one per CPU core, 0 on a single core.")
+              "Default: one per CPU core but one, the writer's.")
 @output.json_option
 def import_command(
     db: Path, source: Path, address: str, folder: str, kind: str, mbox_quoting: str,
@@ -69,8 +69,7 @@ def import_command(
       cps store import mail.db exported/ --format eml --mailbox bob@example.com --create-mailbox --json
     """
     if workers is None:
-        cores = os.cpu_count() or 1
-        workers = cores if cores > 1 else 0
+        workers = (os.cpu_count() or 1) - 1
     with open_db(db) as database, _import_progress(as_json=as_json) as progress:
         report = import_mail(
             database, source, address, split_path(folder), kind=Format(kind),
