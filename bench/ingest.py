@@ -35,6 +35,7 @@ import mailbox
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import sqlite3
@@ -72,6 +73,9 @@ class Run:
     messages: int
     bytes: int
     seconds: float
+    # CPU time (user + system) of every process of the measurement, for the import and its peers:
+    # unlike the wall time, hardly moved by other load on the machine.
+    cpu_seconds: float | None = None
 
 
 def corpus_messages(corpus: Path) -> list[bytes]:
@@ -105,6 +109,7 @@ def measure_import(
     database = root / "mail.db"
     subprocess.run([*CPS, "store", "create", str(database)], check=True, capture_output=True, env=env)
     reports = []
+    cpu_before = _children_cpu()
     began = time.perf_counter()
     for source, kind in IMPORT_SOURCES:
         result = subprocess.run(
@@ -115,14 +120,21 @@ def measure_import(
             raise RuntimeError(f"cps store import {source} exited {result.returncode}: {result.stderr}")
         reports.append(json.loads(result.stdout))
     seconds = time.perf_counter() - began
+    cpu = _children_cpu() - cpu_before
     rejected = sum(report["rejected"] for report in reports)
     if rejected:
         raise RuntimeError(f"the import rejected {rejected} messages")
     messages = sum(report["imported"] for report in reports)
     size = sum(report["imported_bytes"] for report in reports)
     own_seconds = sum(report["seconds"] for report in reports)
-    return [Run("import", server, 1, round_number, messages, size, seconds),
+    return [Run("import", server, 1, round_number, messages, size, seconds, cpu),
             Run("import-only", server, 1, round_number, messages, size, own_seconds)]
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far (and of theirs, waited for by them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure_copy(corpus: Path, root: Path, round_number: int, messages: int, size: int) -> Run:
@@ -130,6 +142,7 @@ def measure_copy(corpus: Path, root: Path, round_number: int, messages: int, siz
     durable with fdatasync (`dd conv=fdatasync`), timed like the import commands."""
     files = [str(p) for source, _kind in IMPORT_SOURCES for p in sorted((corpus / source).rglob("*"))
              if p.is_file()]
+    cpu_before = _children_cpu()
     began = time.perf_counter()
     cat = subprocess.Popen(["xargs", "-0", "cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     dd = subprocess.Popen(["dd", f"of={root / 'copy'}", "bs=1M", "conv=fdatasync", "status=none"],
@@ -140,8 +153,9 @@ def measure_copy(corpus: Path, root: Path, round_number: int, messages: int, siz
     cat.stdin.close()
     if cat.wait() != 0 or dd.wait() != 0:
         raise RuntimeError("cat | dd failed")
-    return Run("import", "cat+fdatasync", 1, round_number, messages, size,
-               time.perf_counter() - began)
+    seconds = time.perf_counter() - began
+    return Run("import", "cat+fdatasync", 1, round_number, messages, size, seconds,
+               _children_cpu() - cpu_before)
 
 
 def measure_delivery(
@@ -212,6 +226,7 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
             "msg_per_s_max": max(rates), "mb_per_s": statistics.median(speeds),
             "mb_per_s_min": min(speeds), "mb_per_s_max": max(speeds),
             "cps_to_peer": None, "paired_ratios": [],
+            "cpu_seconds": _median_cpu(group),
         }
         peer = groups.get((benchmark, clients, "dovecot")) or groups.get(
             (benchmark, clients, "peer-src"))
@@ -224,19 +239,26 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
+def _median_cpu(runs: list[Run]) -> float | None:
+    measured = [run.cpu_seconds for run in runs if run.cpu_seconds is not None]
+    return statistics.median(measured) if measured else None
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'benchmark':<12} {'clients':>7} {'server':<8} {'msgs':>6} {'msg/s':>8} "
-             f"{'(min-max)':>15} {'MB/s':>7} {'(min-max)':>13} {'cps/peer':>11} {'paired (min-max)':>19}"]
+             f"{'(min-max)':>15} {'MB/s':>7} {'(min-max)':>13} {'cps/peer':>11} {'paired (min-max)':>19} "
+             f"{'CPU s':>6}"]
     for row in rows:
         ratio = f"{row['cps_to_peer']:.2f}" if row["cps_to_peer"] else ""
         paired = row["paired_ratios"]
+        cpu = f"{row['cpu_seconds']:.2f}" if row["cpu_seconds"] is not None else ""
         pairs = (f"{statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})"
                  if paired else "")
         lines.append(
             f"{row['benchmark']:<12} {row['clients']:>7} {row['server']:<8} {row['messages']:>6} "
             f"{row['msg_per_s']:>8.1f} {row['msg_per_s_min']:>7.1f}-{row['msg_per_s_max']:<7.1f} "
             f"{row['mb_per_s']:>7.2f} {row['mb_per_s_min']:>6.2f}-{row['mb_per_s_max']:<6.2f} "
-            f"{ratio:>11} {pairs:>19}")
+            f"{ratio:>11} {pairs:>19} {cpu:>6}")
     return "\n".join(lines)
 
 

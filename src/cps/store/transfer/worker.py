@@ -1,20 +1,21 @@
 """Reading and parsing an import's source in worker processes, so that the one writer (the calling
-process) does little but write.
+process) does nothing but write.
 
-Three stages, each its own process: a reader, `workers` parsers, and the calling process, which
-writes. The reader runs the source's reader and `prepare` without parsing (keys imported before
-skipped, folder names checked), cuts the events into chunks and sends chunk n to parser
-n mod `workers`. A parser parses the messages of its chunks (envelope, attachment list, text for
-the full-text index, SHA-256) and passes each chunk on to the writer, which takes chunk n from
-parser n mod `workers`: the events come out in source order, exactly as
-`prepare(read_source(...), done)` yields them. The writer's process only unpickles and writes: a
+`workers` processes: the first reads the source and runs `prepare` without parsing (keys imported
+before skipped, folder names checked), and cuts the events into chunks; chunk n is parsed
+(envelope, attachment list, text for the full-text index, SHA-256) by process n mod `workers`: the
+reader itself for n mod `workers` = 0, which sends the chunk straight on to the writer, and
+otherwise a parser process, which gets the chunk from the reader and passes it on to the writer
+with what it derived. The writer takes chunk n from process n mod `workers`, so the events come out
+in source order, exactly as `prepare(read_source(...), done)` yields them. On two cores that is one
+process reading and parsing and one writing. The writer's process only unpickles and writes: a
 thread of its own doing Python work (reading the source, say) would hold the interpreter lock that
 the writer needs back after every SQLite call, and slows it down more than it helps.
 
 Processes are started with the "spawn" method: the calling process holds SQLite connections, which a
-forked child must not inherit. A receiving thread per parser drains its results into a queue of at
-most `CHUNKS_AHEAD` chunks, so parsers go on while the writer commits, and a full queue stops the
-parser and then the reader: the memory an import uses ahead of its writer is bounded whatever the
+forked child must not inherit. A receiving thread per worker drains its results into a queue of at
+most `CHUNKS_AHEAD` chunks, so workers go on while the writer commits, and a full queue stops the
+worker and then the reader: the memory an import uses ahead of its writer is bounded whatever the
 size of the source. Each pipe has one sending and one receiving process; when one dies, SIGKILL
 included, the next in line gets end-of-file or a broken pipe and leaves. None of them opens the
 database.
@@ -60,8 +61,8 @@ class _Failed:
     text: str
 
 
-# What goes down the pipes, chunk by chunk: from the reader, the events (None once the source is
-# done); from a parser, the events and what it derived from their messages, in order.
+# What goes down the pipes, chunk by chunk: from the reader to a parser, the events (None once the
+# source is done); to the writer, the events and what was derived from their messages, in order.
 _Read = list[PreparedEvent] | _Failed | None
 _Parsed = tuple[list[PreparedEvent], list[Derived]] | _Failed | None
 
@@ -70,29 +71,31 @@ def parsed_in_workers(
     source: Path, kind: Format, quoting: Quoting, done: set[str], workers: int
 ) -> Iterator[PreparedEvent]:
     """The same events as `prepare(read_source(...), done)`, read by one process and parsed by
-    `workers` others."""
+    `workers` processes (that one included)."""
     context = multiprocessing.get_context("spawn")
     processes: list[BaseProcess] = []
     receivers: list[_Receiver] = []
     try:
         into_parsers = []
-        for number in range(workers):
-            task_end, task_sender = context.Pipe(duplex=False)
+        result_senders = []
+        for _number in range(workers):
             result_end, result_sender = context.Pipe(duplex=False)
-            processes.append(context.Process(
-                target=_parse_chunks, args=(task_end, result_sender),
-                name=f"cps-import-parser-{number}", daemon=True))
-            into_parsers.append(task_sender)
             receivers.append(_Receiver(result_end))
+            result_senders.append(result_sender)
+        for number in range(1, workers):
+            task_end, task_sender = context.Pipe(duplex=False)
+            processes.append(context.Process(
+                target=_parse_chunks, args=(task_end, result_senders[number]),
+                name=f"cps-import-parser-{number}", daemon=True))
             processes[-1].start()
+            into_parsers.append(task_sender)
             task_end.close()
-            result_sender.close()
         processes.append(context.Process(
-            target=_read_chunks, args=(into_parsers, source, kind, quoting, done),
+            target=_read_chunks, args=(result_senders[0], into_parsers, source, kind, quoting, done),
             name="cps-import-reader", daemon=True))
         processes[-1].start()
-        for sender in into_parsers:
-            sender.close()
+        for pipe in into_parsers + result_senders:
+            pipe.close()
         turn = 0
         while (chunk := receivers[turn].take()) is not None:
             turn = (turn + 1) % workers
@@ -147,16 +150,21 @@ class _Receiver:
 
 
 def _read_chunks(
-    parsers: list[Connection], source: Path, kind: Format, quoting: Quoting, done: set[str]
+    results: Connection, parsers: list[Connection], source: Path, kind: Format, quoting: Quoting,
+    done: set[str],
 ) -> None:
-    """The reader process: the source's events in chunks, chunk n to parser n mod len(parsers)."""
+    """The reader process: the source's events in chunks, chunk n parsed by process n mod `workers`:
+    0 is this one, which sends the chunk on to the writer; 1 and up are `parsers`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the writer, which stops us
     turn = 0
 
     def send(chunk: _Read) -> None:
         nonlocal turn
-        parsers[turn].send_bytes(pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL))
-        turn = (turn + 1) % len(parsers)
+        if turn == 0:
+            results.send_bytes(pickle.dumps(_parsed(chunk), pickle.HIGHEST_PROTOCOL))
+        else:
+            parsers[turn - 1].send_bytes(pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL))
+        turn = (turn + 1) % (len(parsers) + 1)
 
     try:
         events: list[PreparedEvent] = []
@@ -176,7 +184,7 @@ def _read_chunks(
         with contextlib.suppress(OSError):
             send(_Failed(traceback.format_exc()))
     finally:
-        for pipe in parsers:
+        for pipe in [results, *parsers]:
             pipe.close()
 
 
@@ -186,9 +194,7 @@ def _parse_chunks(chunks: Connection, results: Connection) -> None:
     try:
         while True:
             chunk: _Read = pickle.loads(chunks.recv_bytes())
-            answer: _Parsed = chunk if chunk is None or isinstance(chunk, _Failed) else (
-                chunk, [_derived(parse_raw(e.raw)) for e in chunk if isinstance(e, Candidate)])
-            results.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
+            results.send_bytes(pickle.dumps(_parsed(chunk), pickle.HIGHEST_PROTOCOL))
     except (EOFError, BrokenPipeError):
         pass  # the source is done, or the writer is gone
     except BaseException:
@@ -197,6 +203,13 @@ def _parse_chunks(chunks: Connection, results: Connection) -> None:
     finally:
         chunks.close()
         results.close()
+
+
+def _parsed(chunk: _Read) -> _Parsed:
+    """A chunk from the reader with what its messages yield (an end or a failure as it is)."""
+    if chunk is None or isinstance(chunk, _Failed):
+        return chunk
+    return chunk, [_derived(parse_raw(e.raw)) for e in chunk if isinstance(e, Candidate)]
 
 
 def _derived(parsed: ParsedMessage | str) -> Derived:
