@@ -272,22 +272,7 @@ def test_killed_import_resumes_to_the_same_content_as_a_clean_one(
         run_cps("store", "create", db)
     command = [str(Path(sys.executable).parent / "cps"), "store", "import", str(killed),
                str(source), "--mailbox", "e@example.com", "--create-mailbox", "--batch", "25"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    try:
-        _poll(lambda: process.poll() is not None or _count_messages(killed) > 0,
-              "no message was committed")
-        assert process.poll() is None, "the import ended before it could be killed"
-        committed = _count_messages(killed)
-        os.kill(process.pid, signal.SIGKILL)
-        assert process.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if process.poll() is None:
-            process.kill()
-        assert process.stderr is not None
-        process.stderr.close()
-    # The orphaned parsing worker notices that its writer is gone and leaves.
-    _poll(lambda: _group_gone(process.pid), "a process of the killed import is still running")
+    committed = _stop_midway(command, killed, signal.SIGKILL)
     interrupted = _check_whole_messages(killed)
     assert committed <= interrupted < 3034, "the import finished before it could be killed"
 
@@ -307,21 +292,7 @@ def test_an_mbox_import_stopped_midway_and_resumed_holds_every_source_message_on
     run_cps("store", "create", db)
     command = [*CPS, "store", "import", str(db), str(corpus / "mbox"), "--format", "mbox",
                "--mailbox", "m@example.com", "--create-mailbox", "--batch", "20", "--workers", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    try:
-        _poll(lambda: process.poll() is not None or _count_messages(db) > 0,
-              "no message was committed")
-        assert process.poll() is None, "the import ended before it could be stopped"
-        os.kill(process.pid, stop)
-        assert process.wait(timeout=60) == (-stop if stop == signal.SIGKILL else 130)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        assert process.stderr is not None
-        process.stderr.close()
-    # The reader and parser processes notice that the writer is gone and leave.
-    _poll(lambda: _group_gone(process.pid), "a process of the stopped import is still running")
+    _stop_midway(command, db, stop)
     interrupted = _check_whole_messages(db)
     assert 0 < interrupted < 1475, "the import was not stopped midway"
 
@@ -332,6 +303,28 @@ def test_an_mbox_import_stopped_midway_and_resumed_holds_every_source_message_on
                 for name in MBOX_COUNTS for raw in mbox_messages(corpus / "mbox" / name)]
     assert difference(expected, stored(db)) == ""
     assert _check_whole_messages(db) == 1475
+
+
+def _stop_midway(command: list[str], db: Path, stop: signal.Signals) -> int:
+    """Run an import, stop it with `stop` once it has committed messages, and wait until every
+    process of it is gone; the number of messages it had committed before the signal."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        _poll(lambda: process.poll() is not None or _count_messages(db) > 0,
+              "no message was committed")
+        assert process.poll() is None, "the import ended before it could be stopped"
+        committed = _count_messages(db)
+        os.kill(process.pid, stop)
+        assert process.wait(timeout=60) == (-stop if stop == signal.SIGKILL else 130)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        assert process.stderr is not None
+        process.stderr.close()
+    # The reading and parsing processes notice that the writer is gone and leave.
+    _poll(lambda: _group_gone(process.pid), "a process of the stopped import is still running")
+    return committed
 
 
 def _poll(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
