@@ -305,6 +305,46 @@ def test_an_mbox_import_stopped_midway_and_resumed_holds_every_source_message_on
     assert _check_whole_messages(db) == 1475
 
 
+def test_a_killed_parsing_process_stops_the_import_with_advice_and_a_rerun_completes_it(
+    corpus: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "mail.db"
+    run_cps("store", "create", db)
+    source = corpus / "enron" / "allen-p"
+    command = [*CPS, "store", "import", str(db), str(source), "--mailbox", "w@example.com",
+               "--create-mailbox", "--batch", "20", "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        _poll(lambda: process.poll() is not None or _count_messages(db) > 0,
+              "no message was committed")
+        workers = _children(process.pid)
+        assert process.poll() is None and len(workers) == 2, "the import ended too soon"
+        os.kill(workers[-1], signal.SIGKILL)
+        _out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, err
+    assert b"ended unexpectedly" in err and b"run the same import again" in err
+    assert b"Traceback" not in err
+    _poll(lambda: _group_gone(process.pid), "a process of the stopped import is still running")
+    interrupted = _check_whole_messages(db)
+    assert 0 < interrupted < 3034
+
+    resumed = import_json(db, source, "--mailbox", "w@example.com")
+    assert resumed["imported"] == 3034 - interrupted
+    assert difference(eml_tree(source, "w@example.com", ("Inbox",)), stored(db)) == ""
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes `pid` started with multiprocessing's "spawn" that are still running
+    (not its resource tracker)."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
 def _stop_midway(command: list[str], db: Path, stop: signal.Signals) -> int:
     """Run an import, stop it with `stop` once it has committed messages, and wait until every
     process of it is gone; the number of messages it had committed before the signal."""

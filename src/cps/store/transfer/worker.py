@@ -37,6 +37,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from ...errors import CPSError
 from ..messages import ParsedMessage
 from ..parse import Attachment, Envelope
 from .mbox import Quoting
@@ -48,6 +49,9 @@ CHUNK_EVENTS = 64
 CHUNK_BYTES = 4 << 20
 # Chunks parsed and not yet written, per parser: bounds the memory an import uses ahead of its writer.
 CHUNKS_AHEAD = 8
+
+RESUME = ("Every batch committed before is kept: run the same import again to import the rest "
+          "(nothing is imported twice).")
 
 # What a parser derives from one message: its SHA-256 and envelope fields (plain tuples, which
 # pickle several times faster than the dataclasses), or why it cannot be imported.
@@ -128,10 +132,11 @@ class _Receiver:
         """The parser's next chunk, or None when the source is done."""
         data = self._chunks.get()
         if data is None:
-            raise RuntimeError("an import's parsing process ended unexpectedly")
+            raise CPSError("a reading or parsing process of the import ended unexpectedly",
+                           hint=RESUME)
         chunk: _Parsed = pickle.loads(data)
         if isinstance(chunk, _Failed):
-            raise RuntimeError(f"the import's reading or parsing failed:\n{chunk.text}")
+            raise CPSError(f"the import's reading or parsing failed:\n{chunk.text}", hint=RESUME)
         return chunk
 
     def stop(self) -> None:
