@@ -30,9 +30,10 @@ import queue
 import signal
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -79,44 +80,58 @@ def parsed_in_workers(
     context = multiprocessing.get_context("spawn")
     processes: list[BaseProcess] = []
     receivers: list[_Receiver] = []
+    handed: list[Connection] = []  # pipe ends for the children: closed here once they are started
     try:
-        into_parsers = []
-        result_senders = []
+        results = []
         for _number in range(workers):
             result_end, result_sender = context.Pipe(duplex=False)
             receivers.append(_Receiver(result_end))
-            result_senders.append(result_sender)
+            results.append(result_sender)
+            handed.append(result_sender)
+        into_parsers = []
         for number in range(1, workers):
             task_end, task_sender = context.Pipe(duplex=False)
-            processes.append(context.Process(
-                target=_parse_chunks, args=(task_end, result_senders[number]),
-                name=f"cps-import-parser-{number}", daemon=True))
-            processes[-1].start()
+            handed += [task_end, task_sender]
             into_parsers.append(task_sender)
-            task_end.close()
-        processes.append(context.Process(
-            target=_read_chunks, args=(result_senders[0], into_parsers, source, kind, quoting, done),
-            name="cps-import-reader", daemon=True))
-        processes[-1].start()
-        for pipe in into_parsers + result_senders:
-            pipe.close()
-        turn = 0
-        while (chunk := receivers[turn].take()) is not None:
-            turn = (turn + 1) % workers
-            events, derived = chunk
-            answers = iter(derived)
-            for event in events:
-                if isinstance(event, Candidate):
-                    yield from parsed_events(event, _rebuilt(event.raw, next(answers)))
-                else:
-                    yield event
+            processes.append(_start(context, f"cps-import-parser-{number}", _parse_chunks,
+                                    task_end, results[number]))
+        processes.append(_start(context, "cps-import-reader", _read_chunks,
+                                results[0], into_parsers, source, kind, quoting, done))
+        _close(handed)
+        yield from _in_order(receivers)
     finally:
+        _close(handed)  # if starting failed: so that every receiver sees its pipe end
         for process in processes:
             if process.is_alive():
                 process.kill()
             process.join()
         for receiver in receivers:
             receiver.stop()
+
+
+def _start(context: SpawnContext, name: str, target: Callable[..., None], *args: Any) -> BaseProcess:
+    process = context.Process(target=target, args=args, name=name, daemon=True)
+    process.start()
+    return process
+
+
+def _close(pipes: list[Connection]) -> None:
+    for pipe in pipes:
+        pipe.close()
+
+
+def _in_order(receivers: list[_Receiver]) -> Iterator[PreparedEvent]:
+    """The events of chunk n, from worker n mod len(receivers), until the end of the source."""
+    turn = 0
+    while (chunk := receivers[turn].take()) is not None:
+        turn = (turn + 1) % len(receivers)
+        events, derived = chunk
+        answers = iter(derived)
+        for event in events:
+            if isinstance(event, Candidate):
+                yield from parsed_events(event, _rebuilt(event.raw, next(answers)))
+            else:
+                yield event
 
 
 class _Receiver:
