@@ -131,7 +131,7 @@ def _check(
         return Rejected(candidate.where, folder)
     if len(candidate.raw) > MAX_MESSAGE_BYTES:
         return Rejected(candidate.where, too_big(len(candidate.raw)))
-    return replace(candidate, folder=folder)
+    return candidate if folder == candidate.folder else replace(candidate, folder=folder)
 
 
 class _FolderChecker:
