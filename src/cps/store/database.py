@@ -276,9 +276,9 @@ class MailDatabase:
             for path in folders:
                 folder_id(path)
             claimed = [item for item in items if _imports.claim(c, target.id, item.key)]
-            # All bodies first, then all placements: FTS5 flushes its pending index data at every
-            # savepoint, and a statement with RETURNING opens one; interleaved, that would be one
-            # flush per message.
+            # All bodies (with their index entries) first, then all placements, so the index
+            # inserts run back to back: FTS5 flushes its pending data at any savepoint a statement
+            # in between opens (one with RETURNING does), which would make one flush per message.
             bodies = [_messages.store_body(c, item.message) for item in claimed]
             for item, body_id in zip(claimed, bodies, strict=True):
                 message_id, _uid = _messages.place(
