@@ -12,13 +12,19 @@ What it measures, all on this machine, in one run:
   LMTP and SMTP and into Dovecot's LMTP (mdbox, its default fsync settings; see `dovecot.py`).
   Every server starts empty for each measurement, and is checked afterwards to hold every message.
 
-Each round runs every measurement once, CPS and Dovecot alternating (A B A B ...); the table gives
-the median over the rounds with the min-max range, and per LMTP configuration the ratio of the
-CPS median to the Dovecot median, and the median (min-max) of the per-round ratios, which pair
-measurements taken one right after the other and so vary less with other load on the machine.
+Peers of the import, in the same rounds: with `--peer-src`, another CPS source tree (an earlier
+commit's `src/`) importing the same sources the same way; and "cat+fdatasync", `cat` of the same
+source files into one new file made durable (`dd conv=fdatasync`): the disk's share of the work.
+
+Each round runs every measurement once, CPS and its peer alternating (A B A B ...); the table gives
+the median over the rounds with the min-max range, and per LMTP configuration (and for the import
+with `--peer-src`) the ratio of the CPS median to the peer's median, and the median (min-max) of
+the per-round ratios, which pair measurements taken one right after the other and so vary less
+with other load on the machine.
 Without Dovecot installed (or without root, which its master process needs) the peer is skipped.
 
 Run it by hand:  .venv/bin/python bench/ingest.py [--messages N] [--rounds R] [--json]
+                 [--skip-import | --skip-delivery] [--peer-src OTHER/src]
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import mailbox
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import sqlite3
@@ -60,12 +67,15 @@ class Run:
     """One timed measurement."""
 
     benchmark: str  # "import", "import-only", "lmtp" or "smtp"
-    server: str  # "cps" or "dovecot"
+    server: str  # "cps", "dovecot", "peer-src" (--peer-src) or "cat+fdatasync"
     clients: int
     round: int
     messages: int
     bytes: int
     seconds: float
+    # CPU time (user + system) of every process of the measurement, for the import and its peers:
+    # unlike the wall time, hardly moved by other load on the machine.
+    cpu_seconds: float | None = None
 
 
 def corpus_messages(corpus: Path) -> list[bytes]:
@@ -90,30 +100,62 @@ def _crlf(raw: bytes) -> bytes:
     return wire if wire.endswith(b"\r\n") else wire + b"\r\n"
 
 
-def measure_import(corpus: Path, root: Path, round_number: int) -> list[Run]:
+def measure_import(
+    corpus: Path, root: Path, round_number: int, server: str = "cps", src: Path | None = None
+) -> list[Run]:
     """Two figures: the commands' wall time ("import") and the time the import itself reports,
-    without interpreter start-up ("import-only")."""
+    without interpreter start-up ("import-only"). With `src`, the CPS source tree there runs it."""
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
     database = root / "mail.db"
-    subprocess.run([*CPS, "store", "create", str(database)], check=True, capture_output=True)
+    subprocess.run([*CPS, "store", "create", str(database)], check=True, capture_output=True, env=env)
     reports = []
+    cpu_before = _children_cpu()
     began = time.perf_counter()
     for source, kind in IMPORT_SOURCES:
         result = subprocess.run(
             [*CPS, "store", "import", str(database), str(corpus / source), "--format", kind,
              "--mailbox", USERS[0], "--folder", source, "--create-mailbox", "--json"],
-            capture_output=True, text=True)
+            capture_output=True, text=True, env=env)
         if result.returncode != 0:
             raise RuntimeError(f"cps store import {source} exited {result.returncode}: {result.stderr}")
         reports.append(json.loads(result.stdout))
     seconds = time.perf_counter() - began
+    cpu = _children_cpu() - cpu_before
     rejected = sum(report["rejected"] for report in reports)
     if rejected:
         raise RuntimeError(f"the import rejected {rejected} messages")
     messages = sum(report["imported"] for report in reports)
     size = sum(report["imported_bytes"] for report in reports)
     own_seconds = sum(report["seconds"] for report in reports)
-    return [Run("import", "cps", 1, round_number, messages, size, seconds),
-            Run("import-only", "cps", 1, round_number, messages, size, own_seconds)]
+    return [Run("import", server, 1, round_number, messages, size, seconds, cpu),
+            Run("import-only", server, 1, round_number, messages, size, own_seconds)]
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far (and of theirs, waited for by them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_copy(corpus: Path, root: Path, round_number: int, messages: int, size: int) -> Run:
+    """The disk's part of an import: `cat` of the import sources' files into one new file, made
+    durable with fdatasync (`dd conv=fdatasync`), timed like the import commands."""
+    files = [str(p) for source, _kind in IMPORT_SOURCES for p in sorted((corpus / source).rglob("*"))
+             if p.is_file()]
+    cpu_before = _children_cpu()
+    began = time.perf_counter()
+    cat = subprocess.Popen(["xargs", "-0", "cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    dd = subprocess.Popen(["dd", f"of={root / 'copy'}", "bs=1M", "conv=fdatasync", "status=none"],
+                          stdin=cat.stdout)
+    assert cat.stdin is not None and cat.stdout is not None
+    cat.stdout.close()
+    cat.stdin.write("\0".join(files).encode())
+    cat.stdin.close()
+    if cat.wait() != 0 or dd.wait() != 0:
+        raise RuntimeError("cat | dd failed")
+    seconds = time.perf_counter() - began
+    return Run("import", "cat+fdatasync", 1, round_number, messages, size, seconds,
+               _children_cpu() - cpu_before)
 
 
 def measure_delivery(
@@ -167,8 +209,9 @@ def _file_system(path: Path) -> str:
 
 
 def summarise(runs: list[Run]) -> list[dict[str, Any]]:
-    """Median and range per (benchmark, clients, server); for CPS, the ratio of its median to
-    Dovecot's, and the ratios of the runs paired by round (measured one after the other)."""
+    """Median and range per (benchmark, clients, server); for CPS, the ratio of its median to its
+    peer's (Dovecot, or --peer-src), and the ratios of the runs paired by round (measured one
+    after the other)."""
     groups: dict[tuple[str, int, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.benchmark, run.clients, run.server), []).append(run)
@@ -182,11 +225,13 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
             "msg_per_s": statistics.median(rates), "msg_per_s_min": min(rates),
             "msg_per_s_max": max(rates), "mb_per_s": statistics.median(speeds),
             "mb_per_s_min": min(speeds), "mb_per_s_max": max(speeds),
-            "cps_to_dovecot": None, "paired_ratios": [],
+            "cps_to_peer": None, "paired_ratios": [],
+            "cpu_seconds": _median_cpu(group),
         }
-        peer = groups.get((benchmark, clients, "dovecot"))
+        peer = groups.get((benchmark, clients, "dovecot")) or groups.get(
+            (benchmark, clients, "peer-src"))
         if server == "cps" and peer:
-            row["cps_to_dovecot"] = row["msg_per_s"] / statistics.median(
+            row["cps_to_peer"] = row["msg_per_s"] / statistics.median(
                 run.messages / run.seconds for run in peer)
             peer_seconds = {run.round: run.seconds for run in peer}
             row["paired_ratios"] = [peer_seconds[run.round] / run.seconds for run in group]
@@ -194,19 +239,26 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
+def _median_cpu(runs: list[Run]) -> float | None:
+    measured = [run.cpu_seconds for run in runs if run.cpu_seconds is not None]
+    return statistics.median(measured) if measured else None
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'benchmark':<12} {'clients':>7} {'server':<8} {'msgs':>6} {'msg/s':>8} "
-             f"{'(min-max)':>15} {'MB/s':>7} {'(min-max)':>13} {'cps/dovecot':>11} {'paired (min-max)':>19}"]
+             f"{'(min-max)':>15} {'MB/s':>7} {'(min-max)':>13} {'cps/peer':>11} {'paired (min-max)':>19} "
+             f"{'CPU s':>6}"]
     for row in rows:
-        ratio = f"{row['cps_to_dovecot']:.2f}" if row["cps_to_dovecot"] else ""
+        ratio = f"{row['cps_to_peer']:.2f}" if row["cps_to_peer"] else ""
         paired = row["paired_ratios"]
+        cpu = f"{row['cpu_seconds']:.2f}" if row["cpu_seconds"] is not None else ""
         pairs = (f"{statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})"
                  if paired else "")
         lines.append(
             f"{row['benchmark']:<12} {row['clients']:>7} {row['server']:<8} {row['messages']:>6} "
             f"{row['msg_per_s']:>8.1f} {row['msg_per_s_min']:>7.1f}-{row['msg_per_s_max']:<7.1f} "
             f"{row['mb_per_s']:>7.2f} {row['mb_per_s_min']:>6.2f}-{row['mb_per_s_max']:<6.2f} "
-            f"{ratio:>11} {pairs:>19}")
+            f"{ratio:>11} {pairs:>19} {cpu:>6}")
     return "\n".join(lines)
 
 
@@ -223,23 +275,36 @@ def scratch(parent: Path) -> Iterator[Path]:
 def run_rounds(args: argparse.Namespace, work: Path, note: Callable[[str], None]) -> list[Run]:
     messages = corpus_messages(args.corpus)
     envelopes = delivery_sample(messages, args.messages)
-    servers = ["cps", "dovecot"] if peer_available(note) else ["cps"]
+    servers = ["cps", "dovecot"] if not args.skip_delivery and peer_available(note) else ["cps"]
     note(f"corpus: {len(messages)} messages; delivery sample: {len(envelopes)} messages, "
          f"{sum(len(m) for _, m in envelopes) / 1e6:.2f} MB")
     runs: list[Run] = []
     for number in range(1, args.rounds + 1):
         if not args.skip_import:
-            with scratch(work) as root:
-                runs.extend(measure_import(args.corpus, root, number))
-            note(_progress(runs[-2]))
-            note(_progress(runs[-1]))
-        for protocol, clients in DELIVERY_CONFIGS:
+            runs.extend(import_round(args, work, number, note))
+        for protocol, clients in () if args.skip_delivery else DELIVERY_CONFIGS:
             for server in servers:
                 if server == "dovecot" and protocol != "lmtp":
                     continue  # Dovecot delivers over LMTP only
                 with scratch(work) as root:
                     runs.append(measure_delivery(server, protocol, clients, envelopes, root, number))
                 note(_progress(runs[-1]))
+    return runs
+
+
+def import_round(
+    args: argparse.Namespace, work: Path, number: int, note: Callable[[str], None]
+) -> list[Run]:
+    """The import by this CPS, then by the one in --peer-src if given, then the copy."""
+    runs: list[Run] = []
+    importers = [("cps", None)] + ([("peer-src", args.peer_src)] if args.peer_src else [])
+    for server, src in importers:
+        with scratch(work) as root:
+            runs.extend(measure_import(args.corpus, root, number, server, src))
+    with scratch(work) as root:
+        runs.append(measure_copy(args.corpus, root, number, runs[0].messages, runs[0].bytes))
+    for run in runs:
+        note(_progress(run))
     return runs
 
 
@@ -267,6 +332,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the temporary databases and mail go (the system temp folder)")
     parser.add_argument("--skip-import", action="store_true", help="measure delivery only")
+    parser.add_argument("--skip-delivery", action="store_true", help="measure the import only")
+    parser.add_argument("--peer-src", type=Path, default=None,
+                        help="another CPS source tree (for example an earlier commit's src/, from "
+                        "git worktree or git archive) whose import is measured in the same rounds")
     parser.add_argument("--json", action="store_true", help="print one JSON document, not a table")
     args = parser.parse_args()
     if args.messages < 1 or args.rounds < 1:

@@ -18,9 +18,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cps.store import MailDatabase
 from cps.store.transfer import import_mail
-from tests.conftest import run_cps
+from tests.conftest import CPS, run_cps
 
 BOM = b"\xef\xbb\xbf"
 # Messages per file, from the corpus README: an oracle that does not depend on any splitter.
@@ -270,22 +272,7 @@ def test_killed_import_resumes_to_the_same_content_as_a_clean_one(
         run_cps("store", "create", db)
     command = [str(Path(sys.executable).parent / "cps"), "store", "import", str(killed),
                str(source), "--mailbox", "e@example.com", "--create-mailbox", "--batch", "25"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    try:
-        _poll(lambda: process.poll() is not None or _count_messages(killed) > 0,
-              "no message was committed")
-        assert process.poll() is None, "the import ended before it could be killed"
-        committed = _count_messages(killed)
-        os.kill(process.pid, signal.SIGKILL)
-        assert process.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if process.poll() is None:
-            process.kill()
-        assert process.stderr is not None
-        process.stderr.close()
-    # The orphaned parsing worker notices that its writer is gone and leaves.
-    _poll(lambda: _group_gone(process.pid), "a process of the killed import is still running")
+    committed = _stop_midway(command, killed, signal.SIGKILL)
     interrupted = _check_whole_messages(killed)
     assert committed <= interrupted < 3034, "the import finished before it could be killed"
 
@@ -295,6 +282,89 @@ def test_killed_import_resumes_to_the_same_content_as_a_clean_one(
     import_json(clean, source, "--mailbox", "e@example.com", "--create-mailbox")
     assert _comparable_dump(killed) == _comparable_dump(clean)
     assert _check_whole_messages(killed) == 3034
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
+def test_an_mbox_import_stopped_midway_and_resumed_holds_every_source_message_once(
+    corpus: Path, tmp_path: Path, stop: signal.Signals
+) -> None:
+    db = tmp_path / "mail.db"
+    run_cps("store", "create", db)
+    command = [*CPS, "store", "import", str(db), str(corpus / "mbox"), "--format", "mbox",
+               "--mailbox", "m@example.com", "--create-mailbox", "--batch", "20", "--workers", "2"]
+    _stop_midway(command, db, stop)
+    interrupted = _check_whole_messages(db)
+    assert 0 < interrupted < 1475, "the import was not stopped midway"
+
+    resumed = import_json(db, corpus / "mbox", "--format", "mbox", "--mailbox", "m@example.com")
+    assert (resumed["imported"], resumed["skipped_already_imported"]) == (
+        1475 - interrupted, interrupted)
+    expected = [("m@example.com", ("Inbox", name.removesuffix(".mbox")), sha(raw))
+                for name in MBOX_COUNTS for raw in mbox_messages(corpus / "mbox" / name)]
+    assert difference(expected, stored(db)) == ""
+    assert _check_whole_messages(db) == 1475
+
+
+def test_a_killed_parsing_process_stops_the_import_with_advice_and_a_rerun_completes_it(
+    corpus: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "mail.db"
+    run_cps("store", "create", db)
+    source = corpus / "enron" / "allen-p"
+    command = [*CPS, "store", "import", str(db), str(source), "--mailbox", "w@example.com",
+               "--create-mailbox", "--batch", "20", "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        _poll(lambda: process.poll() is not None or _count_messages(db) > 0,
+              "no message was committed")
+        workers = _children(process.pid)
+        assert process.poll() is None and len(workers) == 2, "the import ended too soon"
+        os.kill(workers[-1], signal.SIGKILL)
+        _out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, err
+    assert b"ended unexpectedly" in err and b"run the same import again" in err
+    assert b"Traceback" not in err
+    _poll(lambda: _group_gone(process.pid), "a process of the stopped import is still running")
+    interrupted = _check_whole_messages(db)
+    assert 0 < interrupted < 3034
+
+    resumed = import_json(db, source, "--mailbox", "w@example.com")
+    assert resumed["imported"] == 3034 - interrupted
+    assert difference(eml_tree(source, "w@example.com", ("Inbox",)), stored(db)) == ""
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes `pid` started with multiprocessing's "spawn" that are still running
+    (not its resource tracker)."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def _stop_midway(command: list[str], db: Path, stop: signal.Signals) -> int:
+    """Run an import, stop it with `stop` once it has committed messages, and wait until every
+    process of it is gone; the number of messages it had committed before the signal."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        _poll(lambda: process.poll() is not None or _count_messages(db) > 0,
+              "no message was committed")
+        assert process.poll() is None, "the import ended before it could be stopped"
+        committed = _count_messages(db)
+        os.kill(process.pid, stop)
+        assert process.wait(timeout=60) == (-stop if stop == signal.SIGKILL else 130)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        assert process.stderr is not None
+        process.stderr.close()
+    # The reading and parsing processes notice that the writer is gone and leave.
+    _poll(lambda: _group_gone(process.pid), "a process of the stopped import is still running")
+    return committed
 
 
 def _poll(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
@@ -342,25 +412,22 @@ def _comparable_dump(db: Path) -> str:
     return re.sub(r" (uidvalidity|created)=\S+", "", text)
 
 
-def test_parsing_in_a_worker_process_imports_exactly_what_one_process_does(
+def test_parsing_in_worker_processes_imports_exactly_what_one_process_does(
     corpus: Path, tmp_path: Path
 ) -> None:
     source = corpus / "tricky" / "mimekit"
-    with MailDatabase.create(tmp_path / "mail.db") as db:
-        db.create_mailbox("a@example.com")
-        reports = [
-            import_mail(db, source, "a@example.com", (name,), parallel=parallel)
-            for name, parallel in (("Serial", False), ("Parallel", True))
-        ]
-        listings = [
-            [(f.path[1:], m.uid, m.sha256, m.internal_date)
-             for f in db.folders("a@example.com") if f.path[0] == name
-             for m in db.messages("a@example.com", f.path)]
-            for name in ("Serial", "Parallel")
-        ]
-    assert listings[0] == listings[1] and len(listings[0]) == reports[0].imported > 30
+    reports, listings = [], []
+    for workers in (0, 1, 3):  # each into its own database: bodies are stored once per database
+        with MailDatabase.create(tmp_path / f"{workers}.db") as db:
+            db.create_mailbox("a@example.com")
+            reports.append(import_mail(db, source, "a@example.com", ("Imported",), workers=workers))
+            listings.append([
+                (f.path, m.uid, m.sha256, m.internal_date, db.envelope(m.id))
+                for f in db.folders("a@example.com")
+                for m in db.messages("a@example.com", f.path)])
+    assert listings[1:] == [listings[0]] * 2 and len(listings[0]) == reports[0].imported > 30
     assert [(r.found, r.rejected, r.problems) for r in reports[1:]] == [
-        (reports[0].found, reports[0].rejected, reports[0].problems)]
+        (reports[0].found, reports[0].rejected, reports[0].problems)] * 2
 
 
 def test_two_concurrent_runs_of_one_import_store_each_message_once(

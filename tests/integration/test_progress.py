@@ -128,3 +128,14 @@ def protect_on_terminal(db: Path, repo: Path, *options: str) -> bytes:
         assert process.wait(timeout=DEADLINE_SECONDS) == 0, shown.decode(errors="replace")
     assert ready in on_stdout or ready in shown
     return shown
+
+
+def test_an_import_draws_a_bar_with_its_rate_on_a_terminal(corpus: Path, tmp_path: Path) -> None:
+    db = tmp_path / "mail.db"
+    run_cps("store", "create", db)
+    source = corpus / "enron" / "richey-c"
+    drawn = on_terminal("store", "import", db, source, "--mailbox", ALICE, "--create-mailbox")
+    assert drawn.status == 0, drawn.terminal.decode(errors="replace")
+    assert b"importing" in drawn.terminal and b"100%" in drawn.terminal
+    assert b"msg/s" in drawn.terminal and b"B/s" in drawn.terminal
+    assert drawn.stdout.startswith(b"imported 582 of 582 messages") and b"\x1b" not in drawn.stdout

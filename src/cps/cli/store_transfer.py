@@ -11,10 +11,19 @@ from typing import Any
 import click
 
 from ..store.names import split_mailbox_path, split_path
-from ..store.transfer import Format, ImportReport, Progress, Quoting, export_mail, import_mail
+from ..store.transfer import (
+    Format,
+    ImportProgress,
+    ImportReport,
+    Progress,
+    Quoting,
+    export_mail,
+    import_mail,
+)
+from ..store.transfer.importer import BATCH_MESSAGES
 from . import output
 from .output import counted, emit, note
-from .progress import progress_reporter, shows_progress
+from .progress import mail_progress, progress_reporter, shows_progress
 from .targets import database_argument, open_db
 
 # Most problems shown in the text report; --json lists them all.
@@ -33,12 +42,15 @@ SHOWN_PROBLEMS = 50
 @click.option("--mbox-quoting", type=click.Choice([q.value for q in Quoting]), default="mboxrd",
               show_default=True, help="How the mbox quotes body lines starting with 'From '.")
 @click.option("--create-mailbox", is_flag=True, help="Create the mailbox if it does not exist.")
-@click.option("--batch", "batch_messages", type=click.IntRange(min=1), default=500,
+@click.option("--batch", "batch_messages", type=click.IntRange(min=1), default=BATCH_MESSAGES,
               show_default=True, help="Messages committed per transaction.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Processes parsing messages while this one writes (0: parse in this one). "
+              "Default: one per CPU core but one, the writer's.")
 @output.json_option
 def import_command(
     db: Path, source: Path, address: str, folder: str, kind: str, mbox_quoting: str,
-    create_mailbox: bool, batch_messages: int, as_json: bool,
+    create_mailbox: bool, batch_messages: int, workers: int | None, as_json: bool,
 ) -> None:
     """Import mail from SOURCE: a Maildir (with Maildir++ subfolders), an mbox file, a directory
     of mbox files (--format mbox; each file is a folder), a directory tree of .eml files (each
@@ -56,11 +68,13 @@ def import_command(
       cps store import mail.db archive.mbox --mailbox alice@example.com --folder Archive/2001
       cps store import mail.db exported/ --format eml --mailbox bob@example.com --create-mailbox --json
     """
-    with open_db(db) as database, _progress("importing", as_json=as_json) as progress:
+    if workers is None:
+        workers = (os.cpu_count() or 1) - 1
+    with open_db(db) as database, _import_progress(as_json=as_json) as progress:
         report = import_mail(
             database, source, address, split_path(folder), kind=Format(kind),
-            quoting=Quoting(mbox_quoting), create_mailbox=create_mailbox,
-            parallel=(os.cpu_count() or 1) > 1, batch_messages=batch_messages, progress=progress,
+            quoting=Quoting(mbox_quoting), create_mailbox=create_mailbox, workers=workers,
+            batch_messages=batch_messages, progress=progress,
         )
     if not as_json:
         _note_problems(report)
@@ -106,6 +120,16 @@ def _progress(stage: str, *, as_json: bool) -> Iterator[Progress | None]:
         return
     with progress_reporter(enabled=True) as report:
         yield lambda done, total: report(stage, done, total)
+
+
+@contextmanager
+def _import_progress(*, as_json: bool) -> Iterator[ImportProgress | None]:
+    """The import's bar, with messages/s and MB/s, or None when no bar is drawn."""
+    if not shows_progress(enabled=not as_json):
+        yield None
+        return
+    with mail_progress("importing") as report:
+        yield report
 
 
 def _note_problems(report: ImportReport) -> None:

@@ -18,6 +18,7 @@ from types import TracebackType
 
 from ..errors import InvalidMessage, NotFound, StoreError
 from . import folders as _folders
+from . import imports as _imports
 from . import messages as _messages
 from . import queries as _queries
 from . import repair as _repair
@@ -46,6 +47,18 @@ class AppendItem:
     internal_date: int
     flags: tuple[str, ...] = ()
     envelope: Envelope | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportItem:
+    """A message of an import's source for `MailDatabase.import_batch`, parsed already (outside
+    the write transaction), with the source key that marks it imported."""
+
+    key: str
+    folder: tuple[str, ...]  # below the import's target folder
+    message: _messages.ParsedMessage
+    internal_date: int
+    flags: tuple[str, ...] = ()
 
 
 def check_message(raw: bytes) -> None:
@@ -222,6 +235,56 @@ class MailDatabase:
                     c, folders[path].id, body_id, item.internal_date, item.flags)
                 deliveries.append(Delivery(message_id, mailbox.address, path, uid))
         return deliveries
+
+    # Imports (the `imports` table, see store/imports.py)
+
+    def import_target(
+        self, address: str, path: tuple[str, ...], *, create_mailbox: bool = False
+    ) -> tuple[Mailbox, Folder]:
+        """The mailbox and folder an import fills, the folder (and with `create_mailbox` the
+        mailbox) created if missing."""
+        with self.write() as c:
+            try:
+                mailbox = _folders.live_mailbox(c, address)
+            except NotFound as exc:
+                if not create_mailbox:
+                    raise NotFound(exc.message, hint=(exc.hint + " " if exc.hint else "") + (
+                        "To import into a new mailbox, pass --create-mailbox.")) from exc
+                mailbox = _folders.create_mailbox(c, address, "")
+            return mailbox, _folders.ensure_folder(c, mailbox, path)
+
+    def imported_sources(self, target: Folder) -> set[str]:
+        """The source keys of everything imported into `target` so far."""
+        return _imports.imported_sources(self.connection, target.id)
+
+    def import_batch(
+        self, mailbox: Mailbox, target: Folder, folders: Iterable[tuple[str, ...]],
+        items: Sequence[ImportItem],
+    ) -> list[ImportItem]:
+        """In one write transaction: create `folders` and those of `items` (paths below `target`,
+        a folder of `mailbox`) if missing, and store each item whose key `target` has not recorded
+        yet, recording it. Returns the items stored; the others were stored by a concurrent run of
+        the import."""
+        with self.write() as c:
+            folder_ids: dict[tuple[str, ...], int] = {(): target.id}
+
+            def folder_id(path: tuple[str, ...]) -> int:
+                if path not in folder_ids:
+                    folder_ids[path] = _folders.ensure_folder(c, mailbox, target.path + path).id
+                return folder_ids[path]
+
+            for path in folders:
+                folder_id(path)
+            claimed = [item for item in items if _imports.claim(c, target.id, item.key)]
+            # All bodies (with their index entries) first, then all placements, so the index
+            # inserts run back to back: FTS5 flushes its pending data at any savepoint a statement
+            # in between opens (one with RETURNING does), which would make one flush per message.
+            bodies = [_messages.store_body(c, item.message) for item in claimed]
+            for item, body_id in zip(claimed, bodies, strict=True):
+                message_id, _uid = _messages.place(
+                    c, folder_id(item.folder), body_id, item.internal_date, item.flags)
+                _imports.record_message(c, target.id, item.key, message_id)
+        return claimed
 
     def messages(
         self, address: str, path: FolderPath, *, limit: int | None = None, offset: int = 0

@@ -106,15 +106,16 @@ def parse_envelope(raw: bytes) -> Envelope:
             continue
         _collect_part(part, texts, attachments, defects)
     text = " ".join(texts)[:MAX_INDEXED_TEXT]
+    fields = _Fields(message)
     return Envelope(
-        message_id=_header(message, "Message-ID", defects).strip(),
-        subject=_header(message, "Subject", defects),
-        from_=_header(message, "From", defects),
-        to=_header(message, "To", defects),
-        cc=_header(message, "Cc", defects),
-        date=_date(message, defects),
-        in_reply_to=_header(message, "In-Reply-To", defects).strip(),
-        references=_SPACE.sub(" ", _header(message, "References", defects)).strip(),
+        message_id=fields.text("Message-ID", defects).strip(),
+        subject=fields.text("Subject", defects),
+        from_=fields.text("From", defects),
+        to=fields.text("To", defects),
+        cc=fields.text("Cc", defects),
+        date=_date(fields.first("Date"), defects),
+        in_reply_to=fields.text("In-Reply-To", defects).strip(),
+        references=_SPACE.sub(" ", fields.text("References", defects)).strip(),
         attachments=tuple(attachments),
         text=text,
         defects=tuple(dict.fromkeys(defects)),
@@ -149,16 +150,31 @@ def decode_header_value(value: str | email.header.Header) -> str:
     return _unfold("".join(out))
 
 
-def _header(message: Message, name: str, defects: list[str]) -> str:
-    values = message.get_all(name)
-    if not values:
-        return ""
-    if len(values) > 1:
-        defects.append(f"Duplicate{name.replace('-', '')}Header")
-    value = values[0]
-    if isinstance(value, email.header.Header):  # compat32 hands back raw 8-bit headers this way
-        defects.append("NonAsciiHeader")
-    return decode_header_value(value)
+class _Fields:
+    """A message's header fields by name, read in one pass (`Message.get_all` reads them all for
+    every name asked), each value as `get_all` gives it."""
+
+    def __init__(self, message: Message) -> None:
+        self._fetch = message.policy.header_fetch_parse
+        self._by_name: dict[str, list[tuple[str, str]]] = {}
+        for name, value in message.raw_items():
+            self._by_name.setdefault(name.lower(), []).append((name, value))
+
+    def first(self, name: str) -> str | email.header.Header | None:
+        found = self._by_name.get(name.lower())
+        return self._fetch(*found[0]) if found else None
+
+    def text(self, name: str, defects: list[str]) -> str:
+        """The first value decoded, noting a repeated field or raw 8-bit bytes in `defects`."""
+        found = self._by_name.get(name.lower())
+        if not found:
+            return ""
+        if len(found) > 1:
+            defects.append(f"Duplicate{name.replace('-', '')}Header")
+        value = self._fetch(*found[0])
+        if isinstance(value, email.header.Header):  # compat32 hands back raw 8-bit headers this way
+            defects.append("NonAsciiHeader")
+        return decode_header_value(value)
 
 
 def _unfold(value: str) -> str:
@@ -177,8 +193,7 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def _date(message: Message, defects: list[str]) -> int | None:
-    raw = message.get("Date")
+def _date(raw: str | email.header.Header | None, defects: list[str]) -> int | None:
     if raw is None:
         return None
     try:
@@ -197,8 +212,9 @@ def _collect_part(
     part: Message, texts: list[str], attachments: list[Attachment], defects: list[str]
 ) -> None:
     content_type = part.get_content_type()
-    filename = _filename(part)
-    disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
+    disposition_field = part.get("Content-Disposition")
+    filename = _filename(part, disposition_field)
+    disposition = str(disposition_field or "").split(";")[0].strip().lower()
     try:
         payload = part.get_payload(decode=True)
     except Exception:  # malformed transfer encodings raise assorted errors
@@ -214,7 +230,9 @@ def _collect_part(
     texts.append(text)
 
 
-def _filename(part: Message) -> str:
+def _filename(part: Message, disposition: str | email.header.Header | None) -> str:
+    if disposition is None and "name" not in str(part.get("Content-Type", "")).lower():
+        return ""  # no field can name a file: spare the email package's parsing of parameters
     try:
         name = part.get_filename()
     except Exception:  # bad RFC 2231 parameters

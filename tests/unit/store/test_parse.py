@@ -43,6 +43,17 @@ def test_attachments_and_html_text() -> None:
         ("q3.pdf", "application/pdf", 9)]
 
 
+def test_a_file_is_named_by_either_field_in_any_case() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain; NAME=a.txt\n\n"
+        b"one\n--b\nContent-Type: text/plain\nContent-Disposition: inline; FileName*=utf-8''%C3%A9.txt\n"
+        b"\ntwo\n--b\nContent-Type: text/plain; charset=utf-8; format=flowed\n\nthree\n--b--\n"
+    )
+    env = parse_envelope(raw)
+    assert [a.filename for a in env.attachments] == ["a.txt", "\u00e9.txt"]
+    assert "three" in env.text and "one" not in env.text
+
+
 def test_broken_messages_give_defects_not_exceptions() -> None:
     env = parse_envelope(b"Content-Type: multipart/mixed; boundary=zz\n\n--zz\nno end\n")
     assert env.defects

@@ -69,10 +69,10 @@ def test_parse_defects_are_warnings_after_the_message() -> None:
     assert events[1].reason.startswith("parse defects: ") and "Boundary" in events[1].reason
 
 
-def test_leave_every_passes_every_nth_message_on_unparsed() -> None:
-    messages = [candidate(UNDATED, key=str(n)) for n in range(6)]
-    events = list(prepare(messages, set(), leave_every=3))
-    assert [type(e) for e in events] == [Ready, Ready, Candidate, Ready, Ready, Candidate]
+def test_without_parsing_checked_messages_are_passed_on_unparsed() -> None:
+    messages = [candidate(UNDATED, key=str(n % 2)) for n in range(3)]
+    events = list(prepare(messages, set(), parsing=False))
+    assert [type(e) for e in events] == [Candidate, Candidate, Skipped]
 
 
 def test_messages_over_the_size_limit_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:

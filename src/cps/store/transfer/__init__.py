@@ -6,7 +6,7 @@ directory (see `exporter.py`). Raw message bytes pass through both unchanged.
 """
 
 from .exporter import ExportReport, check_destination, export_mail
-from .importer import ImportReport, Problem, import_mail
+from .importer import ImportProgress, ImportReport, Problem, import_mail
 from .mbox import Quoting
 from .readers import Format
 from .sources import Progress
@@ -14,6 +14,7 @@ from .sources import Progress
 __all__ = [
     "ExportReport",
     "Format",
+    "ImportProgress",
     "ImportReport",
     "Problem",
     "Progress",

@@ -1,7 +1,9 @@
 """Importing mail from a Maildir, an mbox file (or a tree of them) or .eml files into a folder.
 
 The flow is one way: a reader (`maildir.py`, `mbox.py`, `eml.py`) yields what it finds in the
-source; `prepare` parses each message outside any transaction; the writer here places them.
+source; `prepare` parses each message outside any transaction, in this process or in worker
+processes (`worker.py`); the writer here stores them in source order through the store's one write
+path, `MailDatabase.import_batch`, which fills the full-text index in the same transaction.
 
 Idempotent and resumable: every imported message gets a row in the `imports` table (the import's
 target folder, the message's source key, the new message id) in the transaction that stores the
@@ -18,29 +20,30 @@ error) or a source that does not exist ends it.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import NotFound, UsageError
-from ..connection import transaction
-from ..database import MailDatabase
-from ..folders import create_mailbox, ensure_folder, live_mailbox
-from ..messages import place, store_body
+from ...errors import UsageError
+from ..database import ImportItem, MailDatabase
 from ..models import Folder, Mailbox
 from ..names import check_address, check_folder_name
 from .mbox import Quoting
-from .prepare import Note, PreparedEvent, Ready, Severity, Skipped, parse, prepare
+from .prepare import Note, PreparedEvent, Ready, Severity, Skipped, prepare
 from .readers import Format, detect_format, read_source, source_size
-from .sources import Candidate, FolderMark, Progress, Rejected, display
-from .worker import prepared_in_worker
+from .sources import FolderMark, Rejected, display
+from .worker import parsed_in_workers
 
 logger = logging.getLogger(__name__)
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 16 << 20
+# Messages between two reports to the progress callback.
+PROGRESS_EVERY = 64
+# Told how far an import is: bytes of the source done, its total size, messages done.
+ImportProgress = Callable[[int, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +100,14 @@ def import_mail(
     kind: Format = Format.AUTO,
     quoting: Quoting = Quoting.MBOXRD,
     create_mailbox: bool = False,
-    parallel: bool = False,
+    workers: int = 0,
     batch_messages: int = BATCH_MESSAGES,
-    progress: Progress | None = None,
+    progress: ImportProgress | None = None,
 ) -> ImportReport:
     """Import the mail in `source` into `folder` (created if missing) of the mailbox `address`.
-    With `parallel`, messages are parsed in a worker process while this one writes. `progress`
-    is told the bytes of the source done so far and its total size, message by message (an
+    With `workers` > 0, that many processes parse the messages while this one writes; with 0, this
+    process does both. `progress` is told the bytes of the source done so far, its total size and
+    the messages imported, every `PROGRESS_EVERY` messages and at the end (the bytes are an
     estimate: mbox separators and unreadable files are not counted as done)."""
     started = time.monotonic()
     if not source.exists() and not source.is_symlink():
@@ -113,22 +117,22 @@ def import_mail(
     if not folder:
         raise UsageError("no target folder given", hint="Name a folder, for example Inbox.")
     target = tuple(check_folder_name(name) for name in folder)
-    mailbox, root = _open_target(db.connection, check_address(address), target, create_mailbox)
-    done = {row[0] for row in db.connection.execute(
-        "SELECT source FROM imports WHERE folder_id = ?", (root.id,))}
+    mailbox, root = db.import_target(check_address(address), target, create_mailbox=create_mailbox)
+    done = db.imported_sources(root)
     events = (
-        prepared_in_worker(source, kind, quoting, done)
-        if parallel
+        parsed_in_workers(source, kind, quoting, done, workers)
+        if workers > 0
         else prepare(read_source(source, kind, quoting), done)
     )
-    writer = _Writer(db.connection, mailbox, root, batch_messages)
+    writer = _Writer(db, mailbox, root, batch_messages)
     tracker = _SourceProgress(progress, source_size(source, kind)) if progress else None
     for event in events:
-        for ready in parse(event) if isinstance(event, Candidate) else (event,):
-            writer.take(ready)
-            if tracker:
-                tracker.advance(ready)
+        writer.take(event)
+        if tracker:
+            tracker.advance(event)
     writer.flush()
+    if tracker:
+        tracker.report()
     tally = writer.tally
     return ImportReport(
         source=display(source), format=str(kind), mailbox=mailbox.address, folder=root.path,
@@ -139,27 +143,14 @@ def import_mail(
     )
 
 
-def _open_target(
-    connection: sqlite3.Connection, address: str, folder: tuple[str, ...], create: bool
-) -> tuple[Mailbox, Folder]:
-    with transaction(connection) as c:
-        try:
-            mailbox = live_mailbox(c, address)
-        except NotFound as exc:
-            if not create:
-                raise NotFound(exc.message, hint=(exc.hint + " " if exc.hint else "") + (
-                    "To import into a new mailbox, pass --create-mailbox.")) from exc
-            mailbox = create_mailbox(c, address, "")
-        return mailbox, ensure_folder(c, mailbox, folder)
-
-
 class _SourceProgress:
-    """Counts the bytes of the source that messages taken stand for, and reports them."""
+    """Counts the bytes of the source that the messages taken stand for, and reports them."""
 
-    def __init__(self, report: Progress, total: int) -> None:
-        self.report = report
+    def __init__(self, report: ImportProgress, total: int) -> None:
+        self._report = report
         self.total = total
         self.done = 0
+        self.messages = 0
 
     def advance(self, event: PreparedEvent) -> None:
         if isinstance(event, Ready):
@@ -168,7 +159,12 @@ class _SourceProgress:
             self.done += event.size
         else:
             return
-        self.report(self.done, self.total)
+        self.messages += 1
+        if self.messages % PROGRESS_EVERY == 0:
+            self.report()
+
+    def report(self) -> None:
+        self._report(self.done, self.total, self.messages)
 
 
 @dataclass(slots=True)
@@ -181,26 +177,25 @@ class _Tally:
 
 
 class _Writer:
-    """Places prepared messages in batches, each batch one transaction with its `imports` rows."""
+    """Stores prepared messages in batches, each batch one transaction (`MailDatabase.import_batch`)
+    with its `imports` rows."""
 
-    def __init__(
-        self, connection: sqlite3.Connection, mailbox: Mailbox, root: Folder, batch_messages: int
-    ) -> None:
-        self.connection = connection
+    def __init__(self, db: MailDatabase, mailbox: Mailbox, root: Folder, batch_messages: int) -> None:
+        self.db = db
         self.mailbox = mailbox
         self.root = root
         self.batch_messages = batch_messages
         self.tally = _Tally()
-        self._messages: list[Ready] = []
+        self._items: list[ImportItem] = []
         self._bytes = 0
         self._folders: list[tuple[str, ...]] = []
-        self._folder_ids: dict[tuple[str, ...], int] = {(): root.id}
 
     def take(self, event: PreparedEvent) -> None:
         if isinstance(event, Ready):
-            self._messages.append(event)
+            self._items.append(ImportItem(
+                event.key, event.folder, event.message, event.internal_date, event.flags))
             self._bytes += len(event.message.raw)
-            if len(self._messages) >= self.batch_messages or self._bytes >= BATCH_BYTES:
+            if len(self._items) >= self.batch_messages or self._bytes >= BATCH_BYTES:
                 self.flush()
         elif isinstance(event, FolderMark):
             self._folders.append(event.folder)
@@ -213,40 +208,12 @@ class _Writer:
             self.tally.problems.append(Problem(event.where, event.reason, event.severity))
 
     def flush(self) -> None:
-        if not self._messages and not self._folders:
+        if not self._items and not self._folders:
             return
-        with transaction(self.connection) as c:
-            for path in self._folders:
-                self._folder_id(c, path)
-            claimed = [ready for ready in self._messages if self._claim(c, ready.key)]
-            # All bodies first, then all placements: place() runs an UPDATE ... RETURNING, which
-            # opens a savepoint, and FTS5 flushes its pending index data at every savepoint.
-            # Interleaved, that is one flush per message (the writer took 60% longer).
-            bodies = [store_body(c, ready.message) for ready in claimed]
-            for ready, body_id in zip(claimed, bodies, strict=True):
-                folder_id = self._folder_id(c, ready.folder)
-                message_id, _uid = place(c, folder_id, body_id, ready.internal_date, ready.flags)
-                c.execute(
-                    "UPDATE imports SET message_id = ? WHERE folder_id = ? AND source = ?",
-                    (message_id, self.root.id, ready.key),
-                )
-        imported = len(claimed)
-        skipped = len(self._messages) - imported
-        size = sum(len(ready.message.raw) for ready in claimed)
-        logger.debug("import: batch committed", extra={"messages": imported, "bytes": size})
-        self.tally.imported += imported
-        self.tally.skipped += skipped
+        stored = self.db.import_batch(self.mailbox, self.root, self._folders, self._items)
+        size = sum(len(item.message.raw) for item in stored)
+        logger.debug("import: batch committed", extra={"messages": len(stored), "bytes": size})
+        self.tally.imported += len(stored)
+        self.tally.skipped += len(self._items) - len(stored)
         self.tally.imported_bytes += size
-        self._messages, self._folders, self._bytes = [], [], 0
-
-    def _claim(self, connection: sqlite3.Connection, key: str) -> bool:
-        """Record the key as imported; False if a concurrent run of this import recorded it."""
-        return bool(connection.execute(
-            "INSERT OR IGNORE INTO imports(folder_id, source) VALUES (?, ?)", (self.root.id, key)
-        ).rowcount)
-
-    def _folder_id(self, connection: sqlite3.Connection, path: tuple[str, ...]) -> int:
-        if path not in self._folder_ids:
-            folder = ensure_folder(connection, self.mailbox, self.root.path + path)
-            self._folder_ids[path] = folder.id
-        return self._folder_ids[path]
+        self._items, self._folders, self._bytes = [], [], 0

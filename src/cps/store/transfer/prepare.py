@@ -2,8 +2,8 @@
 
 Everything slow and fallible happens here, outside any write transaction: skipping messages an
 earlier run already imported, checking folder names, parsing, choosing the internal date. The stage
-is a plain generator over picklable records, so it runs in this process or in a worker process
-feeding the writer (see `importer.py`).
+is a plain generator over picklable records; it runs whole in the writer's process, or without the
+parsing, which worker processes then do (see `worker.py`).
 """
 
 from __future__ import annotations
@@ -62,19 +62,17 @@ PreparedEvent = Ready | Skipped | FolderMark | Rejected | Note | Candidate
 
 
 def prepare(
-    events: Iterable[SourceEvent], done: set[str], *, leave_every: int = 0
+    events: Iterable[SourceEvent], done: set[str], *, parsing: bool = True
 ) -> Iterator[PreparedEvent]:
     """Turn reader events into writer events; `done` holds the keys of messages already imported
-    and is extended with every key seen, so a key is handled once. With `leave_every` = n, every
-    n-th message is passed on checked but unparsed, as a `Candidate`, for the receiver to `parse`
-    (a worker process leaves the writer a share of the parsing)."""
+    and is extended with every key seen, so a key is handled once. Without `parsing`, messages
+    are passed on checked but unparsed, as `Candidate`s, for worker processes to parse (see
+    `worker.py`)."""
     folders = _FolderChecker()
-    count = 0
     for event in events:
         if isinstance(event, Candidate):
             checked = _check(event, folders, done)
-            count += 1
-            if isinstance(checked, Candidate) and not (leave_every and count % leave_every == 0):
+            if isinstance(checked, Candidate) and parsing:
                 yield from parse(checked)
             else:
                 yield checked
@@ -90,24 +88,36 @@ def prepare(
 
 def parse(candidate: Candidate) -> Iterator[Ready | Rejected | Note]:
     """Parse a checked candidate (its folder path already checked) into what the writer takes."""
+    return parsed_events(candidate, parse_raw(candidate.raw))
+
+
+def parse_raw(raw: bytes) -> ParsedMessage | str:
+    """The parsed message, or why it cannot be imported."""
     try:
-        message = parse_message(candidate.raw)
+        return parse_message(raw)
     except InvalidMessage as exc:
-        yield Rejected(candidate.where, exc.message)
-        return
+        return exc.message
     except Exception as exc:  # a parser bug on one odd message must not stop the import
-        yield Rejected(candidate.where, f"cannot be parsed: {type(exc).__name__}: {exc}")
+        return f"cannot be parsed: {type(exc).__name__}: {exc}"
+
+
+def parsed_events(
+    candidate: Candidate, parsed: ParsedMessage | str
+) -> Iterator[Ready | Rejected | Note]:
+    """What the writer takes for a candidate, given `parse_raw` of its bytes."""
+    if isinstance(parsed, str):
+        yield Rejected(candidate.where, parsed)
         return
+    envelope = parsed.envelope
     date = candidate.fixed_date
     if date is None:
-        date = message.envelope.date if message.envelope.date is not None else candidate.fallback_date
+        date = envelope.date if envelope.date is not None else candidate.fallback_date
     yield Ready(
-        candidate.folder, candidate.key, candidate.where, message, clamp_date(date),
+        candidate.folder, candidate.key, candidate.where, parsed, clamp_date(date),
         candidate.flags,
     )
-    if message.envelope.defects:
-        defects = ", ".join(message.envelope.defects)
-        yield Note(candidate.where, f"parse defects: {defects}", "warning")
+    if envelope.defects:
+        yield Note(candidate.where, f"parse defects: {', '.join(envelope.defects)}", "warning")
 
 
 def _check(
@@ -121,7 +131,7 @@ def _check(
         return Rejected(candidate.where, folder)
     if len(candidate.raw) > MAX_MESSAGE_BYTES:
         return Rejected(candidate.where, too_big(len(candidate.raw)))
-    return replace(candidate, folder=folder)
+    return candidate if folder == candidate.folder else replace(candidate, folder=folder)
 
 
 class _FolderChecker:
