@@ -326,7 +326,7 @@ def test_a_killed_parsing_process_stops_the_import_with_advice_and_a_rerun_compl
         if process.poll() is None:
             process.kill()
     assert process.returncode == 1, err
-    assert b"ended unexpectedly" in err and b"run the same import again" in err
+    assert b"ended unexpectedly" in err and b"run the same import again" in err, err.decode()
     assert b"Traceback" not in err
     _poll(lambda: _group_gone(process.pid), "a process of the stopped import is still running")
     interrupted = _check_whole_messages(db)
