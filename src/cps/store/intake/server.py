@@ -1,9 +1,10 @@
 """`IntakeServer`: the SMTP and LMTP listeners, their worker threads, and their orderly stop.
 
 The listeners run on one asyncio event loop; store work runs on a small thread pool (see
-`delivery`). Stopping closes the listeners, waits for store work under way so its replies still go
-out, closes the remaining sessions and then the database connections. A session cut off in the middle
-of DATA has received no reply, so its sender retries.
+`delivery`), and each database's writes on its group committer's thread (`group`). Stopping closes
+the listeners, waits for store work under way so its replies still go out, closes the remaining
+sessions and then the database connections. A session cut off in the middle of DATA has received no
+reply, so its sender retries.
 
 The size limit counts the bytes as transmitted, and is the only limit on a line: RFC 5321 allows
 1000 octets, but real mail breaks that, import stores lines of any length, and so does delivery. A
@@ -29,7 +30,7 @@ from typing import Any, AnyStr
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
-from ...config import Endpoint
+from ...config import DEFAULT_GROUP, Endpoint, GroupLimits
 from ...errors import UsageError
 from ..connection import BUSY_TIMEOUT_SECONDS
 from .delivery import Deliverer, Durable
@@ -99,6 +100,7 @@ class IntakeServer:
         busy_timeout: float = BUSY_TIMEOUT_SECONDS,
         tls: ssl.SSLContext | None = None,
         durable: Durable | None = None,
+        group: GroupLimits = DEFAULT_GROUP,
     ) -> None:
         if not databases:
             raise UsageError("no mail database to deliver to", hint="Name at least one database.")
@@ -107,7 +109,7 @@ class IntakeServer:
         self.endpoints = {"smtp": smtp, "lmtp": lmtp}
         self.max_size = max_size
         self.tls = tls
-        self.deliverer = Deliverer([Path(p) for p in databases], busy_timeout)
+        self.deliverer = Deliverer([Path(p) for p in databases], busy_timeout, group)
         self.durable = durable
         self.listeners: list[tuple[str, Endpoint]] = []
         self._servers: list[asyncio.Server] = []
@@ -121,7 +123,7 @@ class IntakeServer:
         self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="cps-intake")
         self._handler = IntakeHandler(self.deliverer, self._executor, self.durable)
         try:
-            await loop.run_in_executor(self._executor, self.deliverer.check)
+            await loop.run_in_executor(self._executor, self.deliverer.start)
             hostname = socket.gethostname()
             for name, endpoint in self.endpoints.items():
                 if endpoint is not None:
