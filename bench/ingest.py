@@ -9,8 +9,12 @@ What it measures, all on this machine, in one run:
 * delivery: a fixed sample of the same messages (every k-th, `--messages` of them, line endings
   made CRLF as on the wire), delivered one message per transaction, each to one of eight mailboxes
   in turn, by 1 and by 8 concurrent clients (see `delivery.deliver`), into `cps store serve` over
-  LMTP and SMTP and into Dovecot's LMTP (mdbox, its default fsync settings; see `dovecot.py`).
+  LMTP and SMTP and into Dovecot's LMTP (mdbox, its default fsync settings; see `dovecot.py`);
+  with `--single`, also into `cps store serve --group-max-messages 1` ("cps-single": group
+  commit off, each delivery its own transaction).
   Every server starts empty for each measurement, and is checked afterwards to hold every message.
+  Each delivery's latency is measured too, from sending MAIL to the reply after DATA; the table
+  gives the median over the rounds of each round's p99.
 
 Each round runs every measurement once, CPS and Dovecot alternating (A B A B ...); the table gives
 the median over the rounds with the min-max range, and per LMTP configuration the ratio of the
@@ -45,6 +49,7 @@ from typing import Any
 
 import cps
 import dovecot
+from common import percentile
 from delivery import CPSServe, Envelope, deliver
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -53,6 +58,8 @@ IMPORT_SOURCES = (("enron", "eml"), ("mbox", "mbox"))  # corpus folder, --format
 USERS = tuple(f"user{n}@example.com" for n in range(8))
 DELIVERY_CONFIGS = (("lmtp", 1), ("lmtp", 8), ("smtp", 1), ("smtp", 8))
 CPS = [sys.executable, "-m", "cps"]
+# `cps store serve` as measured, and with group commit off (each delivery its own transaction).
+SERVE_OPTIONS = {"cps": (), "cps-single": ("--group-max-messages", "1")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +73,7 @@ class Run:
     messages: int
     bytes: int
     seconds: float
+    p99_ms: float | None = None  # delivery latency, MAIL to the reply after DATA
 
 
 def corpus_messages(corpus: Path) -> list[bytes]:
@@ -119,17 +127,20 @@ def measure_import(corpus: Path, root: Path, round_number: int) -> list[Run]:
 def measure_delivery(
     server: str, protocol: str, clients: int, envelopes: list[Envelope], root: Path, round_number: int
 ) -> Run:
-    peer = CPSServe(root, USERS) if server == "cps" else dovecot.Dovecot(root)
+    peer = (dovecot.Dovecot(root) if server == "dovecot"
+            else CPSServe(root, USERS, SERVE_OPTIONS[server]))
+    latencies: list[float] = []
     with peer:
         try:
-            seconds = deliver(protocol, peer.ports[protocol], envelopes, clients)
+            seconds = deliver(protocol, peer.ports[protocol], envelopes, clients, latencies)
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n{server}'s log ends:\n{peer.log_tail()}") from error
         stored = sum(peer.message_count(user) for user in USERS)
     if stored != len(envelopes):
         raise RuntimeError(f"{server} holds {stored} of the {len(envelopes)} delivered messages")
     return Run(protocol, server, clients, round_number, len(envelopes),
-               sum(len(message) for _, message in envelopes), seconds)
+               sum(len(message) for _, message in envelopes), seconds,
+               round(percentile(latencies, 0.99) * 1000, 2))
 
 
 def machine(workdir: Path) -> dict[str, Any]:
@@ -183,9 +194,10 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
             "msg_per_s_max": max(rates), "mb_per_s": statistics.median(speeds),
             "mb_per_s_min": min(speeds), "mb_per_s_max": max(speeds),
             "cps_to_dovecot": None, "paired_ratios": [],
+            "p99_ms": _median_p99(group),
         }
         peer = groups.get((benchmark, clients, "dovecot"))
-        if server == "cps" and peer:
+        if server != "dovecot" and peer:
             row["cps_to_dovecot"] = row["msg_per_s"] / statistics.median(
                 run.messages / run.seconds for run in peer)
             peer_seconds = {run.round: run.seconds for run in peer}
@@ -194,9 +206,16 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
+def _median_p99(group: list[Run]) -> float | None:
+    """The median over the rounds of each round's p99 delivery latency (None for an import)."""
+    found = [run.p99_ms for run in group if run.p99_ms is not None]
+    return statistics.median(found) if found else None
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'benchmark':<12} {'clients':>7} {'server':<8} {'msgs':>6} {'msg/s':>8} "
-             f"{'(min-max)':>15} {'MB/s':>7} {'(min-max)':>13} {'cps/dovecot':>11} {'paired (min-max)':>19}"]
+             f"{'(min-max)':>15} {'MB/s':>7} {'(min-max)':>13} {'cps/dovecot':>11} "
+             f"{'paired (min-max)':>19} {'p99 ms':>7}"]
     for row in rows:
         ratio = f"{row['cps_to_dovecot']:.2f}" if row["cps_to_dovecot"] else ""
         paired = row["paired_ratios"]
@@ -206,8 +225,12 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"{row['benchmark']:<12} {row['clients']:>7} {row['server']:<8} {row['messages']:>6} "
             f"{row['msg_per_s']:>8.1f} {row['msg_per_s_min']:>7.1f}-{row['msg_per_s_max']:<7.1f} "
             f"{row['mb_per_s']:>7.2f} {row['mb_per_s_min']:>6.2f}-{row['mb_per_s_max']:<6.2f} "
-            f"{ratio:>11} {pairs:>19}")
+            f"{ratio:>11} {pairs:>19} {_shown(row['p99_ms']):>7}")
     return "\n".join(lines)
+
+
+def _shown(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 @contextmanager
@@ -223,7 +246,8 @@ def scratch(parent: Path) -> Iterator[Path]:
 def run_rounds(args: argparse.Namespace, work: Path, note: Callable[[str], None]) -> list[Run]:
     messages = corpus_messages(args.corpus)
     envelopes = delivery_sample(messages, args.messages)
-    servers = ["cps", "dovecot"] if peer_available(note) else ["cps"]
+    servers = ["cps", *(["cps-single"] if args.single else []),
+               *(["dovecot"] if peer_available(note) else [])]
     note(f"corpus: {len(messages)} messages; delivery sample: {len(envelopes)} messages, "
          f"{sum(len(m) for _, m in envelopes) / 1e6:.2f} MB")
     runs: list[Run] = []
@@ -255,8 +279,10 @@ def peer_available(note: Callable[[str], None]) -> bool:
 
 
 def _progress(run: Run) -> str:
+    latency = "" if run.p99_ms is None else f", p99 {run.p99_ms} ms"
     return (f"round {run.round}: {run.benchmark} {run.server} clients={run.clients}: "
-            f"{run.messages / run.seconds:.1f} msg/s, {run.bytes / run.seconds / 1e6:.2f} MB/s")
+            f"{run.messages / run.seconds:.1f} msg/s, {run.bytes / run.seconds / 1e6:.2f} MB/s"
+            f"{latency}")
 
 
 def main() -> None:
@@ -267,6 +293,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the temporary databases and mail go (the system temp folder)")
     parser.add_argument("--skip-import", action="store_true", help="measure delivery only")
+    parser.add_argument("--single", action="store_true",
+                        help="also measure CPS with group commit off (--group-max-messages 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON document, not a table")
     args = parser.parse_args()
     if args.messages < 1 or args.rounds < 1:
