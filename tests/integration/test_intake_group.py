@@ -21,6 +21,7 @@ from cps.config import Endpoint, GroupLimits
 from cps.errors import InvalidMessage, NotFound
 from cps.store import GroupItem, MailDatabase
 from cps.store.intake import IntakeServer, running
+from tests.conftest import run_cps
 from tests.integration.intake_helpers import (
     SENDER,
     inbox_raws,
@@ -259,3 +260,12 @@ def test_sigkill_during_group_commits_loses_no_accepted_message(tmp_path: Path) 
 
 def _enough(ledger: _Ledger, count: int) -> Callable[[], bool]:
     return lambda: len(ledger.accepted) >= count
+
+
+def test_serve_refuses_bad_group_bounds_clearly(tmp_path: Path) -> None:
+    path = make_database(tmp_path / "mail.db", ALICE)
+    for option, value, words in (("--group-max-messages", "0", b"not in the range"),
+                                 ("--group-max-bytes", "lots", b"invalid size"),
+                                 ("--group-max-wait", "soon", b"as a duration")):
+        refused = run_cps("store", "serve", path, option, value, check=False)
+        assert (refused.returncode, words in refused.stderr) == (2, True), refused.stderr

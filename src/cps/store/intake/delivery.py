@@ -138,13 +138,13 @@ class Deliverer:
     def _deliver_to(self, index: int, trace: Trace, received: bytes, mailboxes: list[str]
                     ) -> Future[Outcome]:
         committer = self.committers[index]
-        with committer.reserve():
+        with committer.reserve() as submit:
             raw = trace.header_block(mailboxes) + received
             parsed = _parsed(raw, trace.id)
             if isinstance(parsed, Outcome):
                 return _done(parsed)
             try:
-                stored = committer.submit(GroupItem(raw, tuple(mailboxes), parsed.envelope))
+                stored = submit(GroupItem(raw, tuple(mailboxes), parsed.envelope))
             except RuntimeError as error:
                 return _done(Outcome(False, str(error)))
         outcome: Future[Outcome] = Future()

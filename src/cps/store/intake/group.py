@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,29 +65,35 @@ class GroupCommitter:
         self._thread.start()
 
     @contextmanager
-    def reserve(self) -> Iterator[None]:
-        """A delivery on its way (being parsed): the group being formed may wait for it. Submit
-        it, or leave the block without, to end the reservation."""
+    def reserve(self) -> Iterator[Callable[[GroupItem], Future[list[Delivery]]]]:
+        """A delivery on its way (being parsed), which the group being formed may wait for.
+        Yields the function that hands the delivery over, once: its future has what the delivery
+        became once its group's transaction committed, or the exception that kept it from being
+        stored. Leaving the block without handing it over ends the reservation."""
         with self._condition:
             self._parsing += 1
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._parsing -= 1
-                self._condition.notify_all()
+        reserved = [True]
 
-    def submit(self, item: GroupItem) -> Future[list[Delivery]]:
-        """Queue a delivery for the next group; the future has what it became once the group's
-        transaction committed, or the exception that kept it from being stored."""
-        waiting = _Waiting(item, Future())
-        with self._condition:
-            if self._closing:
-                raise RuntimeError("the intake is stopping")
-            self._waiting.append(waiting)
-            self._uncommitted += 1
-            self._condition.notify_all()
-        return waiting.future
+        def submit(item: GroupItem) -> Future[list[Delivery]]:
+            waiting = _Waiting(item, Future())
+            with self._condition:
+                if self._closing:
+                    raise RuntimeError("the intake is stopping")
+                # in one step, so that the committer never waits for a delivery already queued
+                self._parsing -= 1
+                reserved.clear()
+                self._waiting.append(waiting)
+                self._uncommitted += 1
+                self._condition.notify_all()
+            return waiting.future
+
+        try:
+            yield submit
+        finally:
+            if reserved:
+                with self._condition:
+                    self._parsing -= 1
+                    self._condition.notify_all()
 
     @property
     def uncommitted(self) -> int:
