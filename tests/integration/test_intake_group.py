@@ -66,15 +66,16 @@ def test_a_failing_message_is_rolled_back_alone_and_the_group_commits(tmp_path: 
     assert bodies == 2
 
 
-def test_deliveries_queued_behind_a_commit_are_committed_together(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    path = make_database(tmp_path / "mail.db", *USERS)
-    refuse_poison(path)
+def deliver_behind_a_held_lock(path: Path, subjects: list[str],
+                               caplog: pytest.LogCaptureFixture) -> tuple[dict[str, list[int]],
+                                                                          list[int]]:
+    """Send one message per subject to ALICE, each over its own connection (SMTP and LMTP in
+    turn), into an in-process intake while another connection holds the write lock, until every
+    delivery is handed to the committer; then let the lock go. The replies per subject, and the
+    size of each group committed, in order."""
     caplog.set_level(logging.DEBUG, logger="cps.store.intake.group")
     server = IntakeServer([path], smtp=Endpoint("127.0.0.1", 0), lmtp=Endpoint("127.0.0.1", 0),
                           busy_timeout=120, group=GroupLimits(100, 1 << 20, 0.005))
-    subjects = [f"queued {n}" for n in range(5)] + [POISON]
     replies: dict[str, list[int]] = {}
     with running(server):
         ports = {name: endpoint.port for name, endpoint in server.listeners}
@@ -91,15 +92,48 @@ def test_deliveries_queued_behind_a_commit_are_committed_together(
         blocker.close()
         for client in clients:
             client.join()
+    sizes = [int(match[1]) for record in caplog.records
+             if (match := re.match(r"group committed messages=(\d+)", record.getMessage()))]
+    return replies, sizes
+
+
+def test_deliveries_queued_behind_a_commit_are_committed_together(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = make_database(tmp_path / "mail.db", *USERS)
+    refuse_poison(path)
+    subjects = [f"queued {n}" for n in range(5)] + [POISON]
+    replies, sizes = deliver_behind_a_held_lock(path, subjects, caplog)
     assert {s: r for s, r in replies.items() if s != POISON} == {
         s: [250] for s in subjects if s != POISON}
     assert replies[POISON] == [451]
-    sizes = [int(match[1]) for record in caplog.records
-             if (match := re.match(r"group committed messages=(\d+)", record.getMessage()))]
     # one group was waiting for the lock; every delivery queued behind it joined the next
     assert sum(sizes) == len(subjects) and len(sizes) <= 2, sizes
     assert Counter(inbox_received(path, ALICE)) == Counter(
         message(s) for s in subjects if s != POISON)
+
+
+def test_a_group_is_one_transaction_so_a_restore_holds_whole_groups(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, repo = tmp_path / "mail.db", tmp_path / "repo"
+    new_store(path, repo)
+    with MailDatabase.open(path) as database:
+        database.create_mailbox(ALICE)
+    subjects = [f"grouped {n}" for n in range(6)]
+    with protecting(path, repo, *QUICK) as protector:
+        before = protector.wait_for("ready")["txn"]
+        replies, sizes = deliver_behind_a_held_lock(path, subjects, caplog)
+        after = protector.stop()["txn"]
+    assert replies == {s: [250] for s in subjects}
+    # each group is one captured transaction: restoring each one in turn adds a whole group
+    assert len(sizes) <= 2 and after - before == len(sizes), (before, after, sizes)
+    held = []
+    for txn in range(before, after + 1):
+        restored = tmp_path / f"txn-{txn}.db"
+        restore(repo, restored, "--txn", str(txn))
+        held.append(len(inbox_raws(restored, ALICE)))
+    assert held == [sum(sizes[:n]) for n in range(len(sizes) + 1)], (held, sizes)
 
 
 def _send_one(protocol: str, ports: dict[str, int], subject: str,

@@ -3,8 +3,8 @@
 Each method that changes something is one short write transaction; `deliver_group` writes several
 deliveries in one, each in its own savepoint, for intake's group commit. Mailboxes are named by
 address, folders by their path of names (a tuple, or "A/B" text), messages by their id (stable for
-the life of the message in this database, across moves) or by folder and UID. An instance is one connection:
-use one per thread; any number of processes may open the same file at once.
+the life of the message in this database, across moves) or by folder and UID. An instance is one
+connection: use one per thread; any number of processes may open the same file at once.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ with zero-loss intake, once the capture of that transaction is durable.
 
 How a group forms, and what bounds it:
 
-* When the committer is idle, the first delivery is committed at once, alone: a single client sees
-  no added latency when nothing else is arriving.
+* When the committer is idle and no other delivery is being parsed, a delivery is committed at
+  once, alone: a single client sees no added latency when nothing else is arriving.
 * A group is what queued while the previous commit ran, and deliveries already received and being
   parsed on a worker thread when the committer starts the next group (`reserve`): it waits for
   those up to `max_wait`, never for mail not yet received.
