@@ -1,8 +1,8 @@
 """The delivery half of the ingest benchmark: `cps store serve` as a child process, and the clients.
 
-`CPSServe(root, users)` creates a fresh mail database in `root` with one mailbox per user, runs
-`cps store serve DB --smtp 127.0.0.1:0 --lmtp 127.0.0.1:0` and reads the bound ports from its
-"smtp listening on HOST:PORT" lines; it stops the server with SIGTERM on exit.
+`CPSServe(root, users, options)` creates a fresh mail database in `root` with one mailbox per user,
+runs `cps store serve DB --smtp 127.0.0.1:0 --lmtp 127.0.0.1:0 OPTIONS...` and reads the bound ports
+from its "smtp listening on HOST:PORT" lines; it stops the server with SIGTERM on exit.
 
 `deliver(protocol, port, envelopes, clients)` is the client, the same for every server: `clients`
 threads, each with one smtplib.SMTP or smtplib.LMTP connection opened and greeted before the clock
@@ -41,8 +41,9 @@ Envelope = tuple[str, bytes]  # (recipient, message as sent: CRLF line endings)
 class CPSServe:
     """A running `cps store serve` over a new database under `root`, for the life of a `with` block."""
 
-    def __init__(self, root: Path, users: Sequence[str]) -> None:
+    def __init__(self, root: Path, users: Sequence[str], options: Sequence[str] = ()) -> None:
         self.database = root / "mail.db"
+        self.options = tuple(options)
         self.log = root / "serve.log"
         self.users = users
         self.ports: dict[str, int] = {}
@@ -55,7 +56,7 @@ class CPSServe:
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "cps", "store", "serve", str(self.database),
-                 "--smtp", "127.0.0.1:0", "--lmtp", "127.0.0.1:0"],
+                 "--smtp", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", *self.options],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True)
         try:
             self._read_ports()

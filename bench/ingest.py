@@ -9,8 +9,12 @@ What it measures, all on this machine, in one run:
 * delivery: a fixed sample of the same messages (every k-th, `--messages` of them, line endings
   made CRLF as on the wire), delivered one message per transaction, each to one of eight mailboxes
   in turn, by 1 and by 8 concurrent clients (see `delivery.deliver`), into `cps store serve` over
-  LMTP and SMTP and into Dovecot's LMTP (mdbox, its default fsync settings; see `dovecot.py`).
+  LMTP and SMTP and into Dovecot's LMTP (mdbox, its default fsync settings; see `dovecot.py`);
+  with `--single`, also into `cps store serve --group-max-messages 1` ("cps-single": group
+  commit off, each delivery its own transaction).
   Every server starts empty for each measurement, and is checked afterwards to hold every message.
+  Each delivery's latency is measured too, from sending MAIL to the reply after DATA; the table
+  gives the median over the rounds of each round's p99.
 
 Peers of the import, in the same rounds: with `--peer-src`, another CPS source tree (an earlier
 commit's `src/`) importing the same sources the same way; and "cat+fdatasync", `cat` of the same
@@ -52,6 +56,7 @@ from typing import Any
 
 import cps
 import dovecot
+from common import percentile
 from delivery import CPSServe, Envelope, deliver
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -60,6 +65,8 @@ IMPORT_SOURCES = (("enron", "eml"), ("mbox", "mbox"))  # corpus folder, --format
 USERS = tuple(f"user{n}@example.com" for n in range(8))
 DELIVERY_CONFIGS = (("lmtp", 1), ("lmtp", 8), ("smtp", 1), ("smtp", 8))
 CPS = [sys.executable, "-m", "cps"]
+# `cps store serve` as measured, and with group commit off (each delivery its own transaction).
+SERVE_OPTIONS = {"cps": (), "cps-single": ("--group-max-messages", "1")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,7 @@ class Run:
     # CPU time (user + system) of every process of the measurement, for the import and its peers:
     # unlike the wall time, hardly moved by other load on the machine.
     cpu_seconds: float | None = None
+    p99_ms: float | None = None  # delivery latency, MAIL to the reply after DATA
 
 
 def corpus_messages(corpus: Path) -> list[bytes]:
@@ -161,17 +169,20 @@ def measure_copy(corpus: Path, root: Path, round_number: int, messages: int, siz
 def measure_delivery(
     server: str, protocol: str, clients: int, envelopes: list[Envelope], root: Path, round_number: int
 ) -> Run:
-    peer = CPSServe(root, USERS) if server == "cps" else dovecot.Dovecot(root)
+    peer = (dovecot.Dovecot(root) if server == "dovecot"
+            else CPSServe(root, USERS, SERVE_OPTIONS[server]))
+    latencies: list[float] = []
     with peer:
         try:
-            seconds = deliver(protocol, peer.ports[protocol], envelopes, clients)
+            seconds = deliver(protocol, peer.ports[protocol], envelopes, clients, latencies)
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n{server}'s log ends:\n{peer.log_tail()}") from error
         stored = sum(peer.message_count(user) for user in USERS)
     if stored != len(envelopes):
         raise RuntimeError(f"{server} holds {stored} of the {len(envelopes)} delivered messages")
     return Run(protocol, server, clients, round_number, len(envelopes),
-               sum(len(message) for _, message in envelopes), seconds)
+               sum(len(message) for _, message in envelopes), seconds,
+               round(percentile(latencies, 0.99) * 1000, 2))
 
 
 def machine(workdir: Path) -> dict[str, Any]:
@@ -226,11 +237,11 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
             "msg_per_s_max": max(rates), "mb_per_s": statistics.median(speeds),
             "mb_per_s_min": min(speeds), "mb_per_s_max": max(speeds),
             "cps_to_peer": None, "paired_ratios": [],
-            "cpu_seconds": _median_cpu(group),
+            "cpu_seconds": _median_cpu(group), "p99_ms": _median_p99(group),
         }
         peer = groups.get((benchmark, clients, "dovecot")) or groups.get(
             (benchmark, clients, "peer-src"))
-        if server == "cps" and peer:
+        if server not in ("dovecot", "peer-src") and peer:
             row["cps_to_peer"] = row["msg_per_s"] / statistics.median(
                 run.messages / run.seconds for run in peer)
             peer_seconds = {run.round: run.seconds for run in peer}
@@ -244,10 +255,16 @@ def _median_cpu(runs: list[Run]) -> float | None:
     return statistics.median(measured) if measured else None
 
 
+def _median_p99(group: list[Run]) -> float | None:
+    """The median over the rounds of each round's p99 delivery latency (None for an import)."""
+    found = [run.p99_ms for run in group if run.p99_ms is not None]
+    return statistics.median(found) if found else None
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'benchmark':<12} {'clients':>7} {'server':<8} {'msgs':>6} {'msg/s':>8} "
-             f"{'(min-max)':>15} {'MB/s':>7} {'(min-max)':>13} {'cps/peer':>11} {'paired (min-max)':>19} "
-             f"{'CPU s':>6}"]
+             f"{'(min-max)':>15} {'MB/s':>7} {'(min-max)':>13} {'cps/peer':>11} "
+             f"{'paired (min-max)':>19} {'CPU s':>6} {'p99 ms':>7}"]
     for row in rows:
         ratio = f"{row['cps_to_peer']:.2f}" if row["cps_to_peer"] else ""
         paired = row["paired_ratios"]
@@ -258,8 +275,12 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"{row['benchmark']:<12} {row['clients']:>7} {row['server']:<8} {row['messages']:>6} "
             f"{row['msg_per_s']:>8.1f} {row['msg_per_s_min']:>7.1f}-{row['msg_per_s_max']:<7.1f} "
             f"{row['mb_per_s']:>7.2f} {row['mb_per_s_min']:>6.2f}-{row['mb_per_s_max']:<6.2f} "
-            f"{ratio:>11} {pairs:>19} {cpu:>6}")
+            f"{ratio:>11} {pairs:>19} {cpu:>6} {_shown(row['p99_ms']):>7}")
     return "\n".join(lines)
+
+
+def _shown(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 @contextmanager
@@ -275,7 +296,8 @@ def scratch(parent: Path) -> Iterator[Path]:
 def run_rounds(args: argparse.Namespace, work: Path, note: Callable[[str], None]) -> list[Run]:
     messages = corpus_messages(args.corpus)
     envelopes = delivery_sample(messages, args.messages)
-    servers = ["cps", "dovecot"] if not args.skip_delivery and peer_available(note) else ["cps"]
+    servers = ["cps", *(["cps-single"] if args.single else []),
+               *(["dovecot"] if not args.skip_delivery and peer_available(note) else [])]
     note(f"corpus: {len(messages)} messages; delivery sample: {len(envelopes)} messages, "
          f"{sum(len(m) for _, m in envelopes) / 1e6:.2f} MB")
     runs: list[Run] = []
@@ -320,8 +342,10 @@ def peer_available(note: Callable[[str], None]) -> bool:
 
 
 def _progress(run: Run) -> str:
+    latency = "" if run.p99_ms is None else f", p99 {run.p99_ms} ms"
     return (f"round {run.round}: {run.benchmark} {run.server} clients={run.clients}: "
-            f"{run.messages / run.seconds:.1f} msg/s, {run.bytes / run.seconds / 1e6:.2f} MB/s")
+            f"{run.messages / run.seconds:.1f} msg/s, {run.bytes / run.seconds / 1e6:.2f} MB/s"
+            f"{latency}")
 
 
 def main() -> None:
@@ -336,6 +360,8 @@ def main() -> None:
     parser.add_argument("--peer-src", type=Path, default=None,
                         help="another CPS source tree (for example an earlier commit's src/, from "
                         "git worktree or git archive) whose import is measured in the same rounds")
+    parser.add_argument("--single", action="store_true",
+                        help="also measure CPS with group commit off (--group-max-messages 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON document, not a table")
     args = parser.parse_args()
     if args.messages < 1 or args.rounds < 1:

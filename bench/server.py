@@ -25,7 +25,8 @@ full backup is made), except where said. Four parts, each run in every round:
 * throughput: the delivery sample of bench/ingest.py (`--messages` corpus messages, CRLF, one
   transaction each, eight mailboxes) over LMTP by 1 and by 8 clients (delivery.deliver), into
   `cps store serve` and into `cps server` protecting its database (ack_after_capture off, default
-  sync interval), each on a new database; the ratio server / store serve per round.
+  sync interval), each on a new database; the ratio server / store serve per round, and the
+  server's capture lag p99 as its status gives it once the last delivery is captured.
 * ack: the same sample by 8 and by 32 clients (ACK_CLIENTS) into `cps server` with sync_interval
   100ms, with ack_after_capture on and off; each delivery's latency (MAIL to the reply after DATA).
 * rss: a server with RSS_DATABASES databases, the delivery sample spread over them (by
@@ -187,6 +188,20 @@ class Server:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{db_id} is not protected: {self.log_tail()}")
                     time.sleep(0.1)
+
+    def capture_lag(self, db_id: str, ended: float) -> float | None:
+        """The capture lag p99 (seconds) the status of `db_id` gives once it has captured a
+        transaction committed within a second before `ended` (the last delivery's reply): the
+        protector's lags of the transactions it captured last."""
+        deadline = time.monotonic() + PROTECTING_SECONDS
+        with self.client() as api:
+            while time.monotonic() < deadline:
+                status = api.get(f"/api/v1/databases/{db_id}").json()
+                last = (status.get("last_transaction") or {}).get("time") or 0
+                if last >= ended - 1 and status.get("capture_lag"):
+                    return float(status["capture_lag"]["p99_seconds"])
+                time.sleep(0.1)
+        return None
 
     def _stop(self) -> None:
         if self._process is None:
@@ -409,33 +424,37 @@ def delivery_run(peer: str, clients: int, envelopes: Sequence[Envelope], root: P
     """One measurement: `peer` is "store-serve", "server", "ack-off" or "ack-on"."""
     latencies: list[float] = []
     load_before = os.getloadavg()
-    with _peer(peer, root) as (port, database, tail):
+    with _peer(peer, root) as (port, database, tail, lag):
         try:
             seconds = deliver("lmtp", port, envelopes, clients, latencies)
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n{peer}'s log ends:\n{tail()}") from error
+        capture_lag_p99 = lag(time.time())
     count = stored(database)
     if count != len(envelopes):
         raise RuntimeError(f"{peer} holds {count} of the {len(envelopes)} delivered messages")
     return {"peer": peer, "clients": clients, "round": number, "messages": len(envelopes),
             "seconds": round(seconds, 3), "per_second": round(len(envelopes) / seconds, 1),
             "load_before": load_before, "load_after": os.getloadavg(),
-            **_distribution(latencies)}
+            "capture_lag_p99_s": capture_lag_p99, **_distribution(latencies)}
 
 
 @contextmanager
-def _peer(peer: str, root: Path) -> Iterator[tuple[int, Path, Callable[[], str]]]:
+def _peer(peer: str, root: Path
+          ) -> Iterator[tuple[int, Path, Callable[[], str], Callable[[float], float | None]]]:
     """A running `peer` over a new database with a mailbox per USERS: its LMTP port, the
-    database, and its log's tail."""
+    database, its log's tail, and the capture lag p99 once what was delivered by a time is
+    captured (None for `cps store serve`, which protects nothing)."""
     if peer == "store-serve":
         with CPSServe(root, USERS) as serve:
-            yield serve.ports["lmtp"], serve.database, serve.log_tail
+            yield serve.ports["lmtp"], serve.database, serve.log_tail, lambda ended: None
         return
     database = new_database(root / "mail.db", USERS)
     sync_interval = ACK_SYNC if peer.startswith("ack") else "1s"
     with Server(root, {"mail": database}, ack=peer == "ack-on",
                 sync_interval=sync_interval) as server:
-        yield server.lmtp, database, server.log_tail
+        yield server.lmtp, database, server.log_tail, lambda ended: server.capture_lag("mail",
+                                                                                     ended)
 
 
 def delivery_round(part: str, envelopes: Sequence[Envelope], work: Path, number: int,
@@ -449,7 +468,8 @@ def delivery_round(part: str, envelopes: Sequence[Envelope], work: Path, number:
             with scratch(work) as root:
                 run = delivery_run(peer, count, envelopes, root, number)
             note(f"round {number}: {part}: {peer}, {count} clients: {run['per_second']} "
-                 f"deliveries/s, p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms")
+                 f"deliveries/s, p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, capture lag "
+                 f"p99 {run['capture_lag_p99_s']} s")
             runs.append({"part": part, **run})
     return runs
 
@@ -605,6 +625,9 @@ def _compared(runs: list[dict[str, Any]], peer: str, reference: str, clients: in
     for name, found in ((peer, mine), (reference, theirs)):
         row[name] = {key: spread([r[key] for r in found.values()], 1)
                      for key in ("per_second", "p50_ms", "p99_ms", "max_ms")}
+    lags = [r["capture_lag_p99_s"] for r in mine.values() if r["capture_lag_p99_s"] is not None]
+    if lags:
+        row[peer]["capture_lag_p99_s"] = spread(lags, 3)
     row["ratio_of_medians"] = round(row[peer]["per_second"]["median"]
                                     / row[reference]["per_second"]["median"], 3)
     row["ratio_per_round"] = spread([mine[n]["per_second"] / theirs[n]["per_second"]

@@ -185,6 +185,17 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupLimits:
+    """The bounds of one group commit of intake (`store/intake/group.py`): messages, bytes of raw
+    message, and the longest wait (seconds) for deliveries already being parsed. `max_messages` 1
+    commits each delivery alone."""
+
+    max_messages: int
+    max_bytes: int
+    max_wait: float
+
+
+@dataclass(frozen=True, slots=True)
 class IntakeSettings:
     smtp: Endpoint | None
     lmtp: Endpoint | None
@@ -192,6 +203,13 @@ class IntakeSettings:
     busy_timeout: float
     tls_cert: Path | None
     tls_key: Path | None
+    group_max_messages: int
+    group_max_bytes: int
+    group_max_wait: float
+
+    @property
+    def group(self) -> GroupLimits:
+        return GroupLimits(self.group_max_messages, self.group_max_bytes, self.group_max_wait)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +289,12 @@ def _integer(value: Any, _folder: Path) -> int:
     return value
 
 
+def _positive(value: Any, folder: Path) -> int:
+    if _integer(value, folder) == 0:
+        raise UsageError("expected a whole number, 1 or more")
+    return int(value)
+
+
 def _boolean(value: Any, _folder: Path) -> bool:
     if not isinstance(value, bool):
         raise UsageError("expected true or false")
@@ -308,7 +332,20 @@ INTAKE_KEYS: dict[str, Key] = {
     "busy_timeout": Key(_text(parse_duration), "30s", "how long a delivery waits for a writer"),
     "tls_cert": Key(_optional_path, "", "offer STARTTLS with this certificate (PEM)"),
     "tls_key": Key(_optional_path, "", "and this private key (PEM)"),
+    "group_max_messages": Key(_positive, 100, "most deliveries committed in one transaction"),
+    "group_max_bytes": Key(_text(parse_size), "16MiB", "most bytes of mail in one transaction"),
+    "group_max_wait": Key(_text(parse_duration), "5ms",
+                          "longest wait for deliveries being parsed to join a transaction"),
 }
+
+
+def _default(keys: dict[str, Key], name: str) -> Any:
+    return keys[name].parse(keys[name].default, Path())
+
+
+# The group commit's bounds when nothing sets them: the [intake] keys' defaults.
+DEFAULT_GROUP = GroupLimits(*(_default(INTAKE_KEYS, f"group_{name}")
+                              for name in ("max_messages", "max_bytes", "max_wait")))
 DATABASE_KEYS: dict[str, Key] = {
     "repository": Key(_location, None, "the repository the database is protected into: a "
                       "folder, or s3://bucket/prefix"),

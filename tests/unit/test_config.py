@@ -11,9 +11,11 @@ import pytest
 
 from cps.config import (
     DATABASE_KEYS,
+    DEFAULT_GROUP,
     INTAKE_KEYS,
     SERVER_KEYS,
     Endpoint,
+    GroupLimits,
     S3Location,
     S3Options,
     load_config,
@@ -153,6 +155,7 @@ def test_a_minimal_file_takes_every_default(tmp_path: Path) -> None:
     assert database.path == tmp_path / "a.db" and database.repository == tmp_path / "repo"
     assert database.keep_daily == 30 and database.prune_every == 86400
     assert config.intake.smtp == Endpoint("127.0.0.1", 2525)
+    assert config.intake.group == DEFAULT_GROUP == GroupLimits(100, 16 << 20, 0.005)
 
 
 @pytest.mark.parametrize("text, words, line", [
@@ -166,6 +169,8 @@ def test_a_minimal_file_takes_every_default(tmp_path: Path) -> None:
      'id = "a"\npath = "b.db"\n', "two databases are named 'a'", 4),
     ('[server]\nlog_format = "xml"\n', "expected one of 'text', 'json'", 2),
     ('[intake]\nsmtp = 25\n', "[intake] smtp: expected a string", 2),
+    ('[intake]\nlmtp = "off"\ngroup_max_messages = 0\n',
+     "[intake] group_max_messages: expected a whole number, 1 or more", 3),
     ('frobnicate = 1\n', "unknown key 'frobnicate'", None),
 ])
 def test_errors_name_the_key_and_the_line(tmp_path: Path, text: str, words: str,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..config import parse_endpoint_or_off, parse_size
+from ..config import INTAKE_KEYS, GroupLimits, parse_duration, parse_endpoint_or_off, parse_size
 from ..errors import UsageError
 from ..store.intake import (
     DEFAULT_LMTP,
@@ -46,6 +46,17 @@ def _tls(certificate: Path | None, key: Path | None) -> ssl.SSLContext | None:
     metavar="SECONDS",
     help="How long a delivery waits for another writer before replying 451 (try again later).")
 @click.option(
+    "--group-max-messages", type=click.IntRange(min=1),
+    default=INTAKE_KEYS["group_max_messages"].default, show_default=True, metavar="N",
+    help="Most deliveries committed together in one transaction; 1 commits each alone.")
+@click.option(
+    "--group-max-bytes", default=INTAKE_KEYS["group_max_bytes"].default, show_default=True,
+    metavar="SIZE", help="Most bytes of mail committed together in one transaction.")
+@click.option(
+    "--group-max-wait", default=INTAKE_KEYS["group_max_wait"].default, show_default=True,
+    metavar="DURATION",
+    help="Longest wait for deliveries already received and being parsed to join a transaction.")
+@click.option(
     "--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="PEM",
     help="Offer STARTTLS with this certificate (and chain), in PEM.  [default: no STARTTLS]")
 @click.option(
@@ -53,13 +64,16 @@ def _tls(certificate: Path | None, key: Path | None) -> ssl.SSLContext | None:
     help="The certificate's private key, in PEM, unencrypted.")
 def serve_command(
     databases: tuple[Path, ...], smtp: str, lmtp: str, max_size: str, busy_timeout: float,
+    group_max_messages: int, group_max_bytes: str, group_max_wait: str,
     tls_cert: Path | None, tls_key: Path | None,
 ) -> None:
     """Receive mail over SMTP and LMTP and deliver it into the mailboxes of the mail
     databases DB. A recipient is accepted if one of the databases (the first, in the order
     given) has a live mailbox with that address; others get 550. A message is acknowledged
     with 250 only once it is committed to disk; if it cannot be stored the reply is 451 and
-    the sender retries. The stored message is the bytes received with Return-Path,
+    the sender retries. Deliveries that arrive together are committed together, in one
+    transaction (one fsync), within the --group-max-* bounds; one that fails gets its own
+    reply and the others are stored. The stored message is the bytes received with Return-Path,
     Delivered-To (for a single recipient) and Received header fields in front.
 
     Prints one line per listener ("smtp listening on 127.0.0.1:2525") when ready, and runs
@@ -80,5 +94,7 @@ def serve_command(
         max_size=parse_size(max_size),
         busy_timeout=busy_timeout,
         tls=_tls(tls_cert, tls_key),
+        group=GroupLimits(group_max_messages, parse_size(group_max_bytes),
+                          parse_duration(group_max_wait)),
     )
     serve(server, lambda name, endpoint: emit(f"{name} listening on {endpoint}", False, str))

@@ -112,7 +112,7 @@ class Service:
         acknowledged = any(d.ack_after_capture for d in self.config.databases)
         return IntakeServer([d.path for d in self.config.databases], smtp=intake.smtp,
                             lmtp=intake.lmtp, max_size=intake.max_size,
-                            busy_timeout=intake.busy_timeout, tls=tls,
+                            busy_timeout=intake.busy_timeout, tls=tls, group=intake.group,
                             durable=self._wait_durable if acknowledged else None)
 
     async def _wait_durable(self, path: Path, committed_ms: int) -> bool:

@@ -5,13 +5,14 @@ the rest of CPS uses. Intake (SMTP/LMTP) lives in `intake/`, import and export i
 The store knows nothing of backups.
 """
 
-from .database import AppendItem, MailDatabase, parse_message
+from .database import AppendItem, GroupItem, MailDatabase, parse_message
 from .models import Delivery, Folder, Mailbox, Message, Stats
 from .queries import SearchQuery
 from .repair import StoreRepair
 
 __all__ = [
     "AppendItem",
+    "GroupItem",
     "Delivery",
     "Folder",
     "MailDatabase",

@@ -1,9 +1,10 @@
 """`MailDatabase`: the Python API of one mail database, the surface every other part of CPS uses.
 
-Each method that changes something is one short write transaction. Mailboxes are named by address,
-folders by their path of names (a tuple, or "A/B" text), messages by their id (stable for the life of
-the message in this database, across moves) or by folder and UID. An instance is one connection:
-use one per thread; any number of processes may open the same file at once.
+Each method that changes something is one short write transaction; `deliver_group` writes several
+deliveries in one, each in its own savepoint, for intake's group commit. Mailboxes are named by
+address, folders by their path of names (a tuple, or "A/B" text), messages by their id (stable for
+the life of the message in this database, across moves) or by folder and UID. An instance is one
+connection: use one per thread; any number of processes may open the same file at once.
 """
 
 from __future__ import annotations
@@ -61,6 +62,16 @@ class ImportItem:
     flags: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class GroupItem:
+    """A message for `MailDatabase.deliver_group`: its bytes, the recipients whose Inboxes get it,
+    and, when given, `parse_envelope(raw)` already made by the caller."""
+
+    raw: bytes
+    recipients: tuple[str, ...]
+    envelope: Envelope | None = None
+
+
 def check_message(raw: bytes) -> None:
     """Refuse what the store never stores, whatever else it holds: an empty message."""
     if not raw.strip():
@@ -72,6 +83,13 @@ def parse_message(raw: bytes, envelope: Envelope | None = None) -> _messages.Par
     one."""
     check_message(raw)
     return _messages.ParsedMessage(raw, content_hash(raw), envelope or parse_envelope(raw))
+
+
+def _parsed_or_refused(item: GroupItem) -> _messages.ParsedMessage | InvalidMessage:
+    try:
+        return parse_message(item.raw, item.envelope)
+    except InvalidMessage as error:
+        return error
 
 
 class MailDatabase:
@@ -203,20 +221,33 @@ class MailDatabase:
         already made by the caller, and is stored without parsing again."""
         parsed = parse_message(raw, envelope)
         when = int(time.time()) if internal_date is None else internal_date
-        flag_list = tuple(flags)
-        deliveries = []
         with self.write() as c:
-            body_id = _messages.store_body(c, parsed)
-            for recipient in recipients:
-                mailbox = _folders.live_mailbox(c, recipient)
-                target = (
-                    _folders.role_folder(c, mailbox, "inbox")
-                    if folder is None
-                    else _folders.find_folder(c, mailbox, _path(folder))
-                )
-                message_id, uid = _messages.place(c, target.id, body_id, when, flag_list)
-                deliveries.append(Delivery(message_id, mailbox.address, target.path, uid))
-        return deliveries
+            return _place_for(c, parsed, recipients, folder, when, tuple(flags))
+
+    def deliver_group(self, items: Sequence[GroupItem]) -> list[list[Delivery] | Exception]:
+        """Deliver several messages, each to its recipients' Inboxes, in one transaction (one
+        commit, one fsync) in which each message has its own savepoint: a message that fails (a
+        mailbox gone, a write refused) is rolled back alone and its exception is returned in its
+        place, while the others commit together. A failure of the transaction itself (the write
+        lock not granted in time, the commit refused) raises, and then none is stored."""
+        parsed = [_parsed_or_refused(item) for item in items]
+        when = int(time.time())
+        results: list[list[Delivery] | Exception] = []
+        with self.write() as c:
+            for item, message in zip(items, parsed, strict=True):
+                if isinstance(message, InvalidMessage):
+                    results.append(message)
+                    continue
+                c.execute("SAVEPOINT message")
+                try:
+                    results.append(_place_for(c, message, item.recipients, None, when, ()))
+                except Exception as error:
+                    if not c.in_transaction:  # SQLite gave up the whole transaction
+                        raise
+                    c.execute("ROLLBACK TO message")
+                    results.append(error)
+                c.execute("RELEASE message")
+        return results
 
     def append(self, address: str, items: Iterable[AppendItem]) -> list[Delivery]:
         """Add messages to folders of one mailbox with their own internal dates and flags, all in
@@ -373,6 +404,20 @@ class MailDatabase:
     def stats(self) -> Stats:
         with self.read() as c:
             return _queries.stats(c, self.path)
+
+
+def _place_for(c: sqlite3.Connection, parsed: _messages.ParsedMessage, recipients: Sequence[str],
+               folder: FolderPath | None, when: int, flags: tuple[str, ...]) -> list[Delivery]:
+    """Store a message once and place it in each recipient's Inbox (or `folder`)."""
+    body_id = _messages.store_body(c, parsed)
+    deliveries = []
+    for recipient in recipients:
+        mailbox = _folders.live_mailbox(c, recipient)
+        target = (_folders.role_folder(c, mailbox, "inbox") if folder is None
+                  else _folders.find_folder(c, mailbox, _path(folder)))
+        message_id, uid = _messages.place(c, target.id, body_id, when, flags)
+        deliveries.append(Delivery(message_id, mailbox.address, target.path, uid))
+    return deliveries
 
 
 def _path(path: FolderPath) -> tuple[str, ...]:

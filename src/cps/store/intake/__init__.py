@@ -2,7 +2,8 @@
 
 Owns the network side of delivery. A recipient is accepted only if one of the served databases has a
 live mailbox with that address; a message is acknowledged with 250 only after its delivery
-transaction committed (the store writes with synchronous=FULL, so it is on disk), and is stored with
+transaction committed (the store writes with synchronous=FULL, so it is on disk; deliveries that
+arrive together share one transaction, `group.py`), and is stored with
 trace header fields in front of the bytes received (`trace.py`). Built on aiosmtpd; store work runs
 on worker threads, never on the event loop.
 """

@@ -1,11 +1,13 @@
 """The blocking half of intake: finding which mail database holds a recipient, and delivering.
 
 Everything here runs on worker threads, never on the event loop. Each worker thread keeps its own
-`MailDatabase` connection to each database (SQLite connections are not shared between threads), with
-the busy timeout the server was started with. A message for recipients in several databases is one
-transaction per database; the caller learns, per database, whether that transaction committed. What
-each database stores is the trace header fields for its mailboxes followed by the bytes received
-(`trace.py`).
+`MailDatabase` connection to each database for looking up recipients (SQLite connections are not
+shared between threads), with the busy timeout the server was started with. Writing is the work of
+one `GroupCommitter` per database (`group.py`): a worker routes and parses a message and hands it
+over, and the delivery's outcome is a future that resolves once the group it joined committed, so
+no worker waits for a commit. A message for recipients in several databases is one delivery per
+database; the caller learns, per database, whether it committed. What each database stores is the
+trace header fields for its mailboxes followed by the bytes received (`trace.py`).
 
 Parsing depends on the bytes alone, so a message that cannot be parsed is refused for good: a retry
 would fail the same way. Store failures (a busy or full database) may pass, and are temporary.
@@ -20,13 +22,17 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...config import DEFAULT_GROUP, GroupLimits
 from ...errors import CPSError, InvalidMessage, InvalidName, NotFound, StoreBusy
-from ..database import MailDatabase, check_message, parse_message
+from ..database import GroupItem, MailDatabase, check_message, parse_message
 from ..messages import ParsedMessage
+from ..models import Delivery
 from ..parse import MAX_MIME_DEPTH, TOO_DEEP
+from .group import GroupCommitter
 from .trace import Trace
 
 logger = logging.getLogger(__name__)
@@ -56,20 +62,29 @@ Durable = Callable[[Path, int], Awaitable[bool]]
 class Deliverer:
     """Routes addresses to mail databases and delivers raw messages into them."""
 
-    def __init__(self, databases: Sequence[Path], busy_timeout: float) -> None:
+    def __init__(self, databases: Sequence[Path], busy_timeout: float,
+                 limits: GroupLimits = DEFAULT_GROUP) -> None:
         self.databases = tuple(databases)
         self.busy_timeout = busy_timeout
+        self.limits = limits
         self._local = threading.local()
         self._opened: list[MailDatabase] = []
         self._opened_lock = threading.Lock()
+        self.committers: list[GroupCommitter] = []  # one per database, in order, once started
 
-    def check(self) -> None:
-        """Open each database once, so a wrong path fails at start rather than at the first mail."""
+    def start(self) -> None:
+        """Open each database and start its committer, so a wrong path fails at start rather
+        than at the first mail."""
         for path in self.databases:
-            MailDatabase.open(path).close()
+            database = MailDatabase.open(path, busy_timeout=self.busy_timeout)
+            self.committers.append(GroupCommitter(database, self.limits))
 
     def close(self) -> None:
-        """Close every connection any worker opened; call once the workers have stopped."""
+        """Commit what is waiting, stop the committers and close every connection any worker
+        opened; call once the workers have stopped."""
+        for committer in self.committers:
+            committer.close()
+        self.committers.clear()
         with self._opened_lock:
             for database in self._opened:
                 database.close()
@@ -89,17 +104,17 @@ class Deliverer:
 
     def deliver(
         self, raw: bytes, recipients: Sequence[str], trace: Trace, *, allow_unknown: bool
-    ) -> dict[str, Outcome]:
-        """Deliver `raw` once to each distinct mailbox among `recipients`, one transaction per
-        database, and say what became of it for each recipient as given. A recipient no database
-        holds any more is UNKNOWN; unless `allow_unknown`, that stops the whole delivery before
-        anything is stored, so that a sender's retry does not duplicate the message."""
+    ) -> dict[str, Future[Outcome]]:
+        """Deliver `raw` once to each distinct mailbox among `recipients`, one delivery per
+        database, and say what becomes of it for each recipient as given: a future per recipient,
+        done once that database's group committed. A recipient no database holds any more is
+        UNKNOWN; unless `allow_unknown`, that stops the whole delivery before anything is stored,
+        so that a sender's retry does not duplicate the message."""
         try:
             check_message(raw)  # before the trace fields make an empty message look like one
         except InvalidMessage as error:
             logger.warning("delivery refused: %s id=%s", error.message, trace.id)
-            refused = Outcome(False, error.message, permanent=True)
-            return {address: refused for address in recipients}
+            return _each(recipients, Outcome(False, error.message, permanent=True))
         groups: dict[int, dict[str, None]] = {}
         routes: dict[str, tuple[int, str] | None] = {}
         for address in recipients:
@@ -107,11 +122,10 @@ class Deliverer:
             if route is not None:
                 groups.setdefault(route[0], {})[route[1]] = None
         if not allow_unknown and None in routes.values():
-            gone = Outcome(False, "a mailbox disappeared during the transaction")
-            return {address: gone for address in recipients}
+            return _each(recipients, Outcome(False, "a mailbox disappeared during the transaction"))
         outcomes = {index: self._deliver_to(index, trace, raw, list(g)) for index, g in groups.items()}
         return {
-            address: UNKNOWN if route is None else outcomes[route[0]]
+            address: _done(UNKNOWN) if route is None else outcomes[route[0]]
             for address, route in routes.items()
         }
 
@@ -121,14 +135,29 @@ class Deliverer:
         except InvalidName:
             return None
 
-    def _deliver_to(self, index: int, trace: Trace, received: bytes, mailboxes: list[str]) -> Outcome:
-        path, trace_id = self.databases[index], trace.id
-        raw = trace.header_block(mailboxes) + received
-        parsed = _parsed(raw, trace_id)
-        if isinstance(parsed, Outcome):
-            return parsed
+    def _deliver_to(self, index: int, trace: Trace, received: bytes, mailboxes: list[str]
+                    ) -> Future[Outcome]:
+        committer = self.committers[index]
+        with committer.reserve() as submit:
+            raw = trace.header_block(mailboxes) + received
+            parsed = _parsed(raw, trace.id)
+            if isinstance(parsed, Outcome):
+                return _done(parsed)
+            try:
+                stored = submit(GroupItem(raw, tuple(mailboxes), parsed.envelope))
+            except RuntimeError as error:
+                return _done(Outcome(False, str(error)))
+        outcome: Future[Outcome] = Future()
+        stored.add_done_callback(
+            lambda done: outcome.set_result(self._outcome(done, committer, len(raw), trace.id)))
+        return outcome
+
+    def _outcome(self, stored: Future[list[Delivery]], committer: GroupCommitter, size: int,
+                 trace_id: str) -> Outcome:
+        """What became of a delivery whose group is done, logged."""
+        path = committer.database.path
         try:
-            deliveries = self._database(index).deliver(raw, mailboxes, envelope=parsed.envelope)
+            deliveries = stored.result()
         except StoreBusy:
             logger.warning("delivery failed: database busy database=%s timeout=%s id=%s",
                            path, self.busy_timeout, trace_id)
@@ -137,10 +166,10 @@ class Deliverer:
             logger.warning("delivery failed: %s database=%s id=%s", error.message, path, trace_id)
             return Outcome(False, error.message)
         except Exception as error:  # a failed delivery must become a reply, never a crash
-            logger.warning("delivery failed database=%s id=%s", path, trace_id, exc_info=True)
+            logger.warning("delivery failed database=%s id=%s", path, trace_id, exc_info=error)
             return Outcome(False, f"mail database error: {error}")
         logger.debug(
-            "delivered size=%d database=%s id=%s messages=%s", len(raw), path, trace_id,
+            "delivered size=%d database=%s id=%s messages=%s", size, path, trace_id,
             ",".join(f"{d.address}:{d.message_id}" for d in deliveries))
         return Outcome(True, database=path, committed_ms=int(time.time() * 1000))
 
@@ -155,6 +184,17 @@ class Deliverer:
             with self._opened_lock:
                 self._opened.append(database)
         return database
+
+
+def _done(outcome: Outcome) -> Future[Outcome]:
+    future: Future[Outcome] = Future()
+    future.set_result(outcome)
+    return future
+
+
+def _each(recipients: Sequence[str], outcome: Outcome) -> dict[str, Future[Outcome]]:
+    done = _done(outcome)
+    return {address: done for address in recipients}
 
 
 def _parsed(raw: bytes, trace_id: str) -> ParsedMessage | Outcome:

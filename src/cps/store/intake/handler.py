@@ -2,7 +2,8 @@
 
 RCPT is answered from the store: 250 if a database has a live mailbox with that address, 550 5.1.1 if
 none has. After DATA the message goes to a worker thread (`Deliverer`) with its trace (sender, client,
-protocol: `trace.py`), and the reply depends on what committed:
+protocol: `trace.py`), then to its database's group commit (`group.py`), and the reply depends on
+what committed:
 
 * SMTP has one reply for the whole message: 250 only if every database's transaction committed;
   554 if the message itself is refused (an empty one, or one that cannot be parsed); otherwise 451,
@@ -75,19 +76,27 @@ class IntakeHandler:
             sender=envelope.mail_from or "", helo=session.host_name or "",
             peer=session.peer[0] if isinstance(session.peer, tuple) else "",
             protocol=_protocol(lmtp, session), hostname=server.hostname)
-        try:
-            outcomes = await self._in_worker(
-                lambda: self.deliverer.deliver(raw, recipients, trace, allow_unknown=lmtp))
-        except Exception as error:  # reply, never raise: see the module docstring
-            logger.warning("delivery failed recipients=%s", ",".join(recipients), exc_info=True)
-            failed = Outcome(False, f"mail database error: {error}")
-            outcomes = {address: failed for address in recipients}
-        if self.durable is not None:
-            with self._busy():
+        with self._busy():
+            try:
+                outcomes = await self._delivered(raw, recipients, trace, lmtp)
+            except Exception as error:  # reply, never raise: see the module docstring
+                logger.warning("delivery failed recipients=%s", ",".join(recipients),
+                               exc_info=True)
+                failed = Outcome(False, f"mail database error: {error}")
+                outcomes = {address: failed for address in recipients}
+            if self.durable is not None:
                 outcomes = await self._until_durable(self.durable, outcomes, trace)
         if lmtp:
             return "\r\n".join(_reply(outcomes[address], address) for address in recipients)
         return _smtp_reply([outcomes[address] for address in recipients])
+
+    async def _delivered(self, raw: bytes, recipients: list[str], trace: Trace, lmtp: bool
+                         ) -> dict[str, Outcome]:
+        """The outcome per recipient once the groups the message joined have committed, awaited
+        here, so that no worker thread waits for a commit."""
+        futures = await self._in_worker(
+            lambda: self.deliverer.deliver(raw, recipients, trace, allow_unknown=lmtp))
+        return {address: await asyncio.wrap_future(future) for address, future in futures.items()}
 
     async def _until_durable(self, durable: Durable, outcomes: dict[str, Outcome], trace: Trace
                              ) -> dict[str, Outcome]:
