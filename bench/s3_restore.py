@@ -131,6 +131,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cps-bench-s3-restore-"))
     server = s3_server.start(work / "seaweedfs")
     environment = {**os.environ, **server.environment()}
+    # Litestream's AWS SDK refuses a custom CA bundle for a plain-HTTP endpoint; CPS ignores it.
+    environment.pop("AWS_CA_BUNDLE", None)
     try:
         subprocess.run([sys.executable, "-m", "cps", "repo", "copy", str(args.repo),
                         f"s3://{s3_server.BUCKET}/{CPS_PREFIX}"], check=True, env=environment,
