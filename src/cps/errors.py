@@ -21,7 +21,8 @@ The hierarchy::
     │   ├── RepositoryLocked       locked        13  another process holds the lock needed
     │   ├── CorruptFile            corrupt       14  a file fails its checksum or cannot be parsed
     │   ├── MissingFile            missing       15  a file the repository's records need is absent
-    │   └── StorageUnavailable     storage       16  the storage cannot be reached or refused
+    │   ├── StorageUnavailable     storage       16  the storage cannot be reached or refused
+    │   └── FileRetained           retained      17  Object Lock keeps a file from being deleted yet
     ├── CaptureError               capture       20  a database cannot be protected as asked
     │   └── NotInWalMode           not-wal       21  the database is not in WAL mode
     ├── RestoreError               restore       30  a restore cannot be carried out as asked
@@ -175,6 +176,14 @@ class StorageUnavailable(RepositoryError, OSError):
     exit_status = 16
 
 
+class FileRetained(RepositoryError):
+    """A file of a repository under S3 Object Lock whose retention has not ended: prune keeps it
+    and says so."""
+
+    code = "retained"
+    exit_status = 17
+
+
 class CaptureError(CPSError):
     code = "capture"
     exit_status = 20
@@ -239,6 +248,7 @@ ALL_ERRORS: tuple[type[CPSError], ...] = (
     CorruptFile,
     MissingFile,
     StorageUnavailable,
+    FileRetained,
     CaptureError,
     NotInWalMode,
     RestoreError,

@@ -73,7 +73,7 @@ MAIL = {ALICE: [b"From: Carol <carol@example.org>\r\nSubject: Budget %d\r\n\r\nF
                 for n in range(3)]}
 
 # Paths the fixture provides, by the placeholders the invocations below use.
-DB, REPO, MESSAGE, CONFIG = "<db>", "<repo>", "<message>", "<config>"
+DB, REPO, MESSAGE, CONFIG, STANDBY = "<db>", "<repo>", "<message>", "<config>", "<standby>"
 NEW_REPO, NEW_FILE, NEW_FOLDER = "<new repo>", "<new file>", "<new folder>"
 POINT: dict[str, Value] = {"words": (REPO,), "latest": True}
 
@@ -124,16 +124,21 @@ INVOCATIONS: dict[str, list[dict[str, Value]]] = {
     "cps timeline": [{"repo_path": REPO}],
     "cps verify repo": [{"repo_path": REPO}],
     "cps verify store": [{"db": DB}],
+    "cps standby create": [{"repo_path": REPO, "copy": NEW_FILE, "once": True}],
+    "cps standby promote": [{"copy": STANDBY, "repo_path": REPO}],
+    "cps standby run": [{"copy": STANDBY, "repo_path": REPO, "once": True}],
+    "cps standby status": [{"copy": STANDBY}],
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Setup:
-    """A protected mail database, its repository, a server configuration for them, a message
-    file, and a plain file."""
+    """A protected mail database, its repository, a standby copy of it, a server configuration
+    for them, a message file, and a plain file."""
 
     db: Path
     repo: Path
+    standby: Path
     config: Path
     message: Path
     plain_file: Path
@@ -141,6 +146,7 @@ class Setup:
     def line(self, name: str, values: Mapping[str, Value], folder: Path) -> list[str]:
         """The command line of `values`, placeholders made paths (new ones inside `folder`)."""
         paths = {DB: self.db, REPO: self.repo, CONFIG: self.config, MESSAGE: self.message,
+                 STANDBY: self.standby,
                  NEW_REPO: folder / "repo", NEW_FILE: folder / "new.db", NEW_FOLDER: folder / "new"}
 
         def resolve(value: Value) -> Value:
@@ -156,13 +162,15 @@ class Setup:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     folder = tmp_path_factory.mktemp("cli")
     db, repo = protected_store(folder, MAIL)
+    standby = folder / "standby.db"
+    run_cps("standby", "create", repo, "--to", standby, "--once")
     config = folder / "cps.toml"
     config.write_text(f'[[database]]\nid = "mail"\npath = "{db}"\nrepository = "{repo}"\n')
     message = folder / "message.eml"
     message.write_bytes(MAIL[ALICE][0])
     plain_file = folder / "plain-file"
     plain_file.write_text("not a folder\n")
-    return Setup(db, repo, config, message, plain_file)
+    return Setup(db, repo, standby, config, message, plain_file)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from ..errors import UsageError
 from ..ops import create_point, protect, set_keep
 from ..repository import Repository
 from ..repository.naming import check_db_id
+from ..repository.storage import ObjectLock
 from . import output
 from .progress import Reporter, progress_reporter
 from .remote import (
@@ -55,9 +56,17 @@ repo_group.add_command(repo_copy_command)
 @repository_argument("path", "PATH")
 @click.option("--encrypt", is_flag=True,
               help="Encrypt everything with AES-256-GCM under a key sealed by a passphrase.")
+@click.option("--object-lock", metavar="DURATION",
+              help="In a bucket with S3 Object Lock: keep every backup file from being deleted "
+                   "by anyone for DURATION after it is written (30d, 1w). See docs/storage.md.")
+@click.option("--object-lock-mode", type=click.Choice(["compliance", "governance"]),
+              default="compliance", show_default=True,
+              help="Compliance: nobody can shorten the retention; governance: a user with the "
+                   "s3:BypassGovernanceRetention permission can.")
 @passphrase_file_option
 @output.json_option
-def repo_init(path: Location, encrypt: bool, passphrase_file: Path | None, as_json: bool) -> None:
+def repo_init(path: Location, encrypt: bool, object_lock: str | None, object_lock_mode: str,
+              passphrase_file: Path | None, as_json: bool) -> None:
     """Create a repository (a backup-to-disk folder) at PATH, which must be new or empty.
 
     With --encrypt, the passphrase comes from --passphrase-file, CPS_PASSPHRASE, or a prompt;
@@ -68,15 +77,20 @@ def repo_init(path: Location, encrypt: bool, passphrase_file: Path | None, as_js
     \b
       cps repo init /backup/cps
       CPS_PASSPHRASE=... cps repo init /backup/cps-secret --encrypt
+      cps repo init s3://locked-bucket/cps --object-lock 30d
     """
     passphrase = read_passphrase(passphrase_file, confirm=True) if encrypt else None
     if encrypt and passphrase is None:
         raise click.UsageError("--encrypt needs a passphrase: --passphrase-file or CPS_PASSPHRASE")
-    repo = Repository.init(with_s3_options(path), passphrase=passphrase)
+    lock = None if object_lock is None else ObjectLock(
+        object_lock_mode.upper(), max(1, round(parse_duration(object_lock))))
+    repo = Repository.init(with_s3_options(path), passphrase=passphrase, object_lock=lock)
     result = {"path": str(path), "repository_id": repo.config["repository_id"],
-              "encrypted": repo.encrypted}
+              "encrypted": repo.encrypted, "object_lock": repo.config["object_lock"]}
     output.emit(result, as_json, lambda r: f"created repository {r['path']}"
-                + (" (encrypted)" if r["encrypted"] else ""))
+                + (" (encrypted)" if r["encrypted"] else "")
+                + (f" with {r['object_lock']['mode'].lower()} Object Lock for "
+                   f"{output.duration(r['object_lock']['seconds'])}" if r["object_lock"] else ""))
 
 
 def db_id_for(db: Path, db_id: str | None) -> str:

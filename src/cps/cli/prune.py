@@ -74,6 +74,9 @@ def prune_command(context: click.Context, repo_path: Location | None, keep_withi
                     "unknown; delete it by hand if it is not needed")
     if report.packs_left:
         output.note(f"warning: {report.packs_left}")
+    if report.retained_files:
+        output.note(f"kept {output.counted(len(report.retained_files), 'file')} that Object Lock "
+                    "still retains: a later prune deletes them once their retention ends")
     data = {"dry_run": dry_run, "deleted_files": len(report.deleted_files),
             "deleted_bytes": report.deleted_bytes, "deleted_fulls": report.deleted_fulls,
             "deleted_segments": report.deleted_segments, "deleted_points": report.deleted_points,
@@ -81,7 +84,7 @@ def prune_command(context: click.Context, repo_path: Location | None, keep_withi
             "deleted_drills": report.deleted_drills,
             "kept_fulls": report.kept_fulls, "kept_points": report.kept_points,
             "kept_since": format_ms(report.kept_since) if report.kept_since else None,
-            "files": report.deleted_files}
+            "files": report.deleted_files, "retained_files": report.retained_files}
     output.emit(data, as_json, _render)
 
 

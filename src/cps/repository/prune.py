@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..errors import CorruptFile, MissingFile
+from ..errors import CorruptFile, FileRetained, MissingFile
 from .catalog import Catalog, ChainView, Span, load_catalog
 from .model import FullRef, PrunedRange, SegmentRef
 from .naming import chain_dir
@@ -65,6 +65,7 @@ class PruneReport:
     deleted_files: list[str] = field(default_factory=list)
     deleted_bytes: int = 0
     unreadable_points: list[str] = field(default_factory=list)  # kept, for a person to look at
+    retained_files: list[str] = field(default_factory=list)  # kept: Object Lock refused the delete
     packs_left: str | None = None  # why unused packs were not looked for
 
 
@@ -263,11 +264,15 @@ def _delete(storage: Storage, keys: list[str], dry_run: bool, report: PruneRepor
         size = storage.size(key)
         if size is None:
             continue
+        if not dry_run:
+            try:
+                storage.delete(key)
+            except FileRetained:
+                report.retained_files.append(storage.describe(key))
+                continue
         report.deleted_files.append(storage.describe(key))
         report.deleted_bytes += size
         count += 1
-        if not dry_run:
-            storage.delete(key)
     return count
 
 

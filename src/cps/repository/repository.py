@@ -61,7 +61,14 @@ from .packs import (
     read_pages,
 )
 from .segments import BuiltSegment
-from .storage import RangeCache, Storage, coordination_folder, open_storage
+from .storage import (
+    ObjectLock,
+    RangeCache,
+    Storage,
+    coordination_folder,
+    lock_new_files,
+    open_storage,
+)
 
 
 class Repository:
@@ -71,6 +78,8 @@ class Repository:
         self.storage = storage
         self.config = config
         self.key = key
+        if config.get("object_lock") is not None:
+            lock_new_files(storage, ObjectLock.from_json(config["object_lock"]), _never_replaced)
         flags = FLAG_COMPRESSED | (FLAG_ENCRYPTED if key else 0)
         self._sealing = crypto.sealing(flags, key)
         # Pages read one at a time: from a bucket, through a cache of the blocks around them.
@@ -81,10 +90,14 @@ class Repository:
     # Opening
 
     @classmethod
-    def init(cls, location: Location, *, passphrase: str | None = None) -> Repository:
+    def init(cls, location: Location, *, passphrase: str | None = None,
+             object_lock: ObjectLock | None = None) -> Repository:
         """Create a repository at `location`: an absent or empty folder, or a bucket prefix
-        holding nothing."""
+        holding nothing. With `object_lock` (a bucket with Object Lock only), every file it never
+        replaces is put with that retention."""
         storage = open_storage(location)
+        if object_lock is not None:
+            lock_new_files(storage, object_lock, _never_replaced, check_bucket=True)
         in_the_way = isinstance(location, Path) and location.exists() and not location.is_dir()
         if in_the_way or storage.list(""):
             raise RepositoryError(
@@ -97,7 +110,8 @@ class Repository:
             key, record = crypto.new_key_record(passphrase)
             storage.put("key", b"".join(encode_file("key", crypto.sealing(0, None), [record])))
         config = {"repository_id": uuid.uuid4().hex, "created_at": _now(),
-                  "encrypted": key is not None}
+                  "encrypted": key is not None,
+                  "object_lock": object_lock.to_json() if object_lock else None}
         storage.put("config", b"".join(
             encode_file("config", crypto.sealing(0, None), [codec.encode_json(config)])))
         return cls(location, storage, config, key)
@@ -465,3 +479,12 @@ def _checked(storage: Storage, key: str, kind: str) -> RecordFile:
 
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+# Files Object Lock retains: all but those the repository replaces (the status) or deletes as it
+# goes (prune records merged into newer ones, drill records past the newest few).
+_REPLACED_OR_DELETED = frozenset({"status", "pruned", "drill"})
+
+
+def _never_replaced(key: str) -> bool:
+    return naming.key_kind(key) not in _REPLACED_OR_DELETED

@@ -193,7 +193,8 @@ class Service:
             report = prune(repo, retention, db_id=db_id, progress=progress)
             return {"deleted_files": len(report.deleted_files),
                     "deleted_bytes": report.deleted_bytes, "kept_fulls": report.kept_fulls,
-                    "kept_points": report.kept_points}
+                    "kept_points": report.kept_points,
+                    "retained_files": len(report.retained_files)}
 
         return self.jobs.submit("prune", db_id, requested_by, {}, work).id
 

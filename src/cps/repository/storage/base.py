@@ -35,6 +35,28 @@ Data = bytes | Iterable[bytes]  # a whole file, or its chunks in order
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectLock:
+    """S3 Object Lock for the files a repository never replaces: each is put with this retention
+    mode (COMPLIANCE or GOVERNANCE) until `seconds` after its put, and no credentials can delete
+    it before then (docs/storage.md, "Immutable backups")."""
+
+    mode: str
+    seconds: int
+
+    MODES = ("COMPLIANCE", "GOVERNANCE")
+
+    def to_json(self) -> dict[str, object]:
+        return {"mode": self.mode, "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, value: object) -> ObjectLock:
+        if not isinstance(value, dict) or value.get("mode") not in cls.MODES or \
+                not isinstance(value.get("seconds"), int) or value["seconds"] < 1:
+            raise ValueError(f"not an object lock setting: {value!r}")
+        return cls(value["mode"], value["seconds"])
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One name in a listing, relative to the folder listed."""
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ...config import Location, S3Location
-from .base import Storage
+from ...errors import RepositoryError
+from .base import ObjectLock, Storage
 from .local import LocalStorage
 
 
@@ -26,6 +28,22 @@ def open_storage(location: Location) -> Storage:
     from .s3 import S3Storage  # boto3 takes a while to import; local repositories never need it
 
     return S3Storage(location)
+
+
+def lock_new_files(storage: Storage, lock: ObjectLock, locked: Callable[[str], bool], *,
+                   check_bucket: bool = False) -> None:
+    """Retain every file `locked` accepts under `lock` from now on (S3Storage.lock_new_files),
+    first making sure the bucket has Object Lock with `check_bucket`; a folder cannot retain
+    anything, and says so."""
+    from .s3 import S3Storage
+
+    if not isinstance(storage, S3Storage):
+        raise RepositoryError(f"{storage.describe()} is a folder: Object Lock needs an S3 bucket",
+                              hint="Use an s3://bucket/prefix repository, or leave out "
+                                   "--object-lock.")
+    if check_bucket:
+        storage.require_object_lock()
+    storage.lock_new_files(lock, locked)
 
 
 def coordination_folder(location: Location) -> Path:

@@ -14,21 +14,27 @@ of the location, of a message or of a log line.
   file's SHA-256, each page's content address) catch damage there, as they do on any storage.
 - Requests are retried with backoff by botocore ("standard" mode); a request that still fails is
   StorageUnavailable, saying whether the storage could not be reached or refused, and why.
+- With Object Lock (`lock_new_files`), each file the repository never replaces is put with a
+  retention; the bucket keeps versions, so a delete removes every version of the file, which S3
+  refuses for a version still retained (FileRetained). A plain delete would only hide the file
+  behind a delete marker and leave its bytes, unreachable to CPS, in the bucket.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
-from ...errors import CorruptFile, MissingFile, StorageUnavailable
-from .base import Data, Entry, check_folder, check_key
+from ...errors import CorruptFile, FileRetained, MissingFile, RepositoryError, StorageUnavailable
+from .base import Data, Entry, ObjectLock, check_folder, check_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -67,6 +73,29 @@ class S3Storage:
                     connect_timeout=10, read_timeout=60, max_pool_connections=16,
                     request_checksum_calculation="when_supported",
                     response_checksum_validation="when_supported"))
+        self.object_lock: ObjectLock | None = None
+        self._locked: Callable[[str], bool] = _never
+
+    def lock_new_files(self, lock: ObjectLock, locked: Callable[[str], bool]) -> None:
+        """Put every file whose key `locked` accepts with `lock`'s retention from now on."""
+        self.object_lock, self._locked = lock, locked
+
+    def require_object_lock(self) -> None:
+        """Refuse a bucket without Object Lock, where a retention could not be set."""
+        with self._requests(""):
+            try:
+                answer = self._client.get_object_lock_configuration(Bucket=self.location.bucket)
+                enabled = answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+            except ClientError as exc:
+                if _code(exc) != "ObjectLockConfigurationNotFoundError":
+                    raise
+                enabled = None
+        if enabled != "Enabled":
+            raise RepositoryError(
+                f"the bucket {self.location.bucket} does not have Object Lock enabled",
+                hint="Object Lock can only be turned on when a bucket is created: create one with "
+                     "it (aws s3api create-bucket --object-lock-enabled-for-bucket ...), or leave "
+                     "out --object-lock (docs/storage.md).")
 
     def describe(self, key: str = "") -> str:
         return f"s3://{self.location.bucket}/{self._object(key) if key else self._base}"
@@ -76,17 +105,26 @@ class S3Storage:
         parts = _parts([data] if isinstance(data, bytes) else data)
         first = next(parts, b"")
         second = next(parts, None)
+        retention = self._retention(key)
         with self._requests(key):
             if second is None:
                 self._client.put_object(Bucket=self.location.bucket, Key=name, Body=first,
-                                        ChecksumAlgorithm=CHECKSUM)
+                                        ChecksumAlgorithm=CHECKSUM, **retention)
             else:
-                self._multipart(name, itertools.chain([first, second], parts))
+                self._multipart(name, itertools.chain([first, second], parts), retention)
 
-    def _multipart(self, name: str, parts: Iterable[bytes]) -> None:
+    def _retention(self, key: str) -> dict[str, Any]:
+        """The Object Lock arguments of a put of `key` now (none without a lock)."""
+        if self.object_lock is None or not self._locked(key):
+            return {}
+        until = datetime.fromtimestamp(time.time() + self.object_lock.seconds, UTC)
+        return {"ObjectLockMode": self.object_lock.mode, "ObjectLockRetainUntilDate": until}
+
+    def _multipart(self, name: str, parts: Iterable[bytes], retention: dict[str, Any]) -> None:
         bucket = self.location.bucket
         upload = self._client.create_multipart_upload(Bucket=bucket, Key=name,
-                                                      ChecksumAlgorithm=CHECKSUM)["UploadId"]
+                                                      ChecksumAlgorithm=CHECKSUM,
+                                                      **retention)["UploadId"]
         try:
             done: list[Any] = []
             for number, part in enumerate(parts, 1):
@@ -147,9 +185,29 @@ class S3Storage:
         return sorted(found, key=lambda e: e.name)
 
     def delete(self, key: str) -> None:
+        name = self._object(check_key(key))
         with self._requests(key):
-            self._client.delete_object(Bucket=self.location.bucket,
-                                       Key=self._object(check_key(key)))
+            if self.object_lock is None:
+                self._client.delete_object(Bucket=self.location.bucket, Key=name)
+                return
+            for version in self._versions(name):
+                try:
+                    self._client.delete_object(Bucket=self.location.bucket, Key=name,
+                                               VersionId=version)
+                except ClientError as exc:
+                    if _code(exc) != "AccessDenied":
+                        raise
+                    raise FileRetained(f"{self.describe(key)} is under Object Lock retention "
+                                       "and cannot be deleted yet", path=self.describe(key),
+                                       hint="It can be deleted once its retention ends.") from None
+
+    def _versions(self, name: str) -> tuple[str, ...]:
+        """Every version id of the object `name`, delete markers included."""
+        pages = self._client.get_paginator("list_object_versions").paginate(
+            Bucket=self.location.bucket, Prefix=name)
+        return tuple(item["VersionId"] for page in pages
+                     for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+                     if item["Key"] == name)
 
     def _object(self, key: str) -> str:
         return self._base + key
@@ -175,6 +233,10 @@ class S3Storage:
         except BotoCoreError as exc:
             raise StorageUnavailable(f"cannot use {where}: {exc}", hint=_UNREACHABLE_HINT,
                                      path=where) from None
+
+
+def _never(_key: str) -> bool:
+    return False
 
 
 def _code(exc: ClientError) -> str:
