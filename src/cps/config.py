@@ -230,6 +230,8 @@ class DatabaseSettings:
     drill_every: float | None
     drill_points: int
     drill_window: float
+    copy_to: Location | None
+    copy_every: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +277,10 @@ def _location(value: Any, folder: Path) -> Location:
         raise UsageError("expected a path or an s3://bucket/prefix URL (a non-empty string)")
     location = parse_location(value)
     return location if isinstance(location, S3Location) else (folder / location).resolve()
+
+
+def _optional_location(value: Any, folder: Path) -> Location | None:
+    return _location(value, folder) if value != "" else None
 
 
 def _optional_text(value: Any, _folder: Path) -> str | None:
@@ -369,8 +375,13 @@ DATABASE_KEYS: dict[str, Key] = {
     "drill_points": Key(_integer, 3, "transactions a drill restores at random"),
     "drill_window": Key(_text(parse_duration), "1d",
                         "a drill restores every recovery point made this far back"),
+    "copy_to": Key(_optional_location, "", "a second repository the server keeps a copy of this "
+                   "one in (cps repo copy): a folder or s3://bucket/prefix, reached with the "
+                   "same S3 settings; '' for none"),
+    "copy_every": Key(_text(parse_duration_or_off), "1h",
+                      "interval of the copy to copy_to, or 'off'"),
 }
-S3_KEYS = ("s3_endpoint_url", "s3_region", "s3_profile")  # folded into `repository`
+S3_KEYS = ("s3_endpoint_url", "s3_region", "s3_profile")  # folded into `repository`, `copy_to`
 DATABASE_OWN_KEYS: dict[str, Key] = {
     "id": Key(_db_id, None, "the database's name in the repository"),
     "path": Key(_path, None, "the mail database file"),
@@ -423,8 +434,9 @@ class _Reader:
             raise self._error("id", "database", f"database {own['id']!r} names no repository, "
                               "and [defaults] gives none", number)
         options = S3Options(*(values.pop(key) for key in S3_KEYS))
-        if isinstance(values["repository"], S3Location):
-            values["repository"] = values["repository"].reached_with(options)
+        for key in ("repository", "copy_to"):
+            if isinstance(values[key], S3Location):
+                values[key] = values[key].reached_with(options)
         return DatabaseSettings(**own, **values)
 
     def _table(self, document: Mapping[str, Any], name: str, keys: dict[str, Key]

@@ -22,15 +22,29 @@ from cps.repository.naming import key_kind
 from cps.repository.storage import open_storage
 from cps.store import MailDatabase
 from tests.conftest import CPS, run_cps
+from tests.integration.intake_helpers import message
 from tests.integration.protect_helpers import (
     DEADLINE_SECONDS,
     QUICK,
+    dump,
     protected_encrypted,
     protected_history,
     protecting,
     restore,
     wait_until,
     workload,
+)
+from tests.integration.server_run import (
+    answer,
+    captured,
+    deliver,
+    finished,
+    make_site,
+    poll,
+    running,
+)
+from tests.integration.server_run import (
+    protecting as server_protecting,
 )
 
 
@@ -237,3 +251,31 @@ def test_a_copy_of_one_database_takes_its_files_and_every_pack(tmp_path: Path) -
     assert set(files_of(mirror)) == wanted and result["copied"] == len(wanted)
     assert any(k.startswith("databases/other/") for k in source)
     dataclasses.replace(oracle, repo=mirror).check_latest()
+
+
+def test_the_server_keeps_a_second_copy_on_schedule_and_through_its_api(tmp_path: Path) -> None:
+    offsite = tmp_path / "offsite"
+    site = make_site(tmp_path, {"mail": ["alice@example.com"]}, copy_to=str(offsite),
+                     copy_every="2s")
+    with running(site) as server, server.client("operator") as api, \
+            server.client("auditor") as auditor:
+        server_protecting(api, "mail")
+        assert deliver(server, "lmtp", "alice@example.com", message("kept twice"))
+        made = answer(api.post("/api/v1/databases/mail/recovery-points", json={"name": "one"}),
+                      201)
+        captured(api, "mail", made["txn"])
+        scheduled = poll(lambda: [j for j in answer(auditor.get("/api/v1/jobs"), 200)
+                                  if j["kind"] == "copy" and j["state"] == "done"],
+                         bool, "a scheduled copy has run")
+        assert scheduled[0]["requested_by"] == "schedule"
+        assert auditor.post("/api/v1/databases/mail/copies", json={}).status_code == 403
+        job = finished(api, answer(api.post("/api/v1/databases/mail/copies"), 202))
+        assert job["state"] == "done" and job["result"]["damaged"] == [], job
+        state = answer(auditor.get("/api/v1/databases/mail"), 200)
+        assert state["copy_to"] == str(offsite) and state["next_copy"] is not None
+        server.stop()
+    assert "Traceback" not in server.log()
+    here, there = tmp_path / "here.db", tmp_path / "there.db"
+    assert restore(site.repo, here, "--recovery-point", "one")["txn"] == made["txn"]
+    assert restore(offsite, there, "--recovery-point", "one")["txn"] == made["txn"]
+    assert dump(here) == dump(there)

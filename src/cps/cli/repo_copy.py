@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from ..config import Location
-from ..errors import CorruptFile, RepositoryError
 from ..repository import CopyReport, copy_repository
 from . import output
 from .progress import progress_reporter
@@ -50,22 +49,9 @@ def _fail_unless_whole(report: CopyReport) -> None:
         output.note(f"not copied: {message}")
     for where in report.conflicts:
         output.note(f"kept: {where} differs from the source's file of that name")
-    if report.damaged:
-        raise CorruptFile(
-            f"{output.counted(len(report.damaged), 'file')} of {report.source} failed "
-            f"{'its' if len(report.damaged) == 1 else 'their'} checks and "
-            f"{'was' if len(report.damaged) == 1 else 'were'} not copied; the first: "
-            f"{report.damaged[0]}",
-            hint="Every sound file was copied, and the copy holds no damaged file. Repair the "
-                 "source (an earlier copy of the file, or a new full backup), then run the copy "
-                 "again: it copies only what is missing.")
-    if report.conflicts:
-        raise RepositoryError(
-            f"{output.counted(len(report.conflicts), 'file')} of {report.destination} "
-            f"differ from the source's files of the same name and were kept as they are; the "
-            f"first: {report.conflicts[0]}",
-            hint="Both files pass their checks, so they were written by two repositories of "
-                 "the same id. Look at both before deleting either: nothing was overwritten.")
+    failure = report.failure()
+    if failure is not None:
+        raise failure
 
 
 def _render(d: dict[str, Any]) -> str:

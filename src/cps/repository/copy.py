@@ -37,6 +37,7 @@ from typing import Any
 from ..config import Location
 from ..errors import (
     CorruptFile,
+    CPSError,
     MissingFile,
     NotARepository,
     RepositoryError,
@@ -77,11 +78,33 @@ class CopyReport:
     repaired: list[str] = field(default_factory=list)  # damaged destination files replaced
     conflicts: list[str] = field(default_factory=list)  # sound but different: kept as they are
 
+    def failure(self) -> CPSError | None:
+        """What went wrong, as the error to report after the result (every sound file was
+        copied all the same); None when nothing did."""
+        if self.damaged:
+            return CorruptFile(
+                f"{_files(self.damaged)} of {self.source} failed their checks and were not "
+                f"copied; the first: {self.damaged[0]}",
+                hint="Every sound file was copied, and the copy holds no damaged file. Repair the "
+                     "source (an earlier copy of the file, or a new full backup), then run the "
+                     "copy again: it copies only what is missing.")
+        if self.conflicts:
+            return RepositoryError(
+                f"{_files(self.conflicts)} of {self.destination} differ from the source's files "
+                f"of the same name and were kept as they are; the first: {self.conflicts[0]}",
+                hint="Both files pass their checks, so they were written by two repositories of "
+                     "the same id. Look at both before deleting either: nothing was overwritten.")
+        return None
+
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "destination": self.destination, "files": self.files,
                 "copied": self.copied, "copied_bytes": self.copied_bytes,
                 "unchanged": self.unchanged, "updated": self.updated, "vanished": self.vanished,
                 "damaged": self.damaged, "repaired": self.repaired, "conflicts": self.conflicts}
+
+
+def _files(names: list[str]) -> str:
+    return "1 file" if len(names) == 1 else f"{len(names)} files"
 
 
 @dataclass(frozen=True, slots=True)

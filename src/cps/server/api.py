@@ -3,8 +3,8 @@
 Every endpoint but `/api/v1/health` takes a bearer token (auth.py) and needs a role: `auditor` for
 status, timelines and metrics, `operator` for what acts on databases or reads mail. Errors are
 problem details (problems.py). What acts (recovery points, full backups, restores, recoveries,
-exports, drills) and every look at mail content is written to the audit log (audit.py). Long operations
-are jobs (jobs.py): the request answers 202 with the job, whose progress and result are at
+exports, drills, copies) and every look at mail content is written to the audit log (audit.py).
+Long operations are jobs (jobs.py): the request answers 202 with the job, whose progress and result are at
 `/api/v1/jobs/{id}`; a restore the repository would refuse is refused at once instead. Mail at a
 point in time is served by the routes of mail_api.py.
 """
@@ -224,6 +224,13 @@ def _routes(app: FastAPI, service: Service) -> None:
                     ) -> dict[str, Any]:
         job_id = service.start_prune(db_id, who.name)
         service.audit.record(who, "prune", db_id, job=job_id)
+        return _job(service.jobs.found(job_id))
+
+    @app.post("/api/v1/databases/{db_id}/copies", status_code=202)
+    def start_copy(db_id: str, _body: NoFields | None = None, who: Principal = operator
+                   ) -> dict[str, Any]:
+        job_id = service.start_copy(db_id, who.name)
+        service.audit.record(who, "copy", db_id, job=job_id)
         return _job(service.jobs.found(job_id))
 
     @app.post("/api/v1/databases/{db_id}/drills", status_code=202)

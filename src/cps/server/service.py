@@ -21,7 +21,7 @@ from ..config import Config, DatabaseSettings
 from ..durable import make_folders
 from ..errors import ConfigError, CPSError, NotFound, UsageError
 from ..ops import PointMade, create_point
-from ..repository import Repository
+from ..repository import Repository, copy_repository
 from ..repository.prune import Retention, prune
 from ..store import MailDatabase
 from ..store.intake import IntakeServer, server_context
@@ -55,6 +55,7 @@ class Service:
         self.started_at = time.time()
         self.next_prune: dict[str, float] = {}
         self.next_drill: dict[str, float] = {}
+        self.next_copy: dict[str, float] = {}
         self.status_cache = StatusCache()
         self._repositories: dict[str, Repository] = {}
         self._schedule: asyncio.Task[None] | None = None
@@ -123,17 +124,19 @@ class Service:
             return True
         return await self.children[settings.id].until_durable(committed_ms, ACK_PATIENCE)
 
-    # Retention and restore drills
+    # Retention, restore drills and the second copy
 
     def _scheduled(self) -> list[tuple[dict[str, float], Callable[[DatabaseSettings], float | None],
                                        Callable[[str, str], str]]]:
         """What runs on a schedule: when each database's next run is due, its interval, and
         what starts it."""
         return [(self.next_prune, lambda s: s.prune_every, self.start_prune),
-                (self.next_drill, lambda s: s.drill_every, self.start_drill)]
+                (self.next_drill, lambda s: s.drill_every, self.start_drill),
+                (self.next_copy, lambda s: s.copy_every if s.copy_to else None, self.start_copy)]
 
     async def _first_due(self) -> None:
-        """Retention is first due `prune_every` after the start; a drill `drill_every` after the
+        """Retention and the copy are first due their interval after the start; a drill
+        `drill_every` after the
         last one the repository records (whoever ran it), so that a server restarted more often
         than that still drills, and after the start when there is none."""
         now = time.time()
@@ -148,9 +151,9 @@ class Service:
                 self.next_drill[db_id] = min(due, last + (self.settings(db_id).drill_every or 0))
 
     async def _schedules(self) -> None:
-        """Each database's retention, every `prune_every`, and restore drill, every
-        `drill_every`, as jobs; and the forgetting of jobs older than `keep_jobs` with their
-        files."""
+        """Each database's retention, every `prune_every`, restore drill, every `drill_every`,
+        and copy to `copy_to`, every `copy_every`, as jobs; and the forgetting of jobs older than
+        `keep_jobs` with their files."""
         while True:
             now = time.time()
             for due_at, every, start in self._scheduled():
@@ -197,6 +200,27 @@ class Service:
                     "retained_files": len(report.retained_files)}
 
         return self.jobs.submit("prune", db_id, requested_by, {}, work).id
+
+    def start_copy(self, db_id: str, requested_by: str) -> str:
+        """`cps repo copy` of `db_id`'s repository (its files and every pack) to `copy_to`, as a
+        job; it fails, naming them, when source files are damaged or the copy differs, after
+        copying every sound file."""
+        settings = self.settings(db_id)
+        destination = settings.copy_to
+        if destination is None:
+            raise UsageError(f"database {db_id} has no copy_to in the configuration",
+                             hint="Set copy_to (a folder or s3://bucket/prefix) for it, and "
+                                  "restart the server.")
+
+        def work(_folder: Path, progress: Progress) -> dict[str, object]:
+            report = copy_repository(settings.repository, destination, db_ids=[db_id],
+                                     progress=progress)
+            failure = report.failure()
+            if failure is not None:
+                raise failure
+            return report.to_json()
+
+        return self.jobs.submit("copy", db_id, requested_by, {"to": str(destination)}, work).id
 
     def start_drill(self, db_id: str, requested_by: str, *, random_points: int | None = None,
                     seed: int | None = None) -> str:

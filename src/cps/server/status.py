@@ -88,6 +88,8 @@ def database_status(service: Service, db_id: str) -> dict[str, Any]:
         "next_prune": service.next_prune.get(db_id),
         **cache.get(db_id, "drills", DRILLS_EVERY, lambda: _drills(service, db_id)),
         "next_drill": service.next_drill.get(db_id),
+        "copy_to": str(settings.copy_to) if settings.copy_to else None,
+        "next_copy": service.next_copy.get(db_id),
         "repository_bytes": cache.get(db_id, "size", SIZE_EVERY,
                                       lambda: _stored_bytes(service, db_id)),
         "errors": errors, "error_counts": error_counts,
@@ -102,7 +104,7 @@ def every_status(service: Service) -> list[dict[str, Any]]:
 
 def with_times(status: dict[str, Any]) -> dict[str, Any]:
     """`status` with its times to come as ISO 8601 too, beside the seconds since the epoch."""
-    for key in ("next_full", "next_recovery_point", "next_prune", "next_drill"):
+    for key in ("next_full", "next_recovery_point", "next_prune", "next_drill", "next_copy"):
         if status.get(key) is not None:
             status[f"{key}_at"] = format_ms(int(status[key] * 1000))
     return status
