@@ -210,6 +210,17 @@ def point(api: httpx.Client, db_id: str, name: str) -> dict[str, Any]:
     return made
 
 
+def mail_and_a_point(server: ServerProcess, api: httpx.Client, db_id: str, address: str,
+                     name: str) -> dict[str, Any]:
+    """`db_id` protected, a message delivered to `address` over LMTP, then a recovery point
+    `name`, captured: the point."""
+    protecting(api, db_id)
+    assert deliver(server, "lmtp", address, message(f"before {name}"))
+    made = point(api, db_id, name)
+    captured(api, db_id, made["txn"])
+    return made
+
+
 def finished(api: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
     """The job once it has ended, whichever way."""
     found: dict[str, Any] = poll(lambda: answer(api.get(job["links"]["self"]), 200),

@@ -23,7 +23,6 @@ from cps.repository.format import FLAG_ENCRYPTED, HEADER
 from cps.repository.prune import KEEP_DRILLS, Retention, prune
 from tests.conftest import run_cps
 from tests.fixtures.make_repos import flip, segment_of
-from tests.integration.intake_helpers import message
 from tests.integration.protect_helpers import (
     Oracle,
     protected_encrypted,
@@ -32,9 +31,8 @@ from tests.integration.protect_helpers import (
 )
 from tests.integration.server_run import (
     answer,
-    captured,
-    deliver,
     finished,
+    mail_and_a_point,
     make_site,
     poll,
     running,
@@ -204,11 +202,7 @@ def test_the_server_drills_on_its_schedule_and_through_its_api(tmp_path: Path) -
                      drill_points=2)
     with running(site) as server, server.client("operator") as api, \
             server.client("auditor") as auditor:
-        server_protecting(api, "mail")
-        assert deliver(server, "lmtp", "alice@example.com", message("drilled"))
-        made = answer(api.post("/api/v1/databases/mail/recovery-points", json={"name": "one"}),
-                      201)
-        captured(api, "mail", made["txn"])
+        mail_and_a_point(server, api, "mail", "alice@example.com", "one")
         scheduled = poll(lambda: [j for j in answer(auditor.get("/api/v1/jobs"), 200)
                                   if j["kind"] == "drill" and j["state"] == "done"],
                          bool, "a scheduled drill has run")

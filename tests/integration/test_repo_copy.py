@@ -22,7 +22,6 @@ from cps.repository.naming import key_kind
 from cps.repository.storage import open_storage
 from cps.store import MailDatabase
 from tests.conftest import CPS, run_cps
-from tests.integration.intake_helpers import message
 from tests.integration.protect_helpers import (
     DEADLINE_SECONDS,
     QUICK,
@@ -36,15 +35,11 @@ from tests.integration.protect_helpers import (
 )
 from tests.integration.server_run import (
     answer,
-    captured,
-    deliver,
     finished,
+    mail_and_a_point,
     make_site,
     poll,
     running,
-)
-from tests.integration.server_run import (
-    protecting as server_protecting,
 )
 
 
@@ -259,11 +254,7 @@ def test_the_server_keeps_a_second_copy_on_schedule_and_through_its_api(tmp_path
                      copy_every="2s")
     with running(site) as server, server.client("operator") as api, \
             server.client("auditor") as auditor:
-        server_protecting(api, "mail")
-        assert deliver(server, "lmtp", "alice@example.com", message("kept twice"))
-        made = answer(api.post("/api/v1/databases/mail/recovery-points", json={"name": "one"}),
-                      201)
-        captured(api, "mail", made["txn"])
+        made = mail_and_a_point(server, api, "mail", "alice@example.com", "one")
         scheduled = poll(lambda: [j for j in answer(auditor.get("/api/v1/jobs"), 200)
                                   if j["kind"] == "copy" and j["state"] == "done"],
                          bool, "a scheduled copy has run")

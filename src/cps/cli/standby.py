@@ -37,6 +37,8 @@ _COPY = click.argument("copy", metavar="PATH",
 _INTERVAL = click.option("--interval", default="500ms", show_default=True,
                          help="How often to look for new log in the repository.")
 _ONCE = click.option("--once", is_flag=True, help="Replay one round, then stop.")
+_FROM_REPOSITORY = repository_option(help="Where the log comes from.  [default: the repository "
+                                          "the standby was created from]", required=False)
 
 
 @click.group("standby")
@@ -83,8 +85,7 @@ def create_command(repo_path: Location, db_id: str | None, copy: Path, lag: str,
 
 @standby_group.command("run")
 @_COPY
-@repository_option(help="Where the log comes from.  [default: the repository the standby was "
-                        "created from]", required=False)
+@_FROM_REPOSITORY
 @_INTERVAL
 @_ONCE
 @passphrase_file_option
@@ -128,8 +129,7 @@ def status_command(copy: Path, as_json: bool) -> None:
 
 @standby_group.command("promote")
 @_COPY
-@repository_option(help="Where the log comes from.  [default: the repository the standby was "
-                        "created from]", required=False)
+@_FROM_REPOSITORY
 @target_options
 @passphrase_file_option
 @output.json_option

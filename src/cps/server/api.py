@@ -219,28 +219,27 @@ def _routes(app: FastAPI, service: Service) -> None:
         service.audit.record(who, "restore", db_id, target=target.describe(), job=job.id)
         return _job(job)
 
+    def started(who: Principal, action: str, db_id: str, job_id: str) -> dict[str, Any]:
+        """A job just started by `who`, in the audit log and as the answer."""
+        service.audit.record(who, action, db_id, job=job_id)
+        return _job(service.jobs.found(job_id))
+
     @app.post("/api/v1/databases/{db_id}/prunes", status_code=202)
     def start_prune(db_id: str, _body: NoFields | None = None, who: Principal = operator
                     ) -> dict[str, Any]:
-        job_id = service.start_prune(db_id, who.name)
-        service.audit.record(who, "prune", db_id, job=job_id)
-        return _job(service.jobs.found(job_id))
+        return started(who, "prune", db_id, service.start_prune(db_id, who.name))
 
     @app.post("/api/v1/databases/{db_id}/copies", status_code=202)
     def start_copy(db_id: str, _body: NoFields | None = None, who: Principal = operator
                    ) -> dict[str, Any]:
-        job_id = service.start_copy(db_id, who.name)
-        service.audit.record(who, "copy", db_id, job=job_id)
-        return _job(service.jobs.found(job_id))
+        return started(who, "copy", db_id, service.start_copy(db_id, who.name))
 
     @app.post("/api/v1/databases/{db_id}/drills", status_code=202)
     def start_drill(db_id: str, body: DrillRequest | None = None, who: Principal = operator
                     ) -> dict[str, Any]:
         request = body or DrillRequest(points=None, seed=None)
-        job_id = service.start_drill(db_id, who.name, random_points=request.points,
-                                     seed=request.seed)
-        service.audit.record(who, "drill", db_id, job=job_id)
-        return _job(service.jobs.found(job_id))
+        return started(who, "drill", db_id, service.start_drill(
+            db_id, who.name, random_points=request.points, seed=request.seed))
 
     @app.get("/api/v1/databases/{db_id}/drills")
     def drills(db_id: str, _who: Principal = auditor) -> list[dict[str, Any]]:
