@@ -17,21 +17,27 @@ does not delete packs under the check.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..config import Location
 from ..errors import CorruptFile, MissingFile, UnsupportedFormat
 from ..repository import FullRef, PageIndex, Repository, SegmentRef, codec, naming
 from ..repository.catalog import MISSING, Catalog, Hole, Listing, catalog_of, list_files
+from ..repository.crypto import MasterKey
 from ..repository.format import HEADER, RECORD_LENGTH, check_frame, parse_file
-from ..repository.packs import check_pack, read_ahead
+from ..repository.packs import PackCheck, PackFile, check_pack, read_ahead
 from .repo_findings import COPY_BACK, NEW_CHAIN, Lost, RepoFinding
 
 Unreadable = (CorruptFile, MissingFile, UnsupportedFormat)
 HEAD_READ = 4096  # bytes read from a segment's start: its header and its header record
+IN_PROCESSES_BYTES = 256 << 20  # packs worth starting processes for: docs/benchmarks.md
 
 
 @dataclass
@@ -95,9 +101,7 @@ def _check_packs(repo: Repository, report: RepoReport, *, read_all: bool) -> Pag
     bad_ids: set[bytes] = set()
     if read_all:
         readable = [p for p in index.packs if p.key not in damaged]
-        checks = read_ahead(lambda pack: check_pack(repo.storage, pack, repo.sealing_for,
-                                                    repo.page_id), readable, "cps-pack-check")
-        for pack, check in zip(readable, checks, strict=True):
+        for pack, check in zip(readable, _check_whole(repo, readable), strict=True):
             bad_ids.update(check.bad_ids)
             if check.problem is not None:
                 damaged[pack.key] = check.problem
@@ -108,6 +112,36 @@ def _check_packs(repo: Repository, report: RepoReport, *, read_all: bool) -> Pag
             "Each full backup that needs its pages is reported as pages-missing, with what it "
             "costs; restores from other full backups still work. " + COPY_BACK))
     return Pages(index, damaged, frozenset(bad_ids))
+
+
+def _check_whole(repo: Repository, packs: list[PackFile]) -> Iterator[PackCheck]:
+    """`check_pack` of each pack, in order. Hashing and decompressing a page at a time keeps
+    the interpreter lock busy between the calls that release it, so threads share one core: past
+    IN_PROCESSES_BYTES the packs are checked by a process per core, each with the repository
+    opened anew (the key passed to it, as to the server's job processes)."""
+    workers = min(os.cpu_count() or 1, len(packs))
+    if workers < 2 or sum(p.size for p in packs) < IN_PROCESSES_BYTES:
+        yield from read_ahead(lambda pack: check_pack(repo.storage, pack, repo.sealing_for,
+                                                      repo.page_id), packs, "cps-pack-check")
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_open_in_child, initargs=(repo.location, repo.key)
+                             ) as pool:
+        yield from pool.map(_check_in_child, packs, chunksize=2)
+
+
+_child_repository: Repository | None = None  # in a pack-checking process: its repository
+
+
+def _open_in_child(location: Location, key: MasterKey | None) -> None:
+    global _child_repository
+    _child_repository = Repository.with_key(location, key)
+
+
+def _check_in_child(pack: PackFile) -> PackCheck:
+    repo = _child_repository
+    assert repo is not None
+    return check_pack(repo.storage, pack, repo.sealing_for, repo.page_id)
 
 
 def _check_database(repo: Repository, db_id: str, pages: Pages, report: RepoReport, *,
