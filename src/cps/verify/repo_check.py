@@ -20,7 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,9 +89,11 @@ def check_repository(repo: Repository, db_id: str | None = None, *,
         names = [db_id] if db_id is not None else [
             entry.name for entry in repo.storage.list(naming.DATABASES) if entry.folder]
         report = RepoReport(repo.describe(), read_all, tuple(names))
-        pages = _check_packs(repo, report, read_all=read_all)
-        for name in names:
-            _check_database(repo, name, pages, report, read_all=read_all)
+        # The packs are checked while the segments are: neither needs the other.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cps-packs") as packs:
+            pages = packs.submit(_check_packs, repo, report, read_all=read_all)
+            for name in names:
+                _check_database(repo, name, pages, report, read_all=read_all)
     return report
 
 
@@ -144,8 +146,8 @@ def _check_in_child(pack: PackFile) -> PackCheck:
     return check_pack(repo.storage, pack, repo.sealing_for, repo.page_id)
 
 
-def _check_database(repo: Repository, db_id: str, pages: Pages, report: RepoReport, *,
-                    read_all: bool) -> None:
+def _check_database(repo: Repository, db_id: str, checking: Future[Pages], report: RepoReport,
+                    *, read_all: bool) -> None:
     findings: list[RepoFinding] = []
     findings += _check_small_file(repo, f"{naming.database_dir(db_id)}/database", "database",
                                   db_id, report)
@@ -153,12 +155,15 @@ def _check_database(repo: Repository, db_id: str, pages: Pages, report: RepoRepo
     findings += _advisory(repo, listing)
     findings += _drills(repo, db_id, report)
     damaged: dict[FullRef | SegmentRef, RepoFinding] = {}
-    for folder, fulls, segments in listing.chains:
+    in_segments = {folder.number: _check_segments(repo, db_id, folder.number, segments, report,
+                                                  read_all=read_all)
+                   for folder, _fulls, segments in listing.chains}
+    pages = checking.result()
+    for folder, fulls, _segments in listing.chains:
         report.count("chain")
         for full in fulls:
             damaged.update(_check_full(repo, db_id, full, pages, report))
-        damaged.update(_check_segments(repo, db_id, folder.number, segments, report,
-                                       read_all=read_all))
+        damaged.update(in_segments[folder.number])
     usable = catalog_of(listing, frozenset(damaged))
     costed = [_with_cost(finding, ref, usable) for ref, finding in damaged.items()]
     findings += costed
