@@ -5,6 +5,7 @@ which a bucket cannot hold: a repository in a bucket keeps them in a local folde
 `coordination_folder`, named after the location, under CPS_STATE_DIR (default
 `$XDG_STATE_HOME/cps`, else `~/.local/state/cps`). Processes on one host therefore coordinate as
 they do on a local repository; processes on two hosts using one bucket do not (docs/storage.md).
+The same folder holds the upload spool (spool.py), through which a protector writes the bucket.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from ...config import Location, S3Location
 from .base import Storage
 from .local import LocalStorage
+from .spool import Spool, SpooledStorage
 
 
 def open_storage(location: Location) -> Storage:
@@ -25,7 +27,7 @@ def open_storage(location: Location) -> Storage:
         return LocalStorage(location)
     from .s3 import S3Storage  # boto3 takes a while to import; local repositories never need it
 
-    return S3Storage(location)
+    return SpooledStorage(S3Storage(location), Spool(coordination_folder(location) / "spool"))
 
 
 def coordination_folder(location: Location) -> Path:
