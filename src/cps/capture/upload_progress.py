@@ -26,7 +26,8 @@ class UploadProgress:
         self.on_event = on_event
         self.txn: int | None = None
         self.through = 0
-        self.failing_since: float | None = None
+        self.failed_at: int | None = None  # the last outage of uploads (ms)
+        self.recovered_at: int | None = None
 
     def report(self, status: ProtectorStatus) -> ProtectorStatus:
         """`status` with how far uploads have got."""
@@ -41,16 +42,19 @@ class UploadProgress:
         return dataclasses.replace(
             status, uploaded_txn=self.txn, uploaded_through=self.through,
             upload_waiting_files=len(state.waiting), upload_waiting_bytes=state.waiting_bytes,
-            upload_lag=round(lag, 3) if lag is not None else None, upload_error=state.error)
+            upload_lag=round(lag, 3) if lag is not None else None, upload_error=state.error,
+            upload_failed_at=self.failed_at, upload_recovered_at=self.recovered_at)
 
     def _observe(self, error: str | None) -> None:
-        if error is not None and self.failing_since is None:
-            self.failing_since = time.time()
+        failing = self.failed_at is not None and self.recovered_at is None
+        now = int(time.time() * 1000)
+        if error is not None and not failing:
+            self.failed_at, self.recovered_at = now, None
             self.on_event("upload-failed", {"error": error})
-        elif error is None and self.failing_since is not None:
-            seconds = round(time.time() - self.failing_since, 3)
-            self.failing_since = None
-            self.on_event("upload-recovered", {"seconds": seconds})
+        elif error is None and failing:
+            self.recovered_at = now
+            self.on_event("upload-recovered",
+                          {"seconds": (now - (self.failed_at or now)) / 1000})
 
 
 def _segment(key: str) -> SegmentRef | None:

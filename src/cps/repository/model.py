@@ -165,6 +165,8 @@ class ProtectorStatus:
     upload_waiting_bytes: int = 0
     upload_lag: float | None = None  # seconds the oldest file waiting for the bucket has waited
     upload_error: str | None = None  # why uploads fail, while they do
+    upload_failed_at: int | None = None  # when the last outage of uploads began (ms), this run
+    upload_recovered_at: int | None = None  # when it ended (ms); None while it lasts
 
 
 @dataclass(frozen=True, slots=True)

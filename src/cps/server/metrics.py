@@ -71,6 +71,11 @@ class _Databases(Collector):
                                           labels=["db"]),
             "bytes": GaugeMetricFamily("cps_repository_bytes", "Size of the repository",
                                        labels=["db"]),
+            "upload_lag": GaugeMetricFamily("cps_upload_lag_seconds", "Seconds the oldest file "
+                                            "waiting in the upload spool has waited (0: none)",
+                                            labels=["db"]),
+            "upload_waiting": GaugeMetricFamily("cps_upload_waiting_bytes", "Bytes waiting in "
+                                                "the upload spool for the bucket", labels=["db"]),
         }
         restarts = CounterMetricFamily("cps_protector_restarts", "Protector restarts",
                                        labels=["db"])
@@ -113,5 +118,9 @@ def _set(gauges: dict[str, GaugeMetricFamily], db_id: str, status: dict[str, obj
         last = status[name]
         if isinstance(last, dict) and last.get("time"):
             gauges[key].add_metric([db_id], now - float(last["time"]))
+    upload = status["upload"]
+    if isinstance(upload, dict):
+        gauges["upload_lag"].add_metric([db_id], float(upload["lag_seconds"] or 0.0))
+        gauges["upload_waiting"].add_metric([db_id], float(upload["waiting_bytes"]))
     if isinstance(status["repository_bytes"], int):
         gauges["bytes"].add_metric([db_id], float(status["repository_bytes"]))

@@ -78,7 +78,8 @@ def database_status(service: Service, db_id: str) -> dict[str, Any]:
     return {
         "db_id": db_id, "path": str(settings.path), "repository": str(settings.repository),
         "protection": protection, "durable": durable,
-        "capture_lag": held.get("capture_lag"), "last_transaction": held.get("last_transaction"),
+        "capture_lag": held.get("capture_lag"), "upload": held.get("upload"),
+        "last_transaction": held.get("last_transaction"),
         "last_full": last_full, "last_recovery_point": last_point,
         "next_full": _after(last_full, settings.full_every),
         # The protector counts its schedule of points from its start until it makes one.
@@ -125,6 +126,7 @@ def _repository_side(service: Service, db_id: str) -> dict[str, Any]:
     side: dict[str, Any] = {
         "capture_lag": {"p50_seconds": status.lag_p50, "p99_seconds": status.lag_p99}
         if status is not None else None,
+        "upload": timeline.to_json()["upload"],
         "last_transaction": {"txn": timeline.latest_txn, "time": _seconds(timeline.latest)},
         "last_full": {"txn": fulls[-1].txn, "time": fulls[-1].taken_at / 1000} if fulls else None,
     }
