@@ -54,9 +54,8 @@ def run_cps(*args: str | Path, check: bool = True, stdin: bytes | None = None,
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A real S3 server (SeaweedFS) for the whole session, started when a test first needs it."""
-    server = s3.start(tmp_path_factory.mktemp("seaweedfs"))
-    yield server
-    s3.stop(server)
+    with s3.running(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture

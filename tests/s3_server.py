@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,16 @@ def start(folder: Path) -> S3Server:
                       folder / "weed.log", command)
     _ready_or_stopped(server)
     return server
+
+
+@contextmanager
+def running(folder: Path) -> Iterator[S3Server]:
+    """`start`, and `stop` at the end."""
+    server = start(folder)
+    try:
+        yield server
+    finally:
+        stop(server)
 
 
 def kill(server: S3Server) -> None:

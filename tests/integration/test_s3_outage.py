@@ -29,8 +29,10 @@ from tests.integration.protect_helpers import (
     Oracle,
     Reference,
     application,
+    check_released_then_new_chain,
     new_store,
     protecting,
+    stop_in_a_new_chain,
     timeline,
     wait_until,
 )
@@ -42,9 +44,8 @@ SEED = 20261207
 
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = s3.start(tmp_path_factory.mktemp("seaweedfs-outages"))
-    yield server
-    s3.stop(server)
+    with s3.running(tmp_path_factory.mktemp("seaweedfs-outages")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -99,12 +100,18 @@ def check_from_the_bucket_alone(oracle: Oracle, monkeypatch: pytest.MonkeyPatch,
     oracle.check_latest()
 
 
-def test_a_killed_bucket_costs_upload_lag_and_nothing_else(
-        server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    location = bucket_repository(server, tmp_path, monkeypatch)
+def bucket_store(server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 endpoint_url: str | None = None) -> tuple[S3Location, Path, Oracle]:
+    """A fresh repository in `server`'s bucket, an empty mail store, and their oracle."""
+    location = bucket_repository(server, tmp_path, monkeypatch, endpoint_url)
     db = tmp_path / "mail.db"
     new_store(db, location)
-    oracle = Oracle(db, location, tmp_path)
+    return location, db, Oracle(db, location, tmp_path)
+
+
+def test_a_killed_bucket_costs_upload_lag_and_nothing_else(
+        server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    location, db, oracle = bucket_store(server, tmp_path, monkeypatch)
     with application(db, seed=SEED) as app, protecting(db, location, *QUICK) as protector:
         app.run(ops=20)
         before = oracle.point("before the outage")
@@ -133,10 +140,7 @@ def test_a_killed_bucket_costs_upload_lag_and_nothing_else(
 @pytest.mark.slow
 def test_a_protector_started_again_uploads_what_the_spool_kept(
         server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    location = bucket_repository(server, tmp_path, monkeypatch)
-    db = tmp_path / "mail.db"
-    new_store(db, location)
-    oracle = Oracle(db, location, tmp_path)
+    location, db, oracle = bucket_store(server, tmp_path, monkeypatch)
     with application(db, seed=SEED) as app:
         with protecting(db, location, *QUICK) as protector:
             app.run(ops=20)
@@ -163,10 +167,7 @@ def test_a_protector_started_again_uploads_what_the_spool_kept(
 
 def test_a_full_spool_is_an_outage_the_wal_limit_bounds(
         server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    location = bucket_repository(server, tmp_path, monkeypatch)
-    db = tmp_path / "mail.db"
-    new_store(db, location)
-    oracle = Oracle(db, location, tmp_path)
+    location, db, oracle = bucket_store(server, tmp_path, monkeypatch)
     with application(db, seed=SEED) as app, \
             protecting(db, location, *QUICK, "--spool-limit", "1MiB", "--wal-limit", "1MiB") \
             as protector:
@@ -184,26 +185,15 @@ def test_a_full_spool_is_an_outage_the_wal_limit_bounds(
         assert sum(s.size for s in spooled(location)) <= 1 << 20
         assert protector.process.poll() is None
         s3.restart(server)
-        started = protector.wait_for("new-chain", count=2)
-        assert "let it go" in str(started["reason"])
-        app.run(ops=10)
-        after = oracle.point("after the outage")
-        protector.stop()
-        app.close()
-    first, second = timeline(location)["chains"]
-    assert second["gap_before"] is not None and "let it go" in second["reason"]
-    assert first["last_txn"] >= before.txn and not first["holes"]
-    assert after.txn > before.txn
+        after = stop_in_a_new_chain(protector, app, oracle)
+    check_released_then_new_chain(location, before, after)
     check_from_the_bucket_alone(oracle, monkeypatch, tmp_path)
 
 
 def test_a_bucket_that_refuses_or_answers_slowly_costs_upload_lag_only(
         s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with s3_proxy(s3_server.endpoint_url) as (url, faults):
-        location = bucket_repository(s3_server, tmp_path, monkeypatch, url)
-        db = tmp_path / "mail.db"
-        new_store(db, location)
-        oracle = Oracle(db, location, tmp_path)
+        location, db, oracle = bucket_store(s3_server, tmp_path, monkeypatch, url)
         with application(db, seed=SEED) as app, protecting(db, location, *QUICK) as protector:
             app.run(ops=20)
             before = oracle.point("before the refusals")

@@ -261,7 +261,8 @@ class Uploader:
         self._error: str | None = None
         self._failing_since: float | None = None
         self._failures = 0  # attempts that failed, ever
-        self._uploading = False  # this uploader holds the spool's uploader lock
+        # Whether this uploader holds the spool's uploader lock (None: not known yet).
+        self._uploading: bool | None = None
         self._closing = False
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="cps-uploader", daemon=True)
@@ -283,7 +284,8 @@ class Uploader:
         with self._wake:
             failed_before = self._failures
             self._wake.notify_all()
-            while (self._uploading and self.spool.files() and self._failures == failed_before):
+            while (self._uploading is not False and self._thread.is_alive()
+                   and self.spool.files() and self._failures == failed_before):
                 self._wake.wait(RESCAN_SECONDS)
 
     def close(self) -> None:
@@ -313,6 +315,8 @@ class Uploader:
                             self._wake.notify_all()
                     return
             # Another process uploads (a protector of another database); take over when it stops.
+            with self._wake:
+                self._uploading = False
             if self._pause(RESCAN_SECONDS):
                 return
 
