@@ -1,7 +1,8 @@
-"""A real HTTP proxy in front of the test S3 server, for the network faults SeaweedFS cannot be
-told to make: answering `503 Service Unavailable` to every request for a while, or answering each
-one late. Requests it lets through go to the server as they came (the same method, path, headers
-and body, so their signatures still hold) and the server's answers come back as they are.
+"""A real HTTP proxy in front of the test S3 server, for the network faults SeaweedFS cannot be told
+to make: answering `503 Service Unavailable` to every request for a while, or answering each one
+late; and to count the bytes a client uploads. Requests it lets through go to the server as they
+came (the same method, path, headers and body, so their signatures still hold) and the server's
+answers come back as they are.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ _UNAVAILABLE = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnav
 
 
 class Faults:
-    """What the proxy does to requests now; changed by the test while it runs."""
+    """What the proxy does to requests now, changed by the test while it runs; and what it saw."""
 
     def __init__(self) -> None:
         self.unavailable = False  # answer 503 without asking the server
         self.delay = 0.0  # seconds each answer is held back
         self.refused = 0  # requests answered 503
+        self.sent_bytes = 0  # of request bodies passed on to the server: the upload volume
         self.lock = threading.Lock()
 
 
@@ -46,6 +48,7 @@ def s3_proxy(upstream: str) -> Iterator[tuple[str, Faults]]:
             with faults.lock:
                 unavailable, delay = faults.unavailable, faults.delay
                 faults.refused += unavailable
+                faults.sent_bytes += 0 if unavailable else len(body)
             if delay:
                 time.sleep(delay)  # the fault itself: a slow network, not a wait for a condition
             if unavailable:

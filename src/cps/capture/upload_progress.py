@@ -2,8 +2,9 @@
 (repository/storage/spool.py), for its status; and the events when uploads begin and stop failing.
 
 The spool uploads in write order, so the transactions in the bucket are those before the first of
-this database's segments still waiting. While this database's first waiting file is another kind
-(a chain's file, a full backup), what the bucket holds is not known more precisely than before: the
+this database's segments still waiting (its status and recovery points waiting change nothing of
+what can be restored). While this database's first waiting file of its chains is another kind (a
+chain's file, a full backup), what the bucket holds is not known more precisely than before: the
 figures stay where they were.
 """
 
@@ -22,7 +23,7 @@ Events = Callable[[str, dict[str, object]], None]
 class UploadProgress:
     def __init__(self, uploads: Uploader, db_id: str, on_event: Events) -> None:
         self.uploads = uploads
-        self.prefix = f"{naming.database_dir(db_id)}/"
+        self.prefix = f"{naming.database_dir(db_id)}/chains/"  # its log and full backups
         self.on_event = on_event
         self.txn: int | None = None
         self.through = 0

@@ -104,7 +104,7 @@ class Timeline:
                           "description": self.protector.describe(),
                           "status_age_seconds": self.protector.age_seconds},
             "capture_lag": lag,
-            "upload": _upload_json(status),
+            "upload": upload_json(status),
             "warnings": list(catalog.warnings),
         }
 
@@ -135,7 +135,7 @@ def _uploads(status: ProtectorStatus) -> str:
             f"{status.upload_waiting_bytes / (1 << 20):.1f} MiB waiting{lag}{failing})")
 
 
-def _upload_json(status: ProtectorStatus | None) -> dict[str, Any] | None:
+def upload_json(status: ProtectorStatus | None) -> dict[str, Any] | None:
     """Captured locally against durable off-host, for a repository in a bucket."""
     if status is None or status.uploaded_txn is None:
         return None

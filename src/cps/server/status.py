@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CPSError
 from ..repository.catalog import load_catalog
-from ..restore import build_timeline, format_ms
+from ..restore import build_timeline, format_ms, upload_json
 
 if TYPE_CHECKING:
     from .service import Service
@@ -119,7 +119,7 @@ def _repository_side(service: Service, db_id: str) -> dict[str, Any]:
         repo = service.repository(db_id)
         timeline = build_timeline(load_catalog(repo, db_id))
     except CPSError as error:
-        return {"error": error.message}
+        return {"error": error.message, "upload": _upload_alone(service, db_id)}
     catalog = timeline.catalog
     status = catalog.status
     fulls = [f for c in catalog.chains for f in c.fulls]
@@ -135,6 +135,15 @@ def _repository_side(service: Service, db_id: str) -> dict[str, Any]:
         side["last_point"] = {"name": point.name, "txn": point.txn,
                               "time": point.created_at / 1000}
     return side
+
+
+def _upload_alone(service: Service, db_id: str) -> dict[str, Any] | None:
+    """While the repository cannot be read whole (its bucket is down), the upload side of the
+    protector's status as this host has it: in the upload spool, when one waits there."""
+    try:
+        return upload_json(service.repository(db_id).status(db_id))
+    except CPSError:
+        return None
 
 
 def _later(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, Any] | None:
