@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cps.errors import StorageUnavailable
+from cps.errors import MissingFile, StorageUnavailable
 from cps.repository.storage import Entry
 from cps.repository.storage.local import LocalStorage
 from cps.repository.storage.spool import (
@@ -67,6 +67,23 @@ def test_a_newer_put_of_a_key_replaces_the_one_waiting(tmp_path: Path) -> None:
     storage.put(STATUS, b"status 2")
     assert [s.key for s in storage.spool.files()] == [SEGMENTS[0], STATUS]
     assert storage.get(STATUS) == b"status 2"
+
+
+def test_a_delete_waits_its_turn_and_hides_the_file_meanwhile(tmp_path: Path) -> None:
+    storage = spooled_storage(tmp_path)
+    storage.put(SEGMENTS[0], b"first")
+    upload_unless_uploading(storage.bucket, storage.spool)
+    storage.put(SEGMENTS[1], b"second")
+    storage.delete(SEGMENTS[0])
+    assert [(s.key, s.deletion) for s in storage.spool.files()] == [(SEGMENTS[1], False),
+                                                                    (SEGMENTS[0], True)]
+    assert bucket_files(storage) == [SEGMENTS[0]], "deleted before its turn"
+    assert storage.size(SEGMENTS[0]) is None
+    with pytest.raises(MissingFile):
+        storage.get(SEGMENTS[0])
+    assert [e.name for e in storage.list("", recursive=True)] == [SEGMENTS[1]]
+    upload_unless_uploading(storage.bucket, storage.spool)
+    assert bucket_files(storage) == [SEGMENTS[1]] and storage.spool.files() == []
 
 
 def test_a_full_spool_refuses_a_put_and_keeps_nothing_of_it(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ process of the host that uses the repository:
   durable.publish) and returns: the file is `<seq>-<size>-<key, '/' as '+'>`. Sequence numbers
   follow the order puts returned in, across processes, so the spool holds the repository's write
   order (docs/repository-format.md, Write and read ordering). A put of a key already queued
-  replaces the queued file (only `status` and recovery points are ever put again).
+  replaces the queued file (only `status` and recovery points are ever put again). A spooling
+  delete is queued the same way, as `<seq>-d-<key>`, so that no upload queued before it brings
+  the file back.
 - The spool holds at most `limit` bytes. A put that would pass it raises StorageUnavailable at
   once (the protector then rides it out as any outage: capture/outage.py), or, with `patience`
   (a full backup's child), waits while uploads free room, and raises once they have freed none
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...durable import make_folders, publish, write_temp
-from ...errors import CPSError, StorageUnavailable
+from ...errors import CPSError, MissingFile, StorageUnavailable
 from .base import Data, Entry, Storage, check_folder, check_key
 
 logger = logging.getLogger(__name__)
@@ -58,12 +60,13 @@ _UPLOADER_LOCK = ".uploader.lock"
 
 @dataclass(frozen=True, slots=True)
 class Spooled:
-    """One file waiting in the spool."""
+    """One file waiting in the spool, or a deletion of its key waiting its turn."""
 
     seq: int
     size: int
     key: str
     path: Path
+    deletion: bool = False
 
     @property
     def spooled_at(self) -> float | None:
@@ -94,7 +97,9 @@ class Spool:
         found = [s for s in self.files() if s.key == key]
         return found[-1] if found else None
 
-    def add(self, key: str, data: Data, patience: float) -> None:
+    def add(self, key: str, data: Data, patience: float, *, deletion: bool = False) -> None:
+        """Queue `data` to be put under `key` (or, with `deletion`, `key` to be deleted), after
+        everything queued before, in place of what was queued of `key`."""
         make_folders(self.folder)
         temp = write_temp(self.folder, key.replace("/", "+"), data)
         try:
@@ -103,7 +108,7 @@ class Spool:
             with self.locked(_SEQUENCE_LOCK):
                 queued = self.files()
                 seq = queued[-1].seq + 1 if queued else 1
-                publish(temp, self.folder / _name(seq, size, key))
+                publish(temp, self.folder / _name(seq, None if deletion else size, key))
                 for older in queued:
                     if older.key == key:
                         older.path.unlink(missing_ok=True)
@@ -189,7 +194,7 @@ class SpooledStorage:
         self.bucket.put(key, data)
 
     def get(self, key: str) -> bytes:
-        spooled = self.spool.latest(check_key(key))
+        spooled = self._latest(key)
         if spooled is not None:
             try:
                 return spooled.path.read_bytes()
@@ -198,7 +203,7 @@ class SpooledStorage:
         return self.bucket.get(key)
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        spooled = self.spool.latest(check_key(key))
+        spooled = self._latest(key)
         if spooled is not None:
             try:
                 with spooled.path.open("rb") as handle:
@@ -208,8 +213,19 @@ class SpooledStorage:
         return self.bucket.get_range(key, offset, length)
 
     def size(self, key: str) -> int | None:
-        spooled = self.spool.latest(check_key(key))
+        try:
+            spooled = self._latest(key)
+        except MissingFile:
+            return None
         return spooled.size if spooled is not None else self.bucket.size(key)
+
+    def _latest(self, key: str) -> Spooled | None:
+        """The newest queued file of `key`; MissingFile when its deletion is queued."""
+        spooled = self.spool.latest(check_key(key))
+        if spooled is not None and spooled.deletion:
+            where = self.describe(key)
+            raise MissingFile(f"{where} is missing", path=where)
+        return spooled
 
     def list(self, folder: str, *, recursive: bool = False) -> list[Entry]:
         prefix = f"{check_folder(folder)}/" if folder else ""
@@ -219,7 +235,9 @@ class SpooledStorage:
             if not spooled.key.startswith(prefix):
                 continue
             name = spooled.key[len(prefix):]
-            if recursive or "/" not in name:
+            if spooled.deletion:
+                found.pop(name, None)
+            elif recursive or "/" not in name:
                 found[name] = Entry(name, spooled.size)
             else:
                 top = name.split("/", 1)[0]
@@ -227,7 +245,13 @@ class SpooledStorage:
         return sorted(found.values(), key=lambda e: e.name)
 
     def delete(self, key: str) -> None:
+        if self.spooling:  # in its turn, so that no upload queued before it brings the file back
+            self.spool.add(check_key(key), b"", self.patience, deletion=True)
+            self.on_spooled()
+            return
         self.spool.drop(check_key(key))
+        if self.spool.files():
+            upload_unless_uploading(self.bucket, self.spool)
         self.bucket.delete(key)
 
 
@@ -371,8 +395,11 @@ def upload_unless_uploading(bucket: Storage, spool: Spool) -> None:
 def _upload(bucket: Storage, spooled: Spooled) -> str | None:
     """Put one spooled file in the bucket and remove it from the spool: None, or why it failed."""
     try:
-        with spooled.path.open("rb") as handle:
-            bucket.put(spooled.key, iter(lambda: handle.read(1 << 20), b""))
+        if spooled.deletion:
+            bucket.delete(spooled.key)
+        else:
+            with spooled.path.open("rb") as handle:
+                bucket.put(spooled.key, iter(lambda: handle.read(1 << 20), b""))
     except FileNotFoundError:
         return None  # replaced by a newer put of its key meanwhile
     except (OSError, CPSError) as exc:
@@ -414,15 +441,18 @@ def spool_puts(storage: Storage, limit: int) -> None:
         storage.spooling = True
 
 
-def _name(seq: int, size: int, key: str) -> str:
-    return f"{seq:016d}-{size}-{key.replace('/', '+')}"
+def _name(seq: int, size: int | None, key: str) -> str:
+    """`<seq>-<size>-<key>`, or `<seq>-d-<key>` for a deletion."""
+    return f"{seq:016d}-{'d' if size is None else size}-{key.replace('/', '+')}"
 
 
 def _parse(folder: Path, name: str) -> Spooled | None:
     """The spooled file `name`; None for anything else (temp files, locks)."""
     seq, _, rest = name.partition("-")
     size, _, key = rest.partition("-")
-    if not (seq.isdigit() and size.isdigit() and key):
+    if not (seq.isdigit() and (size.isdigit() or size == "d") and key):
         return None
-    return Spooled(int(seq), int(size), key.replace("+", "/"), folder / name)
+    deletion = size == "d"
+    return Spooled(int(seq), 0 if deletion else int(size), key.replace("+", "/"), folder / name,
+                   deletion)
 
