@@ -3,7 +3,8 @@ for CPS (`cps protect` with its repository in a bucket, written through its uplo
 Litestream (replicating to the same bucket), in the same run, on one local SeaweedFS started for
 the run (the tests' tests/s3_server.py).
 
-    .venv/bin/python bench/protect_bucket.py [--quick] [--rounds N] [--out FILE]
+    .venv/bin/python bench/protect_bucket.py [--quick] [--rounds N] [--only lag|throughput]
+                                            [--out FILE]
 
 Both reach SeaweedFS through one HTTP proxy of this process (the tests' tests/s3_proxy.py), which
 counts the bytes of every request body it passes on: the upload volume, overwrites and
@@ -217,6 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="10 s lag runs, 2,000 deliveries")
+    parser.add_argument("--only", choices=("lag", "throughput"))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     count = int(RATE * (10 if args.quick else DURATION))
@@ -238,12 +240,12 @@ def main() -> None:
             for number in range(args.rounds):
                 print(f"round {number + 1}/{args.rounds}", file=sys.stderr)
                 tools = ("cps", "litestream") if number % 2 == 0 else ("litestream", "cps")
-                for tool in tools:
+                for tool in tools if args.only != "throughput" else ():
                     lags.append({"round": number, **lag_run(
                         tool, seed_db, root / f"lag-{number}-{tool}", server, endpoint, faults,
                         count)})
                 order = ("unprotected", "cps", "litestream")
-                for tool in order[number % 3:] + order[:number % 3]:
+                for tool in order[number % 3:] + order[:number % 3] if args.only != "lag" else ():
                     rates.append({"round": number, **throughput_run(
                         tool, seed_db, root / f"rate-{number}-{tool}", server, endpoint,
                         deliveries)})
@@ -262,13 +264,15 @@ def summarise(lags: list[dict[str, Any]], rates: list[dict[str, Any]]) -> dict[s
     for tool in ("cps", "litestream"):
         mine = [r for r in lags if r["tool"] == tool]
         summary[tool] = {key: spread([r[key] for r in mine], 4)
-                         for key in ("p50", "p99", "max", "uploaded_mib_per_hour")}
+                         for key in ("p50", "p99", "max", "uploaded_mib_per_hour") if mine}
         by_round = {(r["round"], r["tool"]): r["per_second"] for r in rates}
-        summary[tool]["throughput_ratio"] = spread([
-            by_round[(n, tool)] / by_round[(n, "unprotected")]
-            for n in {r["round"] for r in rates}])
-    summary["unprotected_per_second"] = spread([r["per_second"] for r in rates
-                                                if r["tool"] == "unprotected"])
+        if rates:
+            summary[tool]["throughput_ratio"] = spread([
+                by_round[(n, tool)] / by_round[(n, "unprotected")]
+                for n in {r["round"] for r in rates}])
+    if rates:
+        summary["unprotected_per_second"] = spread([r["per_second"] for r in rates
+                                                    if r["tool"] == "unprotected"])
     return summary
 
 
