@@ -11,7 +11,7 @@ import http.client
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -86,7 +86,8 @@ def s3_proxy(upstream: str) -> Iterator[tuple[str, Faults]]:
                 self.send_header("Content-Length", str(len(content)))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(content)
+                with suppress(BrokenPipeError, ConnectionResetError):  # the client went away
+                    self.wfile.write(content)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
 

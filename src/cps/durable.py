@@ -1,8 +1,9 @@
 """The one place that makes a file durable: temp file, write, fsync, rename, fsync of the folder.
 
 A reader of `path` sees either the old file, no file, or the complete new one, never a part; after
-`atomic_write` returns, the new file survives a power cut. On any failure the temp file is removed and
-nothing at `path` has changed.
+`atomic_write` returns, the new file survives a power cut. Its two halves, `write_temp` and
+`publish`, serve a writer that chooses the name only once the bytes are durable (the upload spool).
+On any failure the temp file is removed and nothing at `path` has changed.
 """
 
 from __future__ import annotations
