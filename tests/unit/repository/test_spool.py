@@ -125,5 +125,6 @@ def test_the_uploader_empties_the_spool_and_what_is_left_survives_a_restart(
         again.put(SEGMENTS[1], b"written by the next one")
         uploader.wait_idle()
         assert uploader.state().waiting == [] and uploader.state().error is None
-    assert bucket_files(again) == SEGMENTS[:2]
+        again.put(SEGMENTS[2], b"written just before the stop")
+    assert bucket_files(again) == SEGMENTS, "the stop left a file behind"
     assert again.spooling is False

@@ -347,10 +347,14 @@ class Uploader:
     def _upload_until_closed(self) -> None:
         backoff = BACKOFF_FIRST_SECONDS
         while True:
+            with self._wake:
+                closing = self._closing
+            # Listed after `closing` was read: once closing, every put of this process is listed.
             queued = self.spool.files()
             if not queued:
-                if self._pause(RESCAN_SECONDS):
+                if closing:
                     return
+                self._pause(RESCAN_SECONDS)
                 continue
             error = _upload(self.bucket, queued[0])
             with self._wake:
