@@ -33,20 +33,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from common import REPOSITORY, copy_database, load, machine, new_database, percentile, run_writer, spread
-from protect_lag import LTX_HEADER, cps_lags, litestream_lags
-from protectors import LITESTREAM, CPSProtector, LitestreamProtector, Protector, wait_for
+from protect_lag import LTX_HEADER, FirstSeen, seen_lags
+from protectors import LITESTREAM, CPSProtector, LitestreamProtector, Protector
 
 sys.path.insert(0, str(REPOSITORY))
 from tests import s3_server  # noqa: E402  (the repository root, put on the path above)
 from tests.s3_proxy import Faults, s3_proxy  # noqa: E402
-
-from cps.repository.naming import parse_segment  # noqa: E402
 
 POLL_SECONDS = 0.02
 RATE = 50.0
@@ -56,46 +52,26 @@ SEGMENTS = "databases/bench/chains/00000001/segments/"
 LITESTREAM_L0 = "0000/"  # level 0 LTX files, in an S3 replica
 
 
-class BucketWatcher:
-    """Lists a prefix of the bucket in a thread; remembers when each new object first appeared
-    (and, for LTX files, their header), as protect_lag.FirstSeen does for a folder."""
+class BucketWatcher(FirstSeen):
+    """protect_lag.FirstSeen of a prefix of the bucket instead of a folder."""
+
+    poll_seconds = POLL_SECONDS
 
     def __init__(self, server: s3_server.S3Server, prefix: str, read_ltx: bool) -> None:
+        super().__init__(Path(prefix), read_ltx)
         self.client = server.client()
         self.prefix = prefix
-        self.read_ltx = read_ltx
-        self.seen: dict[str, float] = {}
-        self.headers: dict[str, tuple[int, int, int, int]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> BucketWatcher:
-        self._thread.start()
-        return self
+    def names(self) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=s3_server.BUCKET,
+                                                                      Prefix=self.prefix)
+        return [item["Key"][len(self.prefix):] for page in pages
+                for item in page.get("Contents", [])]
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = time.time()
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=s3_server.BUCKET, Prefix=self.prefix)
-            for page in pages:
-                for item in page.get("Contents", []):
-                    name = item["Key"][len(self.prefix):]
-                    if name not in self.seen:
-                        self.seen[name] = now
-                        if self.read_ltx:
-                            self._read_header(item["Key"], name)
-            time.sleep(POLL_SECONDS)
-
-    def _read_header(self, key: str, name: str) -> None:
-        data = self.client.get_object(Bucket=s3_server.BUCKET, Key=key,
-                                      Range=f"bytes=0-{LTX_HEADER.size - 1}")["Body"].read()
-        fields = LTX_HEADER.unpack(data)
-        self.headers[name] = (fields[10], fields[11], fields[8], fields[9])
+    def header(self, name: str) -> bytes | None:
+        answer = self.client.get_object(Bucket=s3_server.BUCKET, Key=self.prefix + name,
+                                        Range=f"bytes=0-{LTX_HEADER.size - 1}")
+        return bytes(answer["Body"].read())
 
 
 class BucketCPS(CPSProtector):
@@ -127,21 +103,11 @@ class BucketLitestream(LitestreamProtector):
         self.endpoint = endpoint
         self.prefix = prefix
 
-    def prepare(self) -> None:
-        self.config.write_text(
-            "dbs:\n"
-            f"  - path: {self.db}\n"
-            f"    monitor-interval: {self.sync_interval}\n"
-            "    replica:\n"
-            "      type: s3\n"
-            f"      bucket: {s3_server.BUCKET}\n"
-            f"      path: {self.prefix}\n"
-            f"      endpoint: {self.endpoint}\n"
-            f"      region: {s3_server.REGION}\n"
-            "      force-path-style: true\n"
-            f"      access-key-id: {s3_server.ACCESS_KEY}\n"
-            f"      secret-access-key: {s3_server.SECRET_KEY}\n"
-            f"      sync-interval: {self.sync_interval}\n")
+    def replica_settings(self) -> list[str]:
+        return ["type: s3", f"bucket: {s3_server.BUCKET}", f"path: {self.prefix}",
+                f"endpoint: {self.endpoint}", f"region: {s3_server.REGION}",
+                "force-path-style: true", f"access-key-id: {s3_server.ACCESS_KEY}",
+                f"secret-access-key: {s3_server.SECRET_KEY}"]
 
     def ready(self) -> bool:
         answer = self.client.list_objects_v2(Bucket=s3_server.BUCKET,
@@ -173,16 +139,7 @@ def lag_run(tool: str, seed_db: Path, work: Path, server: s3_server.S3Server, en
             BucketWatcher(server, watched, tool == "litestream") as watcher:
         sent_before = faults.sent_bytes
         record = run_writer(db, count, rate=RATE, record=work / "record.json")
-        if isinstance(protector, BucketCPS):
-            target = protector.ready_txn + count
-            wait_for(lambda: any((r := parse_segment(1, n)) and r.last_txn >= target
-                                 for n in list(watcher.seen)), "last segment", 60, None)
-            lags = cps_lags(record, watcher.seen, protector.ready_txn)
-        else:
-            page_size = int.from_bytes(db.open("rb").read(18)[16:18], "big")
-            wait_for(lambda: litestream_lags(record, watcher, page_size)[-1] is not None,
-                     "litestream object holding the last commit", 60, None)
-            lags = litestream_lags(record, watcher, page_size)
+        lags = seen_lags(protector, record, watcher, db, count, 60)
         seconds = record["commits"][-1] - record["commits"][0]
         sent = faults.sent_bytes - sent_before
     found = [lag for lag in lags if lag is not None]
