@@ -45,6 +45,8 @@ class FirstSeen:
     """Polls a folder in a thread; remembers when each new name first appeared (and, for LTX
     files, their header)."""
 
+    poll_seconds = POLL_SECONDS
+
     def __init__(self, folder: Path, read_ltx: bool) -> None:
         self.folder = folder
         self.read_ltx = read_ltx
@@ -64,27 +66,29 @@ class FirstSeen:
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.time()
-            try:
-                names = os.listdir(self.folder)
-            except FileNotFoundError:
-                names = []
-            for name in names:
+            for name in self.names():
                 if name in self.seen or name.startswith(".") or name.endswith(".tmp"):
                     continue
                 self.seen[name] = now
-                if self.read_ltx:
-                    self._read_header(name)
-            time.sleep(POLL_SECONDS)
+                data = self.header(name) if self.read_ltx else None
+                if data is not None:
+                    fields = LTX_HEADER.unpack(data)
+                    self.headers[name] = (fields[10], fields[11], fields[8], fields[9])
+            time.sleep(self.poll_seconds)
 
-    def _read_header(self, name: str) -> None:
+    def names(self) -> list[str]:
+        try:
+            return os.listdir(self.folder)
+        except FileNotFoundError:
+            return []
+
+    def header(self, name: str) -> bytes | None:
+        """The LTX header of file `name`; None when it was compacted away already."""
         try:
             with (self.folder / name).open("rb") as handle:
-                data = handle.read(LTX_HEADER.size)
-        except FileNotFoundError:  # compacted away already
-            return
-        fields = LTX_HEADER.unpack(data)
-        offset, size, salt1, salt2 = fields[8], fields[9], fields[10], fields[11]
-        self.headers[name] = (salt1, salt2, offset, size)
+                return handle.read(LTX_HEADER.size)
+        except FileNotFoundError:
+            return None
 
 
 def cps_lags(record: dict[str, Any], seen: dict[str, float], ready_txn: int) -> list[float | None]:
@@ -111,6 +115,20 @@ def litestream_lags(record: dict[str, Any], watcher: FirstSeen, page_size: int
     return lags
 
 
+def seen_lags(protector: Protector, record: dict[str, Any], watcher: FirstSeen, db: Path,
+              count: int, timeout: float) -> list[float | None]:
+    """Once the file holding the last of `count` commits is seen, the lag of each commit."""
+    if isinstance(protector, CPSProtector):
+        target = protector.ready_txn + count
+        wait_for(lambda: any((r := parse_segment(1, n)) and r.last_txn >= target
+                             for n in list(watcher.seen)), "last segment", timeout, None)
+        return cps_lags(record, watcher.seen, protector.ready_txn)
+    page_size = int.from_bytes(db.open("rb").read(18)[16:18], "big")
+    wait_for(lambda: litestream_lags(record, watcher, page_size)[-1] is not None,
+             "litestream file holding the last commit", timeout, None)
+    return litestream_lags(record, watcher, page_size)
+
+
 def one_lag_run(tool: str, seed_db: Path, work: Path, interval: str, count: int
                 ) -> dict[str, Any]:
     work.mkdir(parents=True)
@@ -127,21 +145,13 @@ def one_lag_run(tool: str, seed_db: Path, work: Path, interval: str, count: int
     with protector, FirstSeen(folder, read_ltx) as watcher:
         record = run_writer(db, count, rate=RATE, record=work / "record.json")
         last = record["commits"][-1]
+        lags = seen_lags(protector, record, watcher, db, count, 30)
         if isinstance(protector, CPSProtector):
-            target = protector.ready_txn + count
-            wait_for(lambda: any((r := parse_segment(1, n)) and r.last_txn >= target
-                                 for n in list(watcher.seen)), "last segment", 30, None)
             wait_for(lambda: (protector.status().get("protector") or {}).get("updated_at", 0)
                      > last * 1000 + 1100, "status after the last commit", 30, None)
             status = protector.status()["protector"]
             result["cps_status_lag_p50"] = status.get("lag_p50")
             result["cps_status_lag_p99"] = status.get("lag_p99")
-            lags = cps_lags(record, watcher.seen, protector.ready_txn)
-        else:
-            page_size = int.from_bytes(db.open("rb").read(18)[16:18], "big")
-            wait_for(lambda: litestream_lags(record, watcher, page_size)[-1] is not None,
-                     "litestream file holding the last commit", 30, None)
-            lags = litestream_lags(record, watcher, page_size)
     if isinstance(protector, CPSProtector):
         stopped = [e["txn"] for e in protector.events if e.get("event") == "stopped"]
         result["txns_as_expected"] = stopped == [protector.ready_txn + count]

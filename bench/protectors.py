@@ -194,9 +194,12 @@ class LitestreamProtector(Protector):
             f"  - path: {self.db}\n"
             f"    monitor-interval: {self.sync_interval}\n"
             "    replica:\n"
-            "      type: file\n"
-            f"      path: {self.replica}\n"
-            f"      sync-interval: {self.sync_interval}\n")
+            + "".join(f"      {line}\n" for line in self.replica_settings())
+            + f"      sync-interval: {self.sync_interval}\n")
+
+    def replica_settings(self) -> list[str]:
+        """Where the replica is, as lines of its configuration."""
+        return ["type: file", f"path: {self.replica}"]
 
     def command(self) -> list[str]:
         return [str(LITESTREAM), "replicate", "-config", str(self.config)]

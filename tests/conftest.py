@@ -54,9 +54,8 @@ def run_cps(*args: str | Path, check: bool = True, stdin: bytes | None = None,
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A real S3 server (SeaweedFS) for the whole session, started when a test first needs it."""
-    server = s3.start(tmp_path_factory.mktemp("seaweedfs"))
-    yield server
-    s3.stop(server)
+    with s3.running(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -65,10 +64,19 @@ def s3_repository(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.Monke
     """A fresh prefix of the test bucket, as a repository location; this process and the `cps`
     processes it starts reach it through the AWS environment variables, and keep its locks in
     a state folder of the test's own."""
+    return bucket_repository(s3_server, tmp_path, monkeypatch)
+
+
+def bucket_repository(server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      endpoint_url: str | None = None) -> S3Location:
+    """A fresh prefix of `server`'s test bucket (reached at `endpoint_url`, by default the
+    server's own), set up as `s3_repository` says."""
     for name in list(os.environ):
         if name.startswith(("AWS_", "CPS_S3_")):
             monkeypatch.delenv(name)
-    for name, value in s3_server.environment().items():
+    endpoint_url = endpoint_url or server.endpoint_url
+    for name, value in server.environment().items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CPS_S3_ENDPOINT_URL", endpoint_url)
     monkeypatch.setenv("CPS_STATE_DIR", str(tmp_path / "state"))
-    return S3Location(s3.BUCKET, s3_server.new_prefix(), endpoint_url=s3_server.endpoint_url)
+    return S3Location(s3.BUCKET, server.new_prefix(), endpoint_url=endpoint_url)

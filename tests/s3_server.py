@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ class S3Server:
     endpoint_url: str
     process: subprocess.Popen[bytes]
     log: Path
+    command: list[str]  # to start it again on the same ports and data (`restart`)
 
     def client(self) -> Any:
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=REGION,
@@ -74,21 +77,51 @@ def start(folder: Path) -> S3Server:
     ports = {name: _free_port() for name in (
         "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
         "filer.port.grpc", "s3.port", "s3.port.grpc")}
-    log = folder / "weed.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(binary), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-             "-s3", f"-s3.config={folder / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-             "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=100",
-             "-volume.preStopSeconds=0", *(f"-{name}={port}" for name, port in ports.items())],
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", process, log)
+    command = [str(binary), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+               "-s3", f"-s3.config={folder / 's3.json'}", "-s3.port.iceberg=0",
+               "-s3.port.lance=0", "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
+               "-volume.max=100", "-volume.preStopSeconds=0",
+               *(f"-{name}={port}" for name, port in ports.items())]
+    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", _launch(command, folder / "weed.log"),
+                      folder / "weed.log", command)
+    _ready_or_stopped(server)
+    return server
+
+
+@contextmanager
+def running(folder: Path) -> Iterator[S3Server]:
+    """`start`, and `stop` at the end."""
+    server = start(folder)
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
+def kill(server: S3Server) -> None:
+    """SIGKILL, as a crash or a pulled plug: the server answers nothing until `restart`."""
+    server.process.kill()
+    server.process.wait(STOP_SECONDS)
+
+
+def restart(server: S3Server) -> None:
+    """Start the killed or stopped server again, on the same ports with the same data."""
+    server.process = _launch(server.command, server.log)
+    _ready_or_stopped(server)
+
+
+def _launch(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _ready_or_stopped(server: S3Server) -> None:
     try:
         _wait_ready(server)
     except BaseException:
         stop(server)
         raise
-    return server
 
 
 def stop(server: S3Server) -> None:

@@ -222,6 +222,7 @@ class DatabaseSettings:
     recovery_point_every: float | None
     sync_interval: float
     wal_limit: int
+    spool_limit: int
     ack_after_capture: bool
     prune_every: float | None
     keep_within: float
@@ -365,6 +366,7 @@ DATABASE_KEYS: dict[str, Key] = {
                                 "interval of scheduled recovery points, or 'off'"),
     "sync_interval": Key(_text(parse_duration), "1s", "longest wait before a commit is durable"),
     "wal_limit": Key(_text(parse_size), "1GiB", "WAL held while the repository is unwritable"),
+    "spool_limit": Key(_text(parse_size), "1GiB", "bytes an S3 repository's upload spool holds"),
     "ack_after_capture": Key(_boolean, False,
                              "answer 250 only once the delivery is durable in the repository"),
     "prune_every": Key(_text(parse_duration_or_off), "1d", "interval of retention, or 'off'"),

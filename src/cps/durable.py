@@ -1,8 +1,9 @@
 """The one place that makes a file durable: temp file, write, fsync, rename, fsync of the folder.
 
 A reader of `path` sees either the old file, no file, or the complete new one, never a part; after
-`atomic_write` returns, the new file survives a power cut. On any failure the temp file is removed and
-nothing at `path` has changed.
+`atomic_write` returns, the new file survives a power cut. Its two halves, `write_temp` and
+`publish`, serve a writer that chooses the name only once the bytes are durable (the upload spool).
+On any failure the temp file is removed and nothing at `path` has changed.
 """
 
 from __future__ import annotations
@@ -16,21 +17,42 @@ from pathlib import Path
 def atomic_write(path: Path, data: bytes | Iterable[bytes], *, mtime: float | None = None) -> None:
     """Write `data` (bytes, or chunks of bytes) to `path` atomically and durably; `mtime`, if
     given, is set on the file before it appears under its name."""
-    folder = path.parent
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=folder)
+    temp = write_temp(path.parent, path.name, data)
+    try:
+        if mtime is not None:
+            os.utime(temp, (mtime, mtime))
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    publish(temp, path)
+
+
+def write_temp(folder: Path, name: str, data: bytes | Iterable[bytes]) -> Path:
+    """`data` in a new temp file of `folder`, fsynced, for `publish` to name: a name decided only
+    once the bytes are durable (the upload spool numbers its files then). The temp file,
+    `.<name>.<random>.tmp`, is removed if writing fails."""
+    fd, temp_name = tempfile.mkstemp(prefix=f".{name[:64]}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             for chunk in [data] if isinstance(data, bytes) else data:
                 handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
-        if mtime is not None:
-            os.utime(temp_name, (mtime, mtime))
-        os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    fsync_folder(folder)
+    return Path(temp_name)
+
+
+def publish(temp: Path, path: Path) -> None:
+    """Give the durable temp file `temp` (write_temp) its name `path`, durably; on failure the
+    temp file is removed and nothing at `path` has changed."""
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
 
 
 def fsync_folder(folder: Path) -> None:

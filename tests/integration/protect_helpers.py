@@ -561,6 +561,29 @@ def protected_encrypted(folder: Path, passphrase: str, point: str) -> int:
     return txn
 
 
+def stop_in_a_new_chain(protector: ProtectorProcess, app: Application, oracle: Oracle
+                        ) -> Reference:
+    """Once the outage that let the WAL go is over: the new chain the protector starts, saying
+    so, a point `after` in it, and the protector and the application stopped. The point."""
+    started = protector.wait_for("new-chain", count=2)
+    assert "let it go" in str(started["reason"])
+    app.run(ops=10)
+    after = oracle.point("after")
+    protector.stop()
+    app.close()
+    return after
+
+
+def check_released_then_new_chain(repo: Location, before: Reference, after: Reference) -> None:
+    """The timeline after an outage past the WAL limit: the first chain whole through `before`,
+    then a gap and a second chain saying the WAL was let go, which `after` is in."""
+    first, second = timeline(repo)["chains"]
+    assert second["gap_before"] is not None and "let it go" in second["reason"]
+    assert first["last_txn"] >= before.txn and not first["holes"]
+    assert after.txn is not None and before.txn is not None and after.txn > before.txn
+    assert second["last_txn"] >= after.txn
+
+
 def assert_same(reference: Reference, restored: Path, what: str) -> None:
     assert integrity(restored) == ["ok"], f"{what}: {restored} fails integrity_check"
     diff = database_diff(reference.path, restored)

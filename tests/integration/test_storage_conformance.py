@@ -1,6 +1,8 @@
-"""The storage seam's contract (repository/storage/base.py), held against both backends: a local
-folder and an S3 bucket on a real SeaweedFS server. What a backend must do is tested here once;
-what only one of them can get wrong (multipart uploads, checksums, credentials) is tested after."""
+"""The storage seam's contract (repository/storage/base.py), held against every backend: a
+local folder, an S3 bucket on a real SeaweedFS server, and that bucket behind the upload spool as
+a protector's process uses it (puts spooled, uploaded by a thread). What a backend must do is
+tested here once; what only one of them can get wrong (multipart uploads, checksums,
+credentials) is tested after."""
 
 from __future__ import annotations
 
@@ -20,22 +22,32 @@ from cps.repository.storage import Entry, Storage, open_storage
 from cps.repository.storage import s3 as s3_backend
 from cps.repository.storage.local import LocalStorage
 from cps.repository.storage.s3 import S3Storage
+from cps.repository.storage.spool import SPOOL_BYTES, SpooledStorage, spooled_uploads
 from tests.s3_server import SECRET_KEY, S3Server
 
-BACKENDS = ["local", "s3"]
+BACKENDS = ["local", "s3", "spooled"]
 
 
 @pytest.fixture(params=BACKENDS)
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     if request.param == "local":
-        return open_storage(tmp_path / "repo")
-    return open_storage(request.getfixturevalue("s3_repository"))
+        yield open_storage(tmp_path / "repo")
+        return
+    location = request.getfixturevalue("s3_repository")
+    if request.param == "s3":
+        yield S3Storage(location)
+        return
+    spooled = open_storage(location)
+    with spooled_uploads(spooled, SPOOL_BYTES):
+        yield spooled
 
 
 def sibling(storage: Storage) -> Storage:
     """A storage whose location's name starts with this one's: `repo-2` beside `repo`."""
     if isinstance(storage, LocalStorage):
         return LocalStorage(storage.root.with_name(storage.root.name + "-2"))
+    if isinstance(storage, SpooledStorage):
+        return sibling(storage.bucket)
     assert isinstance(storage, S3Storage)
     location = storage.location
     return S3Storage(dataclasses.replace(location, prefix=location.prefix + "-2"))
@@ -47,6 +59,9 @@ def leftovers(storage: Storage) -> list[str]:
     if isinstance(storage, LocalStorage):
         return [str(Path(folder) / name) for folder, _dirs, names in os.walk(storage.root)
                 for name in names]
+    if isinstance(storage, SpooledStorage):
+        return [str(path) for path in storage.spool.folder.glob(".*.tmp")] + \
+            leftovers(storage.bucket)
     assert isinstance(storage, S3Storage)
     answer = storage._client.list_multipart_uploads(Bucket=storage.location.bucket,
                                                     Prefix=storage.location.prefix + "/")

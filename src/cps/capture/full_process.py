@@ -16,9 +16,11 @@ stdin closes, so a protector that stops or dies (SIGKILL included) never leaves 
 SIGTERM, which unwinds it so that no temp file is left behind.
 
 The child writes in the repository's order (full_backup.py `_finish`): packs first, then the full
-backup file that lists them. Stopped at any moment, it leaves at most packs that no full backup
-lists yet, never a full backup that lists a missing page. The protector keeps every transaction a
-synthesised full covers in the log either way, so a failed full costs a retry, never a transaction.
+backup file that lists them; into the protector's upload spool when the repository is in a bucket
+(repository/storage/spool.py), which numbers the two processes' files in one order. Stopped at any
+moment, it leaves at most packs that no full backup lists yet, never a full backup that lists a
+missing page. The protector keeps every transaction a synthesised full covers in the log either
+way, so a failed full costs a retry, never a transaction.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import IO, Any
 from ..errors import CaptureError, CPSError, RepositoryError
 from ..repository import FullBackup, FullRef, Repository, WalPosition
 from ..repository.crypto import MasterKey
-from ..repository.storage import location_fields, location_from
+from ..repository.storage import location_fields, location_from, spool_puts, spooling_limit
 from .full_backup import FullResult, FullSource, synthesize_full, take_full
 from .sqlite_db import DatabaseFile
 
@@ -61,7 +63,8 @@ class FullBackupProcess:
         self._process = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, env=_child_environment())
         request = {"location": location_fields(repo.location), "db_id": db_id, "txn": txn,
-                   "key": _key_fields(repo.key), **work}
+                   "key": _key_fields(repo.key), "spool_limit": spooling_limit(repo.storage),
+                   **work}
         with contextlib.suppress(BrokenPipeError):  # it died at once: `result` says how
             _pipe(self._process.stdin).write(json.dumps(request).encode() + b"\n")
             _pipe(self._process.stdin).flush()
@@ -207,6 +210,8 @@ def _make(request: dict[str, Any]) -> FullResult:
     key = request["key"]
     repo = Repository.with_key(location_from(request["location"]),
                                MasterKey(bytes.fromhex(key[0]), bytes.fromhex(key[1])) if key else None)
+    if request["spool_limit"] is not None:
+        spool_puts(repo.storage, request["spool_limit"])
     db_id, txn = request["db_id"], request["txn"]
     seq, salt1, salt2, frame, checksum1, checksum2 = request["position"]
     position = WalPosition(seq, salt1, salt2, frame, (checksum1, checksum2))

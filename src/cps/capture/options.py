@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..repository.storage import SPOOL_BYTES
+
 
 @dataclass(frozen=True, slots=True)
 class ProtectOptions:
@@ -31,6 +33,9 @@ class ProtectOptions:
     # While the repository cannot be written, hold the WAL up to this size, then let it go
     # (outage.py): the database's disk matters more than the chain's continuity.
     wal_limit: int = 1 << 30
+    # A repository in a bucket is written through a local spool of at most this many bytes
+    # (repository/storage/spool.py); when it is full, capture rides it out as an outage.
+    spool_limit: int = SPOOL_BYTES
     # Accept a database file at another path than the one this id was protected from.
     new_source: bool = False
     # Report a "durable" event (the last durable transaction, and the time before which every

@@ -7,7 +7,9 @@ handed over every `sync_interval` (or once it holds `segment_max_bytes` of pages
 writes it (segment_writer.py), so that capture goes on while segments are fsynced; a forced WAL
 reset, a recovery point and a full backup each wait until what they need is durable. Full backups
 are made by a child process (full_process.py): a chain's first while capture waits for it, later
-ones while capture goes on. Recovery points are taken on schedule and on request.
+ones while capture goes on. Recovery points are taken on schedule and on request. A repository in
+a bucket is written through a local upload spool (repository/storage/spool.py): "durable" here
+means durable on this host, and the status says how far the bucket has got (upload_progress.py).
 
 On start-up the protector resumes the last chain exactly where it stopped when the WAL proves it
 can (same generation, the last captured frame still there with the same checksum). Otherwise it
@@ -36,6 +38,7 @@ from ..repository import (
     Transaction,
     WalPosition,
 )
+from ..repository.storage import Uploader
 from .chain_state import ChainState, load_chain_state
 from .commit_clock import CommitClock
 from .continuity import file_is_state, promotion_reason
@@ -48,6 +51,7 @@ from .pinning import ReaderPins
 from .requests import answer_requests
 from .segment_writer import SegmentWriter
 from .sqlite_db import DatabaseFile, file_pages, require_wal_mode
+from .upload_progress import UploadProgress
 from .wal_follower import CommittedTxn, ContinuityLost, WalFollower
 
 logger = logging.getLogger(__name__)
@@ -65,7 +69,8 @@ DURABLE_EVERY = 0.02  # seconds between two "durable" events, at most one a cycl
 class Protector:
     def __init__(self, db_path: Path, repo: Repository, db_id: str,
                  options: ProtectOptions | None = None,
-                 on_event: Callable[[str, dict[str, object]], None] | None = None) -> None:
+                 on_event: Callable[[str, dict[str, object]], None] | None = None,
+                 uploads: Uploader | None = None) -> None:
         self.db_path = db_path
         self.repo = repo
         self.db_id = db_id
@@ -91,6 +96,8 @@ class Protector:
         self.last_durable_report = 0.0
         self.outage = Outage(db_id, self.follower.wal_path, options.wal_limit, self.on_event)
         self.fulls = FullSchedule(repo, db_id, options, self.on_event)
+        self.uploads = uploads
+        self.upload_progress = UploadProgress(uploads, db_id, self.on_event) if uploads else None
         self.last_point = time.monotonic()
         self.last_sync = time.monotonic()
         self.frames_since_checkpoint = 0
@@ -220,6 +227,8 @@ class Protector:
                 self._capture_pinned()  # everything committed until the stop
         self.sync()
         self.writer.close()
+        if self.uploads is not None:
+            self.uploads.wait_idle()  # so that the last status says what the bucket has
         self._write_status("stopped")
         if self.pins is not None:
             self.pins.close()
@@ -532,6 +541,8 @@ class Protector:
             lag_p50=lags[len(lags) // 2] if lags else None,
             lag_p99=lags[int(len(lags) * 0.99)] if lags else None,
             durable_txn=self.durable_txn, error=self.outage.error)
+        if self.upload_progress is not None:
+            status = self.upload_progress.report(status)
         try:
             self.repo.write_status(self.db_id, status)
         except OSError as exc:

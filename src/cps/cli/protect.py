@@ -115,6 +115,10 @@ def db_id_for(db: Path, db_id: str | None) -> str:
               help="While the repository cannot be written (a full disk), let the WAL grow to "
                    "this size, then let it go so the database's disk does not fill; a new chain "
                    "starts when the repository can be written again.")
+@click.option("--spool-limit", default="1GiB", show_default=True, metavar="SIZE",
+              help="For a repository in a bucket: the most that may wait in the local upload "
+                   "spool for the bucket; when it is full, capture rides it out as an outage "
+                   "(the WAL held up to --wal-limit).")
 @click.option("--report-durable", is_flag=True, hidden=True,
               help="Report 'durable' events (for the server's deliveries acknowledged once "
                    "durable).")
@@ -125,7 +129,7 @@ def db_id_for(db: Path, db_id: str | None) -> str:
 @output.json_option
 def protect_command(db: Path, repo_path: Location, db_id: str | None, full_every: str,
                     recovery_point_every: str, sync_interval: str, wal_limit: str,
-                    report_durable: bool, new_source: bool, passphrase_file: Path | None,
+                    spool_limit: str, report_durable: bool, new_source: bool, passphrase_file: Path | None,
                     as_json: bool) -> None:
     """Protect a SQLite database (in WAL mode) continuously, in the foreground, until stopped
     with Ctrl-C or SIGTERM: a full backup first, then every committed transaction, full backups
@@ -143,7 +147,8 @@ def protect_command(db: Path, repo_path: Location, db_id: str | None, full_every
     options = ProtectOptions(full_every=parse_duration(full_every),
                              recovery_point_every=parse_duration_or_off(recovery_point_every),
                              sync_interval=parse_duration(sync_interval),
-                             wal_limit=parse_size(wal_limit), new_source=new_source,
+                             wal_limit=parse_size(wal_limit), spool_limit=parse_size(spool_limit),
+                             new_source=new_source,
                              report_durable=report_durable)
     repo = open_repository(repo_path, passphrase_file)
     name = db_id_for(db, db_id)

@@ -157,6 +157,16 @@ class ProtectorStatus:
     lag_p99: float | None = None
     durable_txn: int | None = None  # the last transaction durable in the repository
     error: str | None = None  # why the repository cannot be written, while it cannot
+    # A repository in a bucket is written through a local spool (storage/spool.py): what is
+    # durable above may still wait there. None and 0 for a repository in a folder.
+    uploaded_txn: int | None = None  # the last transaction whose log is in the bucket
+    uploaded_through: int = 0  # every commit before this time (ms) is in the bucket
+    upload_waiting_files: int = 0
+    upload_waiting_bytes: int = 0
+    upload_lag: float | None = None  # seconds the oldest file waiting for the bucket has waited
+    upload_error: str | None = None  # why uploads fail, while they do
+    upload_failed_at: int | None = None  # when the last outage of uploads began (ms), this run
+    upload_recovered_at: int | None = None  # when it ended (ms); None while it lasts
 
 
 @dataclass(frozen=True, slots=True)

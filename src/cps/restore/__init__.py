@@ -17,7 +17,7 @@ from .log import LogUnreadable, read_log
 from .plan import Base, RestorePlan, plan_restore
 from .resolve import resolve
 from .targets import Target, format_ms, parse_time
-from .timeline import ProtectorView, Timeline, build_timeline
+from .timeline import ProtectorView, Timeline, build_timeline, upload_json
 
 __all__ = [
     "Base",
@@ -32,6 +32,7 @@ __all__ = [
     "Target",
     "Timeline",
     "build_timeline",
+    "upload_json",
     "format_ms",
     "from_nearest_readable",
     "install_database",

@@ -31,6 +31,10 @@ class ProtectorView:
     age_seconds: float | None  # since the status was written
 
     def describe(self) -> str:
+        said = self._said()
+        return said + _uploads(self.status) if self.status is not None else said
+
+    def _said(self) -> str:
         status = self.status
         seen = "" if self.age_seconds is None else f", last seen {self.age_seconds:.0f} s ago"
         if self.condition == "protecting":
@@ -112,6 +116,7 @@ class Timeline:
             "capture_lag": lag,
             "last_drill": _drill_json(self.last_drill),
             "last_passed_drill": _drill_json(self.last_passed_drill),
+            "upload": upload_json(status),
             "warnings": list(catalog.warnings),
         }
 
@@ -124,6 +129,37 @@ def build_timeline(catalog: Catalog, now: float | None = None,
     return Timeline(catalog, ProtectorView(catalog.protector_running,
                                            _condition(catalog.protector_running, status, age),
                                            status, age), drills)
+
+
+def _uploads(status: ProtectorStatus) -> str:
+    """What the status says of uploads to the bucket: nothing for a repository in a folder."""
+    if status.uploaded_txn is None:
+        return ""
+    if status.uploaded_txn == status.durable_txn and not status.upload_waiting_files:
+        outage = "" if status.upload_recovered_at is None or status.upload_failed_at is None \
+            else (f" (uploads failed from {format_ms(status.upload_failed_at)} to "
+                  f"{format_ms(status.upload_recovered_at)}, then caught up)")
+        return f"; in the bucket through transaction {status.uploaded_txn}{outage}"
+    lag = f" for {status.upload_lag:.0f} s" if status.upload_lag is not None else ""
+    failing = (f", uploads failing since {format_ms(status.upload_failed_at)}: "
+               f"{status.upload_error}") if status.upload_error and status.upload_failed_at else ""
+    return (f"; captured locally through transaction {status.durable_txn}, in the bucket "
+            f"through {status.uploaded_txn} ({status.upload_waiting_files} files, "
+            f"{status.upload_waiting_bytes / (1 << 20):.1f} MiB waiting{lag}{failing})")
+
+
+def upload_json(status: ProtectorStatus | None) -> dict[str, Any] | None:
+    """Captured locally against durable off-host, for a repository in a bucket."""
+    if status is None or status.uploaded_txn is None:
+        return None
+    return {"captured_locally_txn": status.durable_txn, "off_host_txn": status.uploaded_txn,
+            "off_host_through": _time(status.uploaded_through or None),
+            "waiting_files": status.upload_waiting_files,
+            "waiting_bytes": status.upload_waiting_bytes, "lag_seconds": status.upload_lag,
+            "error": status.upload_error,
+            "last_outage": None if status.upload_failed_at is None else {
+                "from": format_ms(status.upload_failed_at),
+                "until": _time(status.upload_recovered_at)}}
 
 
 def _condition(running: bool, status: ProtectorStatus | None, age: float | None) -> str:

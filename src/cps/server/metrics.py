@@ -78,6 +78,11 @@ class _Databases(Collector):
             "drill_result": GaugeMetricFamily("cps_drill_last_result",
                                               "1 when the last restore drill passed, 0 when it "
                                               "failed", labels=["db"]),
+            "upload_lag": GaugeMetricFamily("cps_upload_lag_seconds", "Seconds the oldest file "
+                                            "waiting in the upload spool has waited (0: none)",
+                                            labels=["db"]),
+            "upload_waiting": GaugeMetricFamily("cps_upload_waiting_bytes", "Bytes waiting in "
+                                                "the upload spool for the bucket", labels=["db"]),
         }
         restarts = CounterMetricFamily("cps_protector_restarts", "Protector restarts",
                                        labels=["db"])
@@ -125,5 +130,9 @@ def _set(gauges: dict[str, GaugeMetricFamily], db_id: str, status: dict[str, obj
         gauges["drill_result"].add_metric([db_id], 1.0 if drill["passed"] else 0.0)
     if isinstance(passed, dict):
         gauges["drill_passed"].add_metric([db_id], float(passed["time"]))
+    upload = status["upload"]
+    if isinstance(upload, dict):
+        gauges["upload_lag"].add_metric([db_id], float(upload["lag_seconds"] or 0.0))
+        gauges["upload_waiting"].add_metric([db_id], float(upload["waiting_bytes"]))
     if isinstance(status["repository_bytes"], int):
         gauges["bytes"].add_metric([db_id], float(status["repository_bytes"]))

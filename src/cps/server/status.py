@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CPSError
 from ..repository.catalog import load_catalog
-from ..restore import build_timeline, format_ms
+from ..restore import build_timeline, format_ms, upload_json
 
 if TYPE_CHECKING:
     from .service import Service
@@ -79,7 +79,8 @@ def database_status(service: Service, db_id: str) -> dict[str, Any]:
     return {
         "db_id": db_id, "path": str(settings.path), "repository": str(settings.repository),
         "protection": protection, "durable": durable,
-        "capture_lag": held.get("capture_lag"), "last_transaction": held.get("last_transaction"),
+        "capture_lag": held.get("capture_lag"), "upload": held.get("upload"),
+        "last_transaction": held.get("last_transaction"),
         "last_full": last_full, "last_recovery_point": last_point,
         "next_full": _after(last_full, settings.full_every),
         # The protector counts its schedule of points from its start until it makes one.
@@ -123,13 +124,14 @@ def _repository_side(service: Service, db_id: str) -> dict[str, Any]:
         repo = service.repository(db_id)
         timeline = build_timeline(load_catalog(repo, db_id))
     except CPSError as error:
-        return {"error": error.message}
+        return {"error": error.message, "upload": _upload_alone(service, db_id)}
     catalog = timeline.catalog
     status = catalog.status
     fulls = [f for c in catalog.chains for f in c.fulls]
     side: dict[str, Any] = {
         "capture_lag": {"p50_seconds": status.lag_p50, "p99_seconds": status.lag_p99}
         if status is not None else None,
+        "upload": timeline.to_json()["upload"],
         "last_transaction": {"txn": timeline.latest_txn, "time": _seconds(timeline.latest)},
         "last_full": {"txn": fulls[-1].txn, "time": fulls[-1].taken_at / 1000} if fulls else None,
     }
@@ -152,6 +154,15 @@ def _drills(service: Service, db_id: str) -> dict[str, Any]:
                            "points": len(drills[-1].points), "failed": len(drills[-1].failed)}
             if drills else None,
             "last_passed_drill": {"time": passed[-1].ended_at / 1000} if passed else None}
+
+
+def _upload_alone(service: Service, db_id: str) -> dict[str, Any] | None:
+    """While the repository cannot be read whole (its bucket is down), the upload side of the
+    protector's status as this host has it: in the upload spool, when one waits there."""
+    try:
+        return upload_json(service.repository(db_id).status(db_id))
+    except CPSError:
+        return None
 
 
 def _later(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, Any] | None:

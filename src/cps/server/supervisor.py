@@ -146,7 +146,8 @@ class ProtectorChild:
         return [sys.executable, "-m", "cps", "protect", str(s.path), *_repository_arguments(s.repository),
                 "--db-id", s.id, "--json", "--report-durable",
                 "--full-every", f"{s.full_every}s", "--recovery-point-every", every,
-                "--sync-interval", f"{s.sync_interval}s", "--wal-limit", str(s.wal_limit)]
+                "--sync-interval", f"{s.sync_interval}s", "--wal-limit", str(s.wal_limit),
+                "--spool-limit", str(s.spool_limit)]
 
     def _run(self) -> None:
         backoff = BACKOFF_FIRST
@@ -240,7 +241,7 @@ def apply_event(state: ProtectionState, event: dict[str, Any]) -> None:
     if name == "sync-recovered":
         state.outage = None
     if name in ("full-backup-failed", "new-chain-failed", "recovery-point-failed",
-                "wal-released"):
+                "wal-released", "upload-failed"):
         state.error(str(name), str(event.get("error") or event))
 
 

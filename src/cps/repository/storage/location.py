@@ -5,6 +5,7 @@ which a bucket cannot hold: a repository in a bucket keeps them in a local folde
 `coordination_folder`, named after the location, under CPS_STATE_DIR (default
 `$XDG_STATE_HOME/cps`, else `~/.local/state/cps`). Processes on one host therefore coordinate as
 they do on a local repository; processes on two hosts using one bucket do not (docs/storage.md).
+The same folder holds the upload spool (spool.py), through which a protector writes the bucket.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ...config import Location, S3Location
 from ...errors import RepositoryError
 from .base import ObjectLock, Storage
 from .local import LocalStorage
+from .spool import Spool, SpooledStorage
 
 
 def open_storage(location: Location) -> Storage:
@@ -27,7 +29,7 @@ def open_storage(location: Location) -> Storage:
         return LocalStorage(location)
     from .s3 import S3Storage  # boto3 takes a while to import; local repositories never need it
 
-    return S3Storage(location)
+    return SpooledStorage(S3Storage(location), Spool(coordination_folder(location) / "spool"))
 
 
 def lock_new_files(storage: Storage, lock: ObjectLock, locked: Callable[[str], bool], *,
@@ -37,6 +39,8 @@ def lock_new_files(storage: Storage, lock: ObjectLock, locked: Callable[[str], b
     anything, and says so."""
     from .s3 import S3Storage
 
+    if isinstance(storage, SpooledStorage):
+        storage = storage.bucket
     if not isinstance(storage, S3Storage):
         raise RepositoryError(f"{storage.describe()} is a folder: Object Lock needs an S3 bucket",
                               hint="Use an s3://bucket/prefix repository, or leave out "

@@ -6,8 +6,8 @@ shared credentials and config files, the location's profile, instance roles) and
 of the location, of a message or of a log line.
 
 - A put is atomic as S3 makes every object: an object is visible only once whole. A file larger
-  than PART_SIZE goes up as a multipart upload, aborted when anything fails before it completes,
-  so a failed put leaves nothing behind, not even parts.
+  than PART_SIZE goes up as a multipart upload, PARALLEL_PARTS parts at a time, aborted when
+  anything fails before it completes, so a failed put leaves nothing behind, not even parts.
 - Every put sends a SHA-256 checksum of its bytes (of each part), which the server verifies before
   it stores them; every whole read asks for the stored checksum and botocore verifies the bytes
   against it where the server keeps one. Ranged reads carry no checksum; CPS's own checks (each
@@ -22,9 +22,11 @@ of the location, of a message or of a log line.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from ...config import S3Location
 
 PART_SIZE = 8 << 20  # bytes a multipart upload sends at a time (S3 takes 5 MiB to 5 GiB)
+PARALLEL_PARTS = 4  # parts of one upload in flight at once: memory holds as many
 CHECKSUM: Final = "SHA256"
 ATTEMPTS = 5  # tries of one request, with botocore's backoff between them
 
@@ -127,18 +130,25 @@ class S3Storage:
                                                       **retention)["UploadId"]
         try:
             done: list[Any] = []
-            for number, part in enumerate(parts, 1):
-                answer = self._client.upload_part(Bucket=bucket, Key=name, UploadId=upload,
-                                                  PartNumber=number, Body=part,
-                                                  ChecksumAlgorithm=CHECKSUM)
-                done.append({"PartNumber": number, "ETag": answer["ETag"],
-                             "ChecksumSHA256": answer.get("ChecksumSHA256", "")})
+            with ThreadPoolExecutor(PARALLEL_PARTS, thread_name_prefix="cps-s3-part") as pool:
+                sending: collections.deque[Future[Any]] = collections.deque()
+                for number, part in enumerate(parts, 1):
+                    if len(sending) == PARALLEL_PARTS:
+                        done.append(sending.popleft().result())
+                    sending.append(pool.submit(self._part, name, upload, number, part))
+                done += [future.result() for future in sending]
             self._client.complete_multipart_upload(Bucket=bucket, Key=name, UploadId=upload,
                                                    MultipartUpload={"Parts": done})
         except BaseException:
             with suppress(ClientError, BotoCoreError):  # the error that stopped it is the one to tell
                 self._client.abort_multipart_upload(Bucket=bucket, Key=name, UploadId=upload)
             raise
+
+    def _part(self, name: str, upload: str, number: int, part: bytes) -> dict[str, Any]:
+        answer = self._client.upload_part(Bucket=self.location.bucket, Key=name, UploadId=upload,
+                                          PartNumber=number, Body=part, ChecksumAlgorithm=CHECKSUM)
+        return {"PartNumber": number, "ETag": answer["ETag"],
+                "ChecksumSHA256": answer.get("ChecksumSHA256", "")}
 
     def get(self, key: str) -> bytes:
         with self._requests(key):
