@@ -215,8 +215,11 @@ def _parse_chunks(chunks: Connection, results: Connection) -> None:
         while True:
             chunk: _Read = pickle.loads(chunks.recv_bytes())
             results.send_bytes(pickle.dumps(_parsed(chunk), pickle.HIGHEST_PROTOCOL))
-    except (EOFError, BrokenPipeError):
-        pass  # the source is done, or the writer is gone
+    except (EOFError, OSError):
+        # The source is done, or a process beside this one is gone: the writer (a broken pipe)
+        # or the reader, killed part-way through sending a chunk ("end of file during message").
+        # The writer tells which from the pipes that end.
+        pass
     except BaseException:
         with contextlib.suppress(OSError):
             results.send_bytes(pickle.dumps(_Failed(traceback.format_exc())))
