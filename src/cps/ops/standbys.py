@@ -20,12 +20,14 @@ from typing import Any
 
 from ..errors import CPSError, StandbyError
 from ..repository import Repository, locks
-from ..repository.standby_record import PROMOTED, StandbyRecord, write_record
+from ..repository.standby_record import PROMOTED, StandbyRecord, beside, write_record
 from ..restore import Target, format_ms, resolve
 from ..restore.standby import Round, begin, discard, open_record, promote, replay
 
 logger = logging.getLogger(__name__)
 
+RUN_LOCK = ".standby.run"  # beside the copy: held by the one process replaying it
+ROUND_LOCK = ".standby.lock"  # beside the copy: held by each round and by a promotion
 STALE_MS = 60_000  # a running replay that has not finished a round for this long is stale
 
 
@@ -50,7 +52,7 @@ def keep_replaying(repo: Repository, copy: Path, interval: float, stop: threadin
     """Replay a round every `interval` seconds until `stop` is set or the copy is promoted; the
     record as it was last. A round that fails (the repository out of reach, a damaged file) is
     noted in the record, logged once while it lasts, and tried again the next time."""
-    with locks.hold(_path(copy, ".standby.run"), exclusive=True):
+    with locks.hold(beside(copy, RUN_LOCK), exclusive=True):
         failing = ""
         while not stop.is_set():
             try:
@@ -88,7 +90,7 @@ def standby_status(copy: Path) -> dict[str, Any]:
     finished a round for STALE_MS); or `ok`."""
     record = open_record(copy)
     now = _now_ms()
-    running = locks.is_held(_path(copy, ".standby.run"))
+    running = locks.is_held(beside(copy, RUN_LOCK))
     return {
         "copy": str(copy), "db_id": record.db_id, "repository": record.repository,
         "state": record.state, "health": _health(record, now, running),
@@ -116,17 +118,15 @@ def _health(record: StandbyRecord, now: int, running: bool) -> str:
 
 
 def _note_problem(copy: Path, problem: str) -> None:
-    record = open_record(copy)
-    if record.state != PROMOTED:
-        write_record(copy, replace(record, problem=problem))
+    """Under the round lock: a promotion between the failed round and this must not be undone."""
+    with _round_lock(copy):
+        record = open_record(copy)
+        if record.state != PROMOTED:
+            write_record(copy, replace(record, problem=problem))
 
 
 def _round_lock(copy: Path) -> AbstractContextManager[None]:
-    return locks.hold(_path(copy, ".standby.lock"), exclusive=True, wait=True)
-
-
-def _path(copy: Path, suffix: str) -> Path:
-    return copy.with_name(copy.name + suffix)
+    return locks.hold(beside(copy, ROUND_LOCK), exclusive=True, wait=True)
 
 
 def _time(ms: int | None) -> str | None:

@@ -62,8 +62,13 @@ class StandbyRecord:
     promoted_at: int | None = None
 
 
+def beside(copy: Path, suffix: str) -> Path:
+    """A file kept beside the copy: its name is the copy's and `suffix`."""
+    return copy.with_name(copy.name + suffix)
+
+
 def record_path(copy: Path) -> Path:
-    return copy.with_name(copy.name + ".standby")
+    return beside(copy, ".standby")
 
 
 def write_record(copy: Path, record: StandbyRecord) -> None:

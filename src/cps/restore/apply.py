@@ -50,6 +50,7 @@ class RestoreResult:
     txn: int
     txn_time: int | None
     pages: int
+    page_size: int
     damaged: str | None  # with best effort: why the result stops before the target
     passed_over: tuple[str, ...] = ()  # full backups that could not be read, and were not used
 
@@ -105,7 +106,8 @@ def _build(repo: Repository, plan: RestorePlan, base: Base, fd: int, output: Pat
         log.finish()
         _write_full_pages(repo, full, base, index.result(), log, progress)
     os.ftruncate(fd, log.db_pages * full.page_size)
-    return RestoreResult(output, plan.chain, log.txn, log.txn_time, log.db_pages, log.damaged)
+    return RestoreResult(output, plan.chain, log.txn, log.txn_time, log.db_pages, full.page_size,
+                         log.damaged)
 
 
 def _joined(*notes: str | None) -> str | None:

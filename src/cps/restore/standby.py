@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,6 +47,7 @@ from ..repository.standby_record import (
     REPLAYING,
     SEEDING,
     StandbyRecord,
+    beside,
     read_record,
     record_path,
     write_record,
@@ -57,8 +57,7 @@ from .log import LogUnreadable, read_log
 from .plan import Base, RestorePlan, plan_restore
 from .targets import Target, format_ms
 
-SEEDING_SUFFIX = ".seeding"
-PAGE_SIZE_FIELD = struct.Struct(">H")  # the SQLite header's page size, at offset 16
+SEEDING_SUFFIX = ".seeding"  # where a new seed of the copy is restored before it is moved in
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +259,7 @@ def _seed(repo: Repository, copy: Path, record: StandbyRecord, catalog: Catalog,
           plan: RestorePlan, why: str, now_ms: int) -> StandbyRecord:
     """Restore the copy whole at the plan's end, then move it into place (see the module's
     docstring for the order)."""
-    seeding = copy.with_name(copy.name + SEEDING_SUFFIX)
+    seeding = beside(copy, SEEDING_SUFFIX)
     result = restore(repo, plan, seeding, force=True, best_effort=True)
     # A copy at a full backup with no log after it: its state was current when the full backup
     # was taken, which is the latest its transaction can have committed.
@@ -268,7 +267,7 @@ def _seed(repo: Repository, copy: Path, record: StandbyRecord, catalog: Catalog,
         (b.full.taken_at for b in plan.bases if b.full.txn == result.txn), None)
     seeded = replace(record, state=SEEDING, chain=result.chain, txn=result.txn,
                      txn_time=txn_time, db_pages=result.pages,
-                     page_size=_page_size(seeding), dirty_through=0, seeds=record.seeds + 1,
+                     page_size=result.page_size, dirty_through=0, seeds=record.seeds + 1,
                      seed_reason=why)
     write_record(copy, seeded)
     install_database(seeding, copy)
@@ -280,7 +279,7 @@ def _settled(copy: Path, record: StandbyRecord) -> StandbyRecord:
     """The record, with a seed that was interrupted after it was complete moved into place."""
     if record.state != SEEDING or record.chain == 0:
         return record
-    seeding = copy.with_name(copy.name + SEEDING_SUFFIX)
+    seeding = beside(copy, SEEDING_SUFFIX)
     if seeding.exists():
         install_database(seeding, copy)
     settled = replace(record, state=REPLAYING)
@@ -308,15 +307,8 @@ def _refuse_promoted(copy: Path, record: StandbyRecord) -> None:
                                 "elsewhere.")
 
 
-def _page_size(path: Path) -> int:
-    with path.open("rb") as file:
-        file.seek(16)
-        (size,) = PAGE_SIZE_FIELD.unpack(file.read(2))
-    return 65536 if size == 1 else size
-
-
 def discard(copy: Path) -> None:
     """Remove a standby copy, its record and any seed in progress."""
     remove_database(copy)
-    remove_database(copy.with_name(copy.name + SEEDING_SUFFIX))
+    remove_database(beside(copy, SEEDING_SUFFIX))
     record_path(copy).unlink(missing_ok=True)
