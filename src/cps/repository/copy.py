@@ -83,8 +83,10 @@ class CopyReport:
         copied all the same); None when nothing did."""
         if self.damaged:
             return CorruptFile(
-                f"{_files(self.damaged)} of {self.source} failed their checks and were not "
-                f"copied; the first: {self.damaged[0]}",
+                f"{_files(self.damaged)} of {self.source} failed "
+                f"{'its' if len(self.damaged) == 1 else 'their'} checks and "
+                f"{'was' if len(self.damaged) == 1 else 'were'} not copied; the first: "
+                f"{self.damaged[0]}",
                 hint="Every sound file was copied, and the copy holds no damaged file. Repair the "
                      "source (an earlier copy of the file, or a new full backup), then run the "
                      "copy again: it copies only what is missing.")

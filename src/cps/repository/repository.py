@@ -79,7 +79,7 @@ class Repository:
         self.config = config
         self.key = key
         if config.get("object_lock") is not None:
-            lock_new_files(storage, ObjectLock.from_json(config["object_lock"]), _never_replaced)
+            lock_new_files(storage, ObjectLock.from_json(config["object_lock"]), _retained)
         flags = FLAG_COMPRESSED | (FLAG_ENCRYPTED if key else 0)
         self._sealing = crypto.sealing(flags, key)
         # Pages read one at a time: from a bucket, through a cache of the blocks around them.
@@ -97,7 +97,7 @@ class Repository:
         replaces is put with that retention."""
         storage = open_storage(location)
         if object_lock is not None:
-            lock_new_files(storage, object_lock, _never_replaced, check_bucket=True)
+            lock_new_files(storage, object_lock, _retained, check_bucket=True)
         in_the_way = isinstance(location, Path) and location.exists() and not location.is_dir()
         if in_the_way or storage.list(""):
             raise RepositoryError(
@@ -481,10 +481,11 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-# Files Object Lock retains: all but those the repository replaces (the status) or deletes as it
-# goes (prune records merged into newer ones, drill records past the newest few).
-_REPLACED_OR_DELETED = frozenset({"status", "pruned", "drill"})
+# Files Object Lock does not retain: the status, replaced every second, and what the repository
+# deletes as it goes (prune records merged into newer ones, drill records past the newest few).
+_UNRETAINED_KINDS = frozenset({"status", "pruned", "drill"})
 
 
-def _never_replaced(key: str) -> bool:
-    return naming.key_kind(key) not in _REPLACED_OR_DELETED
+def _retained(key: str) -> bool:
+    """Whether Object Lock retains the file at `key`: every file that holds backups."""
+    return naming.key_kind(key) not in _UNRETAINED_KINDS
