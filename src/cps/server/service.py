@@ -2,9 +2,10 @@
 
 `Service` is what the HTTP API works with. `start()` checks every configured database and
 repository, starts a protector per database (supervisor.py), the SMTP and LMTP listeners (the
-store's `IntakeServer`, in this process) and the schedules of retention and restore drills; `stop()`
-stops the listeners first (deliveries under way still get their reply), then the jobs, then what the
-API keeps open (`on_stop`), then the protectors (each makes what it captured durable). With
+store's `IntakeServer`, in this process) and the schedules of retention, restore drills and the
+second copy; `stop()` stops the listeners first (deliveries under way still get their reply), then
+the jobs, then what the API keeps open (`on_stop`), then the protectors (each makes what it
+captured durable). With
 `ack_after_capture`, a delivery into that database is answered 250 only once the protector reports
 it durable in the repository.
 """
@@ -136,9 +137,8 @@ class Service:
 
     async def _first_due(self) -> None:
         """Retention and the copy are first due their interval after the start; a drill
-        `drill_every` after the
-        last one the repository records (whoever ran it), so that a server restarted more often
-        than that still drills, and after the start when there is none."""
+        `drill_every` after the last one the repository records (whoever ran it), so that a server
+        restarted more often than that still drills, and after the start when there is none."""
         now = time.time()
         for due_at, every, _start in self._scheduled():
             for settings in self.config.databases:
