@@ -94,6 +94,7 @@ def check_repository(repo: Repository, db_id: str | None = None, *,
             pages = packs.submit(_check_packs, repo, report, read_all=read_all)
             for name in names:
                 _check_database(repo, name, pages, report, read_all=read_all)
+            pages.result()  # with no database to wait for it: its findings, or its error
     return report
 
 
