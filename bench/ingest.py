@@ -182,7 +182,7 @@ def measure_delivery(
         raise RuntimeError(f"{server} holds {stored} of the {len(envelopes)} delivered messages")
     return Run(protocol, server, clients, round_number, len(envelopes),
                sum(len(message) for _, message in envelopes), seconds,
-               round(percentile(latencies, 0.99) * 1000, 2))
+               p99_ms=round(percentile(latencies, 0.99) * 1000, 2))
 
 
 def machine(workdir: Path) -> dict[str, Any]:

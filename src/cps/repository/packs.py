@@ -44,7 +44,11 @@ READ_AHEAD = 2  # files (packs, segments) a restore reads, checks and opens at o
 # once: docs/benchmarks.md, "Restoring from a bucket".
 REMOTE_READ_AHEAD = 8
 INDEX_READERS = 4  # pack index records read at once: small reads, so waiting more than working
+REMOTE_INDEX_READERS = 8
 TAIL_READ = 64 << 10  # bytes read from a pack's end at once: its footer, and often its index record
+# ... from a remote storage, where a request costs more than the bytes it brings: enough for the
+# index record of a full pack of pages that compress to a quarter (docs/benchmarks.md).
+REMOTE_TAIL_READ = 256 << 10
 
 # codec.INDEX_ENTRY ("<32sQI", 44 bytes, no padding) as numpy reads it. An id is compared as `S32`,
 # which is exact for fixed-width values; only converting one to `bytes` drops trailing zero bytes,
@@ -169,28 +173,27 @@ def _decode_entries(record: bytes) -> npt.NDArray[np.void]:
 def _index_record(storage: Storage, pack: PackFile, sealing: Callable[[int], Sealing]
                   ) -> tuple[bytes, int]:
     """The plaintext of a pack's index record, and the pack's flags: its header, then its tail,
-    which holds the footer and, unless the index is large, the whole index record."""
+    which holds the footer and, unless the index is large, the whole index record; the rest of
+    a large one is read in one more request."""
     where, size = storage.describe(pack.key), pack.size
     if size < HEADER.size + FOOTER.size:
         raise CorruptFile(f"{where} is truncated", path=where)
     magic, _version, flags, _reserved = HEADER.unpack(_exactly(storage, pack, 0, HEADER.size))
     if magic != KIND_MAGIC["pack"]:
         raise CorruptFile(f"{where} is not a pack file (magic {magic!r})", path=where)
-    tail_start = max(HEADER.size, size - TAIL_READ)
+    tail_start = max(HEADER.size, size - (REMOTE_TAIL_READ if storage.remote else TAIL_READ))
     tail = _exactly(storage, pack, tail_start, size - tail_start)
-
-    def read(offset: int, length: int) -> bytes:
-        if offset >= tail_start:
-            return tail[offset - tail_start : offset - tail_start + length]
-        return _exactly(storage, pack, offset, length)
-
     _count, last, _checksum = FOOTER.unpack_from(tail, len(tail) - FOOTER.size)
     if not HEADER.size <= last <= size - FOOTER.size - RECORD_LENGTH.size:
         raise CorruptFile(f"{where} has a damaged footer", path=where)
-    (length,) = RECORD_LENGTH.unpack(read(last, RECORD_LENGTH.size))
+    if last < tail_start:
+        tail = _exactly(storage, pack, last, tail_start - last) + tail
+        tail_start = last
+    (length,) = RECORD_LENGTH.unpack_from(tail, last - tail_start)
+    record_start = last - tail_start + RECORD_LENGTH.size
     if last + RECORD_LENGTH.size + length > size - FOOTER.size:
         raise CorruptFile(f"{where} has a damaged index", path=where)
-    stored = read(last + RECORD_LENGTH.size, length)
+    stored = tail[record_start : record_start + length]
     return _in_pack(where, lambda data: sealing(flags).open(data), stored), flags
 
 
@@ -315,7 +318,8 @@ def load_page_index(storage: Storage, sealing: Callable[[int], Sealing]) -> Page
         except (CorruptFile, MissingFile) as exc:  # missing: deleted since the listing
             return exc.message
 
-    with ThreadPoolExecutor(max_workers=INDEX_READERS, thread_name_prefix="cps-index-reader") as pool:
+    readers = REMOTE_INDEX_READERS if storage.remote else INDEX_READERS
+    with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="cps-index-reader") as pool:
         for number, (pack, read) in enumerate(zip(packs, pool.map(entries_of, packs), strict=True)):
             if isinstance(read, str):
                 damaged[pack.key] = read

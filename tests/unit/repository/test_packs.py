@@ -15,6 +15,7 @@ from cps.repository.codec import encode_pack_index
 from cps.repository.format import FLAG_COMPRESSED, encode_sealed_file
 from cps.repository.naming import pack_key
 from cps.repository.packs import pack_files, read_pack_entries, read_pack_index
+from cps.repository.storage.local import LocalStorage
 
 PAGE_SIZE = 64
 PREFIX = b"\x07" * 8  # ids sharing their first 8 bytes: the search key
@@ -166,3 +167,36 @@ def test_a_page_that_does_not_decompress_is_damage_naming_the_pack(repo: Reposit
     with pytest.raises(CorruptFile, match="does not decompress") as raised:
         read_all(repo, [awkward_id(n) for n in range(3)])
     assert path in raised.value.message
+
+
+class CountingStorage(LocalStorage):
+    """The repository's folder, counting the ranged reads made of it; `remote` as asked."""
+
+    def __init__(self, root: Path, *, remote: bool) -> None:
+        super().__init__(root)
+        self.remote = remote
+        self.ranges: list[tuple[int, int]] = []
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        self.ranges.append((offset, length))
+        return super().get_range(key, offset, length)
+
+
+@pytest.mark.parametrize(("pages", "remote", "reads"), [
+    (10, False, 2),      # header, then a tail holding the footer and the whole index record
+    (3_000, False, 3),   # an index of 132 KB: the rest of it in one more read
+    (3_000, True, 2),    # from a bucket the tail read is larger, and holds it
+    (8_000, True, 3),
+])
+def test_an_index_record_is_read_in_at_most_three_requests(
+        repo: Repository, pages: int, remote: bool, reads: int) -> None:
+    write_packs(repo, [[(hashlib.sha256(b"%d" % n).digest(), page(n)) for n in range(pages)]])
+    storage = CountingStorage(repo.location, remote=remote)
+    [pack] = pack_files(storage)
+    entries, _flags = read_pack_entries(storage, pack, repo.sealing_for)
+    assert len(storage.ranges) == reads
+    assert sorted(entries["id"].tobytes()[at : at + 32] for at in range(0, pages * 32, 32)) == sorted(
+        hashlib.sha256(b"%d" % n).digest() for n in range(pages))
+    assert read_pack_index(repo.storage, pack, repo.sealing_for) == [
+        (entry["id"].tobytes().ljust(32, b"\0"), int(entry["offset"]), int(entry["length"]))
+        for entry in entries]
