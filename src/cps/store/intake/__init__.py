@@ -4,8 +4,9 @@ Owns the network side of delivery. A recipient is accepted only if one of the se
 live mailbox with that address; a message is acknowledged with 250 only after its delivery
 transaction committed (the store writes with synchronous=FULL, so it is on disk; deliveries that
 arrive together share one transaction, `group.py`), and is stored with
-trace header fields in front of the bytes received (`trace.py`). Built on aiosmtpd; store work runs
-on worker threads, never on the event loop.
+trace header fields in front of the bytes received (`trace.py`). Built on aiosmtpd; recipient
+lookups and small messages are handled on the event loop, large messages on worker threads, and
+commits on a thread per database, so that the event loop never waits for a commit.
 """
 
 from .server import (

@@ -1,13 +1,14 @@
-"""The blocking half of intake: finding which mail database holds a recipient, and delivering.
+"""The store half of intake: finding which mail database holds a recipient, and delivering.
 
-Everything here runs on worker threads, never on the event loop. Each worker thread keeps its own
-`MailDatabase` connection to each database for looking up recipients (SQLite connections are not
-shared between threads), with the busy timeout the server was started with. Writing is the work of
-one `GroupCommitter` per database (`group.py`): a worker routes and parses a message and hands it
-over, and the delivery's outcome is a future that resolves once the group it joined committed, so
-no worker waits for a commit. A message for recipients in several databases is one delivery per
-database; the caller learns, per database, whether it committed. What each database stores is the
-trace header fields for its mailboxes followed by the bytes received (`trace.py`).
+This runs on the event loop's thread for recipients and small messages, and on worker threads for
+large ones (`handler.py` says why). Each thread keeps its own `MailDatabase` connection to each
+database for looking up recipients (SQLite connections are not shared between threads), with the
+busy timeout the server was started with. Writing is the work of one `GroupCommitter` per database
+(`group.py`): a message is routed, parsed and handed over, and the delivery's outcome is a future
+that resolves once the group it joined committed, so nothing here waits for a commit. A message for
+recipients in several databases is one delivery per database; the caller learns, per database,
+whether it committed. What each database stores is the trace header fields for its mailboxes
+followed by the bytes received (`trace.py`).
 
 Parsing depends on the bytes alone, so a message that cannot be parsed is refused for good: a retry
 would fail the same way. Store failures (a busy or full database) may pass, and are temporary.

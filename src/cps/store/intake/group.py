@@ -1,18 +1,18 @@
 """Group commit: deliveries into one mail database that arrive together share one transaction.
 
-Each database served has one `GroupCommitter`, a thread with its own write connection. Worker threads
-route and parse a message (outside any lock) and hand it to the committer, which takes every
-delivery waiting, writes them in one transaction with `MailDatabase.deliver_group` (each message in
-its own savepoint, so one that fails is rolled back alone and the others commit), commits once
-(one fsync) and only then resolves each delivery's future; the caller replies 250 from there, or,
-with zero-loss intake, once the capture of that transaction is durable.
+Each database served has one `GroupCommitter`, a thread with its own write connection. A message is
+routed and parsed (outside any lock, `handler.py` says on which thread) and handed to the committer,
+which takes every delivery waiting, writes them in one transaction with `MailDatabase.deliver_group`
+(each message in its own savepoint, so one that fails is rolled back alone and the others commit),
+commits once (one fsync) and only then resolves each delivery's future; the caller replies 250 from
+there, or, with zero-loss intake, once the capture of that transaction is durable.
 
 How a group forms, and what bounds it:
 
 * When the committer is idle and no other delivery is being parsed, a delivery is committed at
   once, alone: a single client sees no added latency when nothing else is arriving.
 * A group is what queued while the previous commit ran, and deliveries already received and being
-  parsed on a worker thread when the committer starts the next group (`reserve`): it waits for
+  parsed when the committer starts the next group (`reserve`): it waits for
   those up to `max_wait`, never for mail not yet received.
 * A group holds at most `max_messages` messages and `max_bytes` bytes (a single larger message is a
   group of its own); what does not fit waits for the next one.

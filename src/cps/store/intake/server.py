@@ -1,7 +1,7 @@
 """`IntakeServer`: the SMTP and LMTP listeners, their worker threads, and their orderly stop.
 
-The listeners run on one asyncio event loop; store work runs on a small thread pool (see
-`delivery`), and each database's writes on its group committer's thread (`group`). Stopping closes
+The listeners run on one asyncio event loop; large messages are parsed on a small thread pool
+(`handler`), and each database's writes run on its group committer's thread (`group`). Stopping closes
 the listeners, waits for store work under way so its replies still go out, closes the remaining
 sessions and then the database connections. A session cut off in the middle of DATA has received no
 reply, so its sender retries.
