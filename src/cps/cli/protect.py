@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from urllib.parse import quote
 
 import click
@@ -41,6 +38,7 @@ from .repo_options import (
     repository_option,
     with_s3_options,
 )
+from .signals import stop_on_signals
 
 
 @click.group("repo")
@@ -133,7 +131,8 @@ def protect_command(db: Path, repo_path: Location, db_id: str | None, full_every
                     as_json: bool) -> None:
     """Protect a SQLite database (in WAL mode) continuously, in the foreground, until stopped
     with Ctrl-C or SIGTERM: a full backup first, then every committed transaction, full backups
-    and recovery points on schedule.
+    and recovery points on schedule. On the first signal it makes everything captured durable and
+    stops; a second ends it at once (the next start resumes from what is in the repository).
 
     Events (chains, full backups, recovery points, WAL resets) are printed to stderr, or to
     stdout as JSON lines with --json.
@@ -152,16 +151,10 @@ def protect_command(db: Path, repo_path: Location, db_id: str | None, full_every
                              report_durable=report_durable)
     repo = open_repository(repo_path, passphrase_file)
     name = db_id_for(db, db_id)
-    stop = threading.Event()
-
-    def on_signal(_number: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     events = _Events(as_json)
     try:
-        protect(db, repo, name, options, stop, events)
+        with stop_on_signals() as stop:
+            protect(db, repo, name, options, stop, events)
     finally:
         events.close()
 
