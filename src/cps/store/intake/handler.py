@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from aiosmtpd.lmtp import LMTP
 
@@ -36,8 +36,6 @@ from .delivery import NOT_DURABLE, UNKNOWN, Deliverer, Durable, Outcome
 from .trace import Trace
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 MAX_REASON_CHARS = 200
 INLINE_BYTES = 256 << 10  # messages parsed on the event loop: see the module docstring
@@ -61,8 +59,7 @@ class IntakeHandler:
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         try:
-            with self._busy():
-                route = self.deliverer.route(address)
+            route = self.deliverer.route(address)
         except InvalidName:
             return f"553 5.1.3 <{_printable(address)}>: not a valid mailbox address"
         except Exception as error:  # reply, never raise: see the module docstring
@@ -104,10 +101,9 @@ class IntakeHandler:
             return self.deliverer.deliver(raw, recipients, trace, allow_unknown=lmtp)
 
         if len(raw) <= INLINE_BYTES:
-            with self._busy():
-                futures = deliver()
+            futures = deliver()
         else:
-            futures = await self._in_worker(deliver)
+            futures = await asyncio.get_running_loop().run_in_executor(self.executor, deliver)
         return {address: await asyncio.wrap_future(future) for address, future in futures.items()}
 
     async def _until_durable(self, durable: Durable, outcomes: dict[str, Outcome], trace: Trace
@@ -125,13 +121,11 @@ class IntakeHandler:
         return {address: NOT_DURABLE if outcome.database in late else outcome
                 for address, outcome in outcomes.items()}
 
-    async def _in_worker(self, work: Callable[[], T]) -> T:
-        with self._busy():
-            return await asyncio.get_running_loop().run_in_executor(self.executor, work)
-
     @contextmanager
     def _busy(self) -> Iterator[None]:
-        """Store work under way, which `drained` waits for."""
+        """Store work under way, which `drained` waits for: only work that awaits (a delivery,
+        from DATA to its replies) needs it; work done on the event loop without awaiting, as a
+        recipient's lookup, is over before `drained` can look."""
         self._running += 1
         self._idle.clear()
         try:
