@@ -53,9 +53,11 @@ from tests.integration.server_run import (
     protecting,
     restore_job,
     running,
+    site_for,
     status,
     write_config,
 )
+from tests.mounts import fill, small_disk
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 PROBLEM = "application/problem+json"
@@ -377,6 +379,24 @@ def test_a_killed_protector_is_started_again_and_loses_nothing(tmp_path: Path) -
         restores_to(api, site, "mail", live, latest=True)
         server.stop()
     assert not alive(protection["pid"])
+
+
+def test_a_killed_server_leaves_no_protector_running_during_an_outage(tmp_path: Path) -> None:
+    """A protector that cannot write its repository (here a full disk) has no progress to report,
+    so it would not learn from a failed write to its server that the server is gone. It learns it
+    from the end of its standard input, and stops, rather than run on unsupervised beside the
+    protector of the next server."""
+    db = make_database(tmp_path / "mail.db", ALICE)
+    with small_disk(tmp_path / "disk", "24m") as disk:
+        Repository.init(disk / "repo")
+        site = site_for(tmp_path, {"mail": db}, disk / "repo")
+        with running(site) as server, server.client("operator") as api:
+            protector = protecting(api, "mail")["protection"]["pid"]
+            fill(disk)
+            assert deliver(server, "lmtp", ALICE, message("while the disk is full"))
+            poll(lambda: status(api, "mail")["protection"]["outage"], bool, "the outage")
+            server.kill()
+        gone(protector)
 
 
 def test_a_cancelled_restore_job_ends_its_process_and_leaves_no_file(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -38,7 +41,7 @@ from .repo_options import (
     repository_option,
     with_s3_options,
 )
-from .signals import stop_on_signals
+from .signals import stop_on_signals, stop_when_input_ends
 
 
 @click.group("repo")
@@ -120,6 +123,9 @@ def db_id_for(db: Path, db_id: str | None) -> str:
 @click.option("--report-durable", is_flag=True, hidden=True,
               help="Report 'durable' events (for the server's deliveries acknowledged once "
                    "durable).")
+@click.option("--stop-at-end-of-input", is_flag=True, hidden=True,
+              help="Also stop as on SIGTERM once standard input ends (the server holds it open "
+                   "for as long as it lives, so its protectors stop when it dies).")
 @click.option("--new-source", is_flag=True,
               help="Accept DB although the repository protected this id from another path "
                    "(the database was moved, or restored to a new path).")
@@ -127,8 +133,8 @@ def db_id_for(db: Path, db_id: str | None) -> str:
 @output.json_option
 def protect_command(db: Path, repo_path: Location, db_id: str | None, full_every: str,
                     recovery_point_every: str, sync_interval: str, wal_limit: str,
-                    spool_limit: str, report_durable: bool, new_source: bool, passphrase_file: Path | None,
-                    as_json: bool) -> None:
+                    spool_limit: str, report_durable: bool, stop_at_end_of_input: bool,
+                    new_source: bool, passphrase_file: Path | None, as_json: bool) -> None:
     """Protect a SQLite database (in WAL mode) continuously, in the foreground, until stopped
     with Ctrl-C or SIGTERM: a full backup first, then every committed transaction, full backups
     and recovery points on schedule. On the first signal it makes everything captured durable and
@@ -151,12 +157,14 @@ def protect_command(db: Path, repo_path: Location, db_id: str | None, full_every
                              report_durable=report_durable)
     repo = open_repository(repo_path, passphrase_file)
     name = db_id_for(db, db_id)
-    events = _Events(as_json)
-    try:
-        with stop_on_signals() as stop:
+    with stop_on_signals() as stop:
+        if stop_at_end_of_input:
+            stop_when_input_ends(stop)
+        events = _Events(as_json, stop)
+        try:
             protect(db, repo, name, options, stop, events)
-    finally:
-        events.close()
+        finally:
+            events.close()
 
 
 @click.group("recovery-point")
@@ -253,14 +261,18 @@ class _Events:
     """The protector's events: JSON lines on stdout, or lines for a person on stderr, where the
     progress of a chain's first full backup is a bar on a terminal."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, stop: threading.Event) -> None:
         self.as_json = as_json
+        self.stop = stop
         self.bar: Reporter | None = None
         self.bar_context = ExitStack()
 
     def __call__(self, event: str, fields: dict[str, object]) -> None:
         if self.as_json:
-            click.echo(json.dumps({"event": event, "time": time.time(), **fields}))
+            try:
+                click.echo(json.dumps({"event": event, "time": time.time(), **fields}))
+            except BrokenPipeError:
+                self._reader_gone()
             return
         if event == "full-backup-progress":
             if self.bar is None:
@@ -271,6 +283,14 @@ class _Events:
             self.close()
         details = " ".join(f"{k}={v}" for k, v in fields.items())
         output.note(f"protect: {event} {details}".rstrip())
+
+    def _reader_gone(self) -> None:
+        """Nobody reads the events any more (the server that did was killed): stop as on SIGTERM,
+        and send later events, and Python's last flush, nowhere instead of failing again."""
+        self.stop.set()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
     def close(self) -> None:
         self.bar_context.close()

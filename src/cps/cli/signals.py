@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM for commands that stop cleanly rather than die where they stand.
+"""Ctrl-C and SIGTERM for commands that stop cleanly rather than die where they stand, and the end
+of standard input for a command whose supervisor may die without a word.
 
 The event is never set by the signal handler itself. A Python signal handler runs on the main
 thread between two bytecodes, which may be inside `stop.wait()` just after it took the event's
@@ -6,10 +7,16 @@ lock back; setting the event there takes that lock again, and the process hangs 
 protector did, on SIGTERM). The handler only puts the previous handler back; the signal also
 reaches a pipe through `signal.set_wakeup_fd`, written by the interpreter without any lock, and a
 watcher thread reading that pipe sets the event.
+
+A supervising process (the server, for its protectors) holds the write end of its child's standard
+input for as long as it lives, and never writes to it. The kernel closes that end when the
+supervisor dies, SIGKILL included, so `stop_when_input_ends` stops the child as SIGTERM would: it
+makes what it captured durable and stops, instead of running on unsupervised.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -56,3 +63,14 @@ def stop_on_signals(then: Callable[[], None] | None = None) -> Iterator[threadin
         watcher.join()
         os.close(readable)
         os.close(writable)
+
+
+def stop_when_input_ends(stop: threading.Event) -> None:
+    """Set `stop` once standard input reaches its end (or cannot be read)."""
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):
+                pass  # nothing is meant to be written; whatever is, is ignored
+        stop.set()
+
+    threading.Thread(target=watch, name="cps-stdin", daemon=True).start()

@@ -11,7 +11,10 @@ Its events (JSON lines on its stdout) are read as they come and kept in the data
 exits is started again after a backoff (1 s, doubling up to 60 s; back to 1 s once a child has run
 for a minute), and its exit is kept in the state, where status, metrics and the console show it.
 `stop()` sends SIGTERM to every child (each makes what it captured durable and writes its status)
-and waits for them.
+and waits for them. A server that dies without stopping them (SIGKILL, the OOM killer) leaves none
+running: each child's standard input is a pipe the server holds open and never writes, and a child
+stops as on SIGTERM once it ends (`--stop-at-end-of-input`), so a restarted server never finds the
+last one's protectors still at work, unsupervised.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ class ProtectorChild:
         s = self.settings
         every = "off" if s.recovery_point_every is None else f"{s.recovery_point_every}s"
         return [sys.executable, "-m", "cps", "protect", str(s.path), *_repository_arguments(s.repository),
-                "--db-id", s.id, "--json", "--report-durable",
+                "--db-id", s.id, "--json", "--report-durable", "--stop-at-end-of-input",
                 "--full-every", f"{s.full_every}s", "--recovery-point-every", every,
                 "--sync-interval", f"{s.sync_interval}s", "--wal-limit", str(s.wal_limit),
                 "--spool-limit", str(s.spool_limit)]
@@ -170,7 +173,8 @@ class ProtectorChild:
         environment.pop("CPS_PASSPHRASE", None)
         if self.passphrase is not None:
             environment["CPS_PASSPHRASE"] = self.passphrase
-        process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+        # stdin stays open, unwritten, while this process lives: see the module docstring
+        process = subprocess.Popen(self.command(), stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=environment)
         self._process = process
@@ -185,6 +189,8 @@ class ProtectorChild:
             self._event(line)
         status = process.wait()
         errors.join()
+        assert process.stdin is not None
+        process.stdin.close()
         with self.lock:
             self.state.running, self.state.ready, self.state.pid = False, False, None
             self.state.last_exit = (f"killed by {signal.Signals(-status).name}" if status < 0
