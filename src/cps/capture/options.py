@@ -24,7 +24,11 @@ class ProtectOptions:
     segment_max_bytes: int = 24 << 20
     recovery_point_every: float | None = 15 * 60.0
     sync_interval: float = 1.0
+    # Read the WAL every poll_interval while the database is idle, so that a commit after a quiet
+    # spell is seen at once, and every batch_interval while commits keep coming (protector.py,
+    # Protector._pause): it must stay well under sync_interval.
     poll_interval: float = 0.01
+    batch_interval: float = 0.1
     # Force a WAL reset once this many frames are in it (48 MiB at 4 KiB). Each reset holds the
     # application's writers for 5 to 15 ms (a segment and a checkpoint made durable), whatever the
     # size: under a stream of deliveries, resets every 24 MiB held them 3 % of the time.

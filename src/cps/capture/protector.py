@@ -1,8 +1,9 @@
 """The protector: one database, captured continuously into a repository until told to stop.
 
-Each cycle (every `poll_interval`, 10 ms by default) reads the transactions newly committed to the
-WAL, stamps each with the time it was first seen and compresses it into the segment being built;
-pinned snapshots keep the WAL from being reset before they are durable (pinning.py). The segment is
+Each cycle (every `poll_interval`, 10 ms, while the database is idle; every `batch_interval`, 100
+ms, while commits keep coming) reads the transactions newly committed to the WAL, stamps each with
+the time it was first seen and compresses it into the segment being built; pinned snapshots keep
+the WAL from being reset before they are durable (pinning.py). The segment is
 handed over every `sync_interval` (or once it holds `segment_max_bytes` of pages) to a thread that
 writes it (segment_writer.py), so that capture goes on while segments are fsynced; a forced WAL
 reset, a recovery point and a full backup each wait until what they need is durable. Full backups
@@ -120,8 +121,9 @@ class Protector:
                 if on_ready is not None and self.chain_wanted is None:
                     on_ready()
                     on_ready = None
+                before = self.last_txn
                 self.cycle()
-                stop.wait(self.options.poll_interval)
+                stop.wait(self._pause(captured=self.last_txn != before))
         finally:
             self.finish()
 
@@ -234,6 +236,21 @@ class Protector:
             self.pins.close()
             self.pins = None
         self.db_file.close()  # last: see DatabaseFile
+
+    def _pause(self, captured: bool) -> float:
+        """Seconds until the next cycle: `poll_interval`, or `batch_interval` after a cycle that
+        captured transactions, so that under a stream of commits capture reads several at a time
+        rather than a few every few milliseconds, which slowed the application's own commits
+        (docs/benchmarks.md, "Capture in batches"). Never later than the sync falls due, and no
+        longer than `poll_interval` while a segment is being written, so that its durability is
+        reported, and deliveries waiting for it answered, as soon as it is."""
+        options = self.options
+        pause = options.batch_interval if captured else options.poll_interval
+        if not self.writer.idle:
+            pause = min(pause, options.poll_interval)
+        if self.pending is not None:
+            pause = min(pause, self.last_sync + options.sync_interval - time.monotonic())
+        return max(0.0, pause)
 
     # One cycle
 
