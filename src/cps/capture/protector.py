@@ -94,6 +94,7 @@ class Protector:
         self.chain_wanted: tuple[str, ChainEnd | None] | None = None  # to start, when it can be
         self.next_chain_try = 0.0
         self.reported_synced = 0  # the last synced_through a "durable" event reported
+        self.reported_txn = 0  # and the last durable transaction it reported
         self.last_durable_report = 0.0
         self.outage = Outage(db_id, self.follower.wal_path, options.wal_limit, self.on_event)
         self.fulls = FullSchedule(repo, db_id, options, self.on_event)
@@ -242,12 +243,15 @@ class Protector:
         captured transactions, so that under a stream of commits capture reads several at a time
         rather than a few every few milliseconds, which slowed the application's own commits
         (docs/benchmarks.md, "Capture in batches"). Never later than the sync falls due, and no
-        longer than `poll_interval` while a segment is being written, so that its durability is
-        reported, and deliveries waiting for it answered, as soon as it is."""
+        longer than `poll_interval` while a segment is being written, or than DURABLE_EVERY while
+        durable transactions wait to be reported, so that deliveries waiting for their
+        durability are answered as soon as it is."""
         options = self.options
         pause = options.batch_interval if captured else options.poll_interval
         if not self.writer.idle:
             pause = min(pause, options.poll_interval)
+        if options.report_durable and self.durable_txn != self.reported_txn:
+            pause = min(pause, DURABLE_EVERY)  # a report held back by its spacing is next
         if self.pending is not None:
             pause = min(pause, self.last_sync + options.sync_interval - time.monotonic())
         return max(0.0, pause)
@@ -255,11 +259,16 @@ class Protector:
     # One cycle
 
     def cycle(self) -> None:
+        self._cycle()
+        if self.options.report_durable:
+            # At the end, so that what a sync inside the cycle (for a recovery point, a reset)
+            # made durable is reported now rather than after the pause.
+            self._report_durable(time.monotonic())
+
+    def _cycle(self) -> None:
         assert self.pins is not None
         self.outage.observe(self.writer.error)
         now = time.monotonic()
-        if self.options.report_durable:
-            self._report_durable(now)
         if self.chain_wanted is not None:
             if now >= self.next_chain_try and self.writer.idle:
                 self._new_chain(*self.chain_wanted)
@@ -290,6 +299,7 @@ class Protector:
         synced = self.synced_through
         if synced > self.reported_synced and now - self.last_durable_report >= DURABLE_EVERY:
             self.reported_synced, self.last_durable_report = synced, now
+            self.reported_txn = self.durable_txn
             self.on_event("durable", {"txn": self.durable_txn, "synced_through": synced,
                                       "bytes": self.writer.written_bytes})
 
