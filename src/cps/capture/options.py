@@ -25,8 +25,8 @@ class ProtectOptions:
     recovery_point_every: float | None = 15 * 60.0
     sync_interval: float = 1.0
     # Read the WAL every poll_interval while the database is idle, so that a commit after a quiet
-    # spell is seen at once, and every batch_interval while commits keep coming (protector.py,
-    # Protector._pause): it must stay well under sync_interval.
+    # spell is seen at once, and every batch_interval while commits keep coming, but never later
+    # than a sync falls due (protector.py, Protector._pause).
     poll_interval: float = 0.01
     batch_interval: float = 0.1
     # Force a WAL reset once this many frames are in it (48 MiB at 4 KiB). Each reset holds the
